@@ -1,0 +1,68 @@
+// swift-tools-version: 6.2
+// swift-tools-version 6.2 or later is required: since SwiftPM 6.2 a package that is used as a
+// versioned dependency may carry `unsafeFlags`, which OpenMP (`-fopenmp`) needs.
+
+import PackageDescription
+
+/// C flags for the kernels. The kernels are always optimised (also in debug builds, so that the
+/// test suite runs at a useful speed); ISA-specific code is selected per function with
+/// `__attribute__((target(...)))`, never with `-march=native`, so the library runs on any x86-64.
+let kernelCFlags: [CSetting] = [
+    .unsafeFlags(["-O3", "-fno-math-errno", "-ffp-contract=fast", "-Wall", "-Wextra", "-Wno-unused-parameter"]),
+    // OpenMP comes from the system's LLVM runtime (Debian/Ubuntu `libomp-dev`). Swift's clang has
+    // no `omp.h`, so the kernels declare the few runtime calls they use themselves.
+    .unsafeFlags(["-fopenmp"], .when(platforms: [.linux], traits: ["OpenMP"])),
+    .define("CNN_OPENMP", to: "1", .when(platforms: [.linux], traits: ["OpenMP"])),
+]
+
+/// `libomp.so.5` is linked by its soname, which every LLVM version since 3.7 installs into the
+/// multiarch library directory (`/usr/lib/<triple>/libomp.so.5`), so no LLVM version is named.
+let kernelLinkerFlags: [LinkerSetting] = [
+    .unsafeFlags(["-Xlinker", "-l:libomp.so.5"], .when(platforms: [.linux], traits: ["OpenMP"])),
+    .linkedLibrary("z"),
+    .linkedLibrary("m", .when(platforms: [.linux])),
+]
+
+let package = Package(
+    name: "swift-cnn",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "CNN", targets: ["CNN"]),
+        .executable(name: "cnn", targets: ["CNNTool"]),
+    ],
+    traits: [
+        .trait(name: "OpenMP", description: "Run the kernels on all cores with the system's LLVM OpenMP runtime (libomp)."),
+        .default(enabledTraits: ["OpenMP"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .target(
+            name: "CNNKernels",
+            cSettings: kernelCFlags,
+            linkerSettings: kernelLinkerFlags
+        ),
+        .target(
+            name: "CNN",
+            dependencies: ["CNNKernels"],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .executableTarget(
+            name: "CNNTool",
+            dependencies: ["CNN", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .testTarget(
+            name: "CNNKernelsTests",
+            dependencies: ["CNNKernels", "CNN"],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .testTarget(
+            name: "CNNTests",
+            dependencies: ["CNN"],
+            resources: [.copy("Fixtures")],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+    ]
+)

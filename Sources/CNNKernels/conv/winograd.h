@@ -1,0 +1,23 @@
+/* Private interface between the convolution operator (conv.c) and the Winograd kernels
+ * (winograd.c). Winograd F(m x m, 3x3) for m = 2, 4, 6: 3x3 kernels, stride 1, dilation 1, groups 1. */
+#ifndef CNN_CONV_WINOGRAD_H
+#define CNN_CONV_WINOGRAD_H
+
+#include "../internal.h"
+
+/* Opaque transformed weights: U = G g G^T for every (k, c), laid out for the batched GEMMs. */
+typedef struct cnn_winograd_weights cnn_winograd_weights;
+
+/* m: output tile size (2, 4 or 6). NULL with *status set on failure. */
+cnn_winograd_weights *cnn_winograd_weights_create(int m, const cnn_conv_shape *s, const float *w,
+                                                  cnn_status *status);
+void cnn_winograd_weights_destroy(cnn_winograd_weights *u);
+size_t cnn_winograd_weights_bytes(const cnn_winograd_weights *u);
+/* Peak workspace bytes one forward call takes (from cnn_workspace slots 4..7 of each thread). */
+size_t cnn_winograd_workspace_bytes(const cnn_winograd_weights *u, const cnn_conv_shape *s);
+/* y = relu?(conv(x) + bias + residual), the output transform fused with the epilogue. */
+cnn_status cnn_winograd_forward(const cnn_winograd_weights *u, const cnn_conv_shape *s,
+                                const float *x, const float *bias, const float *residual, int relu,
+                                float *y);
+
+#endif

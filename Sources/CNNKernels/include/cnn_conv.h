@@ -1,0 +1,86 @@
+/* 2-D convolution: forward by several algorithms, and backward. */
+#ifndef CNN_CONV_H
+#define CNN_CONV_H
+
+#include "cnn_runtime.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Convolution algorithms. AUTO picks by a shape heuristic (see conv/conv.c for the machine it was
+ *  profiled on). WINOGRAD_* apply to 3x3, stride 1, dilation 1, groups 1 only. */
+typedef enum cnn_conv_algorithm {
+    CNN_CONV_AUTO = 0,
+    CNN_CONV_DIRECT = 1,
+    CNN_CONV_IM2COL = 2,
+    CNN_CONV_GEMM1X1 = 3,
+    CNN_CONV_WINOGRAD_2X2 = 4, /* F(2x2, 3x3) */
+    CNN_CONV_WINOGRAD_4X4 = 5, /* F(4x4, 3x3) */
+    CNN_CONV_WINOGRAD_6X6 = 6, /* F(6x6, 3x3) */
+} cnn_conv_algorithm;
+#define CNN_CONV_ALGORITHM_COUNT 7
+
+/** One convolution: input x is (N, C, H, W), weight w is (K, C/groups, R, S), output y is (N, K, P, Q)
+ *  with P = (H + 2*pad_h - dilation_h*(R-1) - 1) / stride_h + 1 and Q likewise (PyTorch's formula). */
+typedef struct cnn_conv_shape {
+    int64_t N, C, H, W;
+    int64_t K, R, S;
+    int64_t stride_h, stride_w;
+    int64_t pad_h, pad_w;
+    int64_t dilation_h, dilation_w;
+    int64_t groups;
+} cnn_conv_shape;
+
+/** Output height and width; CNN_ERR_INVALID_ARGUMENT if the shape is invalid (non-positive sizes,
+ *  stride or dilation < 1, negative padding, groups not dividing C and K, empty output). */
+cnn_status cnn_conv_output_size(const cnn_conv_shape *s, int64_t *P, int64_t *Q);
+/** 1 if `algorithm` applies to the shape (AUTO always does), else 0. */
+int cnn_conv_algorithm_applies(cnn_conv_algorithm algorithm, const cnn_conv_shape *s);
+/** The algorithm AUTO resolves to for this shape. */
+cnn_conv_algorithm cnn_conv_auto_algorithm(const cnn_conv_shape *s);
+const char *cnn_conv_algorithm_name(cnn_conv_algorithm algorithm);
+
+/**
+ * A prepared convolution: the weights transformed or packed once for one algorithm (Winograd's
+ * U = G g G^T, GEMM-packed panels), reused by every forward call until destroyed. Create a new plan
+ * when the weights change. A plan is immutable after creation and may be used from several threads.
+ */
+typedef struct cnn_conv_plan cnn_conv_plan;
+/** NULL with *status set on error (UNSUPPORTED if the algorithm does not apply). `weight` is copied
+ *  or transformed; the caller keeps ownership. */
+cnn_conv_plan *cnn_conv_plan_create(cnn_conv_algorithm algorithm, const cnn_conv_shape *shape,
+                                    const float *weight, cnn_status *status);
+void cnn_conv_plan_destroy(cnn_conv_plan *plan);
+/** The algorithm the plan runs (AUTO resolved). */
+cnn_conv_algorithm cnn_conv_plan_algorithm(const cnn_conv_plan *plan);
+/** Bytes of weight storage the plan holds, and the peak per-call workspace it needs. */
+size_t cnn_conv_plan_weight_bytes(const cnn_conv_plan *plan);
+size_t cnn_conv_plan_workspace_bytes(const cnn_conv_plan *plan);
+
+/** y = relu?(conv(x) + bias + residual). bias (K) and residual (N, K, P, Q) may be NULL; relu 0/1.
+ *  The plan's batch size N must match the data (create the plan for the batch you run). */
+cnn_status cnn_conv_plan_forward(const cnn_conv_plan *plan, const float *x, const float *bias,
+                                 const float *residual, int relu, float *y);
+
+/** One-shot forward (plans, runs, frees). */
+cnn_status cnn_conv2d_forward(cnn_conv_algorithm algorithm, const cnn_conv_shape *shape,
+                              const float *x, const float *weight, const float *bias,
+                              const float *residual, int relu, float *y);
+
+/** Reference forward: plain loops with double accumulation, single thread. Defines the answer. */
+cnn_status cnn_conv2d_forward_reference(const cnn_conv_shape *shape, const float *x,
+                                        const float *weight, const float *bias,
+                                        const float *residual, int relu, float *y);
+
+/** dx (N, C, H, W) = conv^T(dy, w): written. */
+cnn_status cnn_conv2d_backward_data(const cnn_conv_shape *shape, const float *dy,
+                                    const float *weight, float *dx);
+/** dw (K, C/groups, R, S) += sum over batch of x (*) dy; db (K) += sum of dy (db may be NULL). */
+cnn_status cnn_conv2d_backward_weight(const cnn_conv_shape *shape, const float *x, const float *dy,
+                                      float *dw, float *db);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

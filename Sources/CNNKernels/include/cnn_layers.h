@@ -1,0 +1,139 @@
+/* The non-convolution layers, forward and backward: pooling, batch norm, activations, LRN,
+ * dropout, softmax / cross-entropy / MSE, channel concat, elementwise ops, SGD-family updates. */
+#ifndef CNN_LAYERS_H
+#define CNN_LAYERS_H
+
+#include "cnn_runtime.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- pooling (NCHW) */
+
+/** Pooling window. Output size: floor or ceil of (H + 2*pad - kernel) / stride + 1; with ceil_mode
+ *  the last window must start inside the input or left padding (PyTorch's rule). pad <= kernel/2. */
+typedef struct cnn_pool_shape {
+    int64_t N, C, H, W;
+    int64_t kernel_h, kernel_w;
+    int64_t stride_h, stride_w;
+    int64_t pad_h, pad_w;
+    int ceil_mode;
+    int count_include_pad; /* average pooling only */
+} cnn_pool_shape;
+
+cnn_status cnn_pool_output_size(const cnn_pool_shape *s, int64_t *P, int64_t *Q);
+/** y (N, C, P, Q) = max over each window (padding never wins); indices (may be NULL) receive the
+ *  flat h*W+w of the maximum within its (n, c) plane, first maximum on ties. */
+cnn_status cnn_maxpool2d_forward(const cnn_pool_shape *s, const float *x, float *y, int32_t *indices);
+/** dx written: dx = 0 then dx[indices] += dy. */
+cnn_status cnn_maxpool2d_backward(const cnn_pool_shape *s, const float *dy, const int32_t *indices,
+                                  float *dx);
+cnn_status cnn_avgpool2d_forward(const cnn_pool_shape *s, const float *x, float *y);
+cnn_status cnn_avgpool2d_backward(const cnn_pool_shape *s, const float *dy, float *dx);
+/** Adaptive average pooling to (outH, outW), PyTorch's bins: start = floor(i*H/outH),
+ *  end = ceil((i+1)*H/outH). Global average pooling is outH = outW = 1. */
+cnn_status cnn_adaptive_avgpool2d_forward(int64_t N, int64_t C, int64_t H, int64_t W, int64_t outH,
+                                          int64_t outW, const float *x, float *y);
+cnn_status cnn_adaptive_avgpool2d_backward(int64_t N, int64_t C, int64_t H, int64_t W, int64_t outH,
+                                           int64_t outW, const float *dy, float *dx);
+
+/* ---------------------------------------------------------------- batch norm 2-D (NCHW) */
+
+/** Training forward: per-channel batch mean and biased variance (Welford/parallel-combined, in
+ *  double), y = (x - mean) * invstd * gamma + beta; saves mean and invstd = 1/sqrt(var + eps) (C);
+ *  updates running_mean/var (may be NULL) with momentum, the running variance unbiased (n/(n-1)). */
+cnn_status cnn_batchnorm2d_forward_train(int64_t N, int64_t C, int64_t HW, const float *x,
+                                         const float *gamma, const float *beta, float eps,
+                                         float momentum, float *running_mean, float *running_var,
+                                         float *save_mean, float *save_invstd, float *y);
+/** Inference forward from running statistics. */
+cnn_status cnn_batchnorm2d_forward_inference(int64_t N, int64_t C, int64_t HW, const float *x,
+                                             const float *gamma, const float *beta,
+                                             const float *running_mean, const float *running_var,
+                                             float eps, float *y);
+/** dx written; dgamma, dbeta accumulate (may be NULL). Uses the saved mean and invstd. */
+cnn_status cnn_batchnorm2d_backward(int64_t N, int64_t C, int64_t HW, const float *x,
+                                    const float *dy, const float *gamma, const float *save_mean,
+                                    const float *save_invstd, float *dx, float *dgamma,
+                                    float *dbeta);
+/** Folds inference batch norm into the preceding convolution: w (K x per_k) scaled per output
+ *  channel, bias (K, may start as zeros) shifted. In place. */
+cnn_status cnn_batchnorm_fold(int64_t K, int64_t per_k, float *weight, float *bias,
+                              const float *gamma, const float *beta, const float *running_mean,
+                              const float *running_var, float eps);
+
+/* ---------------------------------------------------------------- activations (any layout) */
+
+/** y = max(x, 0) (in place allowed). */
+cnn_status cnn_relu_forward(int64_t n, const float *x, float *y);
+/** dx = dy where y > 0 else 0 (y is the forward output; in place on dy allowed). */
+cnn_status cnn_relu_backward(int64_t n, const float *y, const float *dy, float *dx);
+cnn_status cnn_leaky_relu_forward(int64_t n, float slope, const float *x, float *y);
+cnn_status cnn_leaky_relu_backward(int64_t n, float slope, const float *x, const float *dy,
+                                   float *dx);
+
+/** Local response normalisation across channels (PyTorch's formula):
+ *  y = x / (k + alpha/size * sum_{c' in window} x_{c'}^2)^beta, window [c - size/2, c + (size-1)/2].
+ *  scale (N*C*HW, may be NULL) saves the denominator base for backward. */
+cnn_status cnn_lrn_forward(int64_t N, int64_t C, int64_t HW, int64_t size, float alpha, float beta,
+                           float k, const float *x, float *y, float *scale);
+cnn_status cnn_lrn_backward(int64_t N, int64_t C, int64_t HW, int64_t size, float alpha, float beta,
+                            float k, const float *x, const float *y, const float *scale,
+                            const float *dy, float *dx);
+
+/** Dropout with a counter-based generator: element i is kept iff hash(seed, i) >= p; kept elements
+ *  are scaled by 1/(1-p). The mask depends only on (seed, i): identical for any thread count.
+ *  mask (n bytes, may be NULL) receives 1/0. */
+cnn_status cnn_dropout_forward(int64_t n, float p, uint64_t seed, const float *x, float *y,
+                               uint8_t *mask);
+cnn_status cnn_dropout_backward(int64_t n, float p, const uint8_t *mask, const float *dy, float *dx);
+
+/* ---------------------------------------------------------------- softmax and losses */
+
+/** Over the last axis of (rows, classes): max-subtracted. */
+cnn_status cnn_softmax_forward(int64_t rows, int64_t classes, const float *x, float *y);
+cnn_status cnn_log_softmax_forward(int64_t rows, int64_t classes, const float *x, float *y);
+/** dx = y * (dy - sum(dy * y)) for softmax output y. */
+cnn_status cnn_softmax_backward(int64_t rows, int64_t classes, const float *y, const float *dy,
+                                float *dx);
+/** dx = dy - exp(y) * sum(dy) for log-softmax output y. */
+cnn_status cnn_log_softmax_backward(int64_t rows, int64_t classes, const float *y, const float *dy,
+                                    float *dx);
+
+/** Cross-entropy from logits with integer labels in [0, classes), optional label smoothing eps:
+ *  target = (1-eps) * onehot + eps/classes. reduction: 0 = mean over rows, 1 = sum.
+ *  *loss receives the reduced loss; probs (rows x classes, may be NULL) the softmax, for backward.
+ *  A label outside [0, classes) returns CNN_ERR_INVALID_ARGUMENT. */
+cnn_status cnn_cross_entropy_forward(int64_t rows, int64_t classes, const float *logits,
+                                     const int32_t *labels, float label_smoothing, int reduction,
+                                     float *loss, float *probs);
+/** dlogits written = scale * (probs - target), scale = dloss (/ rows for the mean). */
+cnn_status cnn_cross_entropy_backward(int64_t rows, int64_t classes, const float *probs,
+                                      const int32_t *labels, float label_smoothing, int reduction,
+                                      float dloss, float *dlogits);
+/** Mean squared error: mean (reduction 0) or sum (1) of (x - t)^2. */
+cnn_status cnn_mse_forward(int64_t n, const float *x, const float *t, int reduction, float *loss);
+cnn_status cnn_mse_backward(int64_t n, const float *x, const float *t, int reduction, float dloss,
+                            float *dx);
+
+/* ---------------------------------------------------------------- channel concat and elementwise */
+
+/** Concatenates `count` NCHW tensors along C: input i is (N, channels[i], HW). */
+cnn_status cnn_concat_channels(int64_t N, int64_t HW, int count, const int64_t *channels,
+                               const float *const *inputs, float *y);
+/** Splits dy (N, sum channels, HW) back into the parts (each written). */
+cnn_status cnn_split_channels(int64_t N, int64_t HW, int count, const int64_t *channels,
+                              const float *dy, float *const *outputs);
+
+/** y = a + b; y = a * b; y += alpha * x (axpy); y = alpha * x (scale); sum of x (double accum.). */
+cnn_status cnn_add(int64_t n, const float *a, const float *b, float *y);
+cnn_status cnn_mul(int64_t n, const float *a, const float *b, float *y);
+cnn_status cnn_axpy(int64_t n, float alpha, const float *x, float *y);
+cnn_status cnn_scale(int64_t n, float alpha, const float *x, float *y);
+double cnn_sum(int64_t n, const float *x);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,11 @@
+import ArgumentParser
+import CNN
+
+@main
+struct CNNCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cnn",
+        abstract: "Convolutional neural networks on the CPU: train, evaluate, inspect and benchmark.",
+        subcommands: [Bench.self]
+    )
+}
