@@ -23,7 +23,7 @@ struct SummaryTests {
         #expect(byName["features.4"]?.outputShape == [1, 256, 27, 27])
         #expect(byName["features.4"]?.multiplyAccumulates == 256 * 27 * 27 * 48 * 25)
         #expect(byName["features.7"]?.outputShape == [1, 256, 13, 13])
-        #expect(byName["features.13"]?.outputShape == [1, 256, 6, 6])
+        #expect(byName["features.14"]?.outputShape == [1, 256, 6, 6])
         #expect(byName["classifier.1"]?.multiplyAccumulates == 9216 * 32)
         #expect(summary.outputShape == [1, 10])
         #expect(summary.totalParameters == model.parameterCount)
@@ -36,7 +36,7 @@ struct SummaryTests {
     }
 
     @Test func vgg16TotalsWithANarrowClassifier() throws {
-        // The full VGG-16 (138,357,544 parameters, 102,764,544 weights in classifier.0) is checked by
+        // The full VGG-16 (138,357,544 parameters, 102,764,544 of them in classifier.0) is checked by
         // ZooFullSizeTests; here the classifier is 64 wide so the debug build stays fast.
         let model = try VGG(configuration: .d, classes: 10, hiddenFeatures: 64)
         let summary = try model.summary(inputShape: [1, 3, 32, 32])

@@ -309,8 +309,9 @@ struct ZooFullSizeTests {
         ("vgg19_bn", 143_678_248), ("googlenet", 6_624_904), ("resnet18", 11_689_512), ("resnet34", 21_797_672),
         ("resnet50", 25_557_032), ("resnet101", 44_549_160), ("resnet152", 60_192_808),
         // Not in torchvision: the 2012 paper's grouped AlexNet (34,944 + 307,456 + 885,120 + 663,936
-        // + 442,624 convolution and 58,631,144 − 2,334,080 classifier parameters) and ZFNet.
-        ("alexnet2012", 58_631_144), ("zfnet", 107_627_624), ("lenet5", 61_706 - 850 + 85_000),
+        // + 442,624 = 2,334,080 convolution and 58,631,144 classifier parameters: the 60,965,224
+        // often quoted for it), ZFNet and LeNet-5.
+        ("alexnet2012", 60_965_224), ("zfnet", 107_627_624), ("lenet5", 61_706 - 850 + 85_000),
     ]
 
     @Test(arguments: torchvisionCounts)
@@ -330,7 +331,9 @@ struct ZooFullSizeTests {
         let summary = try ModelZoo.make(name: "vgg16").summary(inputShape: [1, 3, 224, 224], name: "vgg16")
         #expect(summary.totalParameters == 138_357_544)
         let fc1 = try #require(summary.layers.first { $0.name == "classifier.0" })
-        #expect(fc1.parameters == 102_764_544 + 4096)
+        // 102,760,448 weights and 4,096 biases.
+        #expect(fc1.parameters == 25088 * 4096 + 4096)
+        #expect(fc1.parameters == 102_764_544)
         #expect(fc1.outputShape == [1, 4096])
         // 15.35 G convolution MACs (the paper's "15.5 GFLOPs" counts MACs) plus the classifier's.
         #expect(summary.totalMultiplyAccumulates == 15_346_630_656 + 102_760_448 + 16_777_216 + 4_096_000)

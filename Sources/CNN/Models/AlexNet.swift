@@ -15,6 +15,7 @@ public final class AlexNet: Module {
         /// The 2012 paper's network on 227x227 input: 96 11x11/4 filters (55x55x96 out), local response
         /// normalisation after conv1 and conv2, overlapping 3x3/2 max pooling, 96-256-384-384-256 filters,
         /// the two-GPU split kept as `groups = 2` in conv2, conv4 and conv5.
+        /// 60,965,224 parameters at 1000 classes.
         case original2012
         /// ZFNet: conv1 7x7/2 (96 filters), conv2 5x5/2, and the larger conv3/4/5 of 512, 1024, 512 filters
         /// the paper found better (section 5.1), on 224x224 input.

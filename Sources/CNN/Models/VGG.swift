@@ -4,7 +4,8 @@
 /// pools), `avgpool` (adaptive average pooling to 7x7) and `classifier` (Linear 25088-4096, ReLU,
 /// Dropout, Linear 4096-4096, ReLU, Dropout, Linear 4096-classes).
 ///
-/// Most of the parameters sit in `classifier.0`: 102,764,544 weights of VGG-16's 138,357,544.
+/// Most of the parameters sit in `classifier.0`: 102,764,544 (102,760,448 weights and 4,096 biases)
+/// of VGG-16's 138,357,544.
 ///
 /// Initialisation as torchvision: convolutions Kaiming-normal with fan-out (He et al., 2015) and
 /// zero bias, batch norm weight 1 and bias 0, fully connected layers normal(0, 0.01) with zero bias.
