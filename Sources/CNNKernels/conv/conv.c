@@ -136,6 +136,7 @@ struct cnn_conv_plan {
     cnn_conv_shape shape;
     conv_geom g;
     float *weight;                /* copy of (K, Cg, R, S) for the GEMM and direct algorithms */
+    float *packed;                /* direct: weights packed for the channel-vectorised kernel */
     cnn_winograd_weights *wino;   /* Winograd's transformed weights */
     size_t weight_bytes, workspace_bytes;
 };
@@ -198,6 +199,18 @@ cnn_conv_plan *cnn_conv_plan_create(cnn_conv_algorithm algorithm, const cnn_conv
         }
         memcpy(plan->weight, weight, bytes);
         plan->weight_bytes = bytes;
+        const size_t packed = algorithm == CNN_CONV_DIRECT ? cnn_conv_direct_packed_floats(&g) : 0;
+        if (packed > 0) {
+            plan->packed = (float *)cnn_aligned_alloc(packed * sizeof(float));
+            if (!plan->packed) {
+                cnn_aligned_free(plan->weight);
+                free(plan);
+                *status = CNN_ERR_OUT_OF_MEMORY;
+                return NULL;
+            }
+            cnn_conv_direct_pack(&g, weight, plan->packed);
+            plan->weight_bytes += packed * sizeof(float);
+        }
         plan->workspace_bytes = workspace_bytes(algorithm, &g);
     }
     plan->algorithm = algorithm;
@@ -209,6 +222,7 @@ void cnn_conv_plan_destroy(cnn_conv_plan *plan) {
     if (!plan) return;
     if (plan->wino) cnn_winograd_weights_destroy(plan->wino);
     cnn_aligned_free(plan->weight);
+    cnn_aligned_free(plan->packed);
     free(plan);
 }
 
@@ -224,10 +238,10 @@ size_t cnn_conv_plan_workspace_bytes(const cnn_conv_plan *plan) {
 
 /* Runs a non-Winograd algorithm on raw (K, Cg, R, S) weights. */
 static cnn_status run_algorithm(cnn_conv_algorithm a, const conv_geom *g, const float *x,
-                                const float *w, const float *bias, const float *residual, int relu,
-                                float *y) {
+                                const float *w, const float *packed, const float *bias,
+                                const float *residual, int relu, float *y) {
     switch (a) {
-    case CNN_CONV_DIRECT: return cnn_conv_direct_forward(g, x, w, bias, residual, relu, y);
+    case CNN_CONV_DIRECT: return cnn_conv_direct_forward(g, x, w, packed, bias, residual, relu, y);
     case CNN_CONV_IM2COL: return cnn_conv_im2col_forward(g, x, w, bias, residual, relu, y);
     case CNN_CONV_GEMM1X1: return cnn_conv_gemm1x1_forward(g, x, w, bias, residual, relu, y);
     default: return CNN_ERR_INVALID_ARGUMENT;
@@ -241,7 +255,8 @@ cnn_status cnn_conv_plan_forward(const cnn_conv_plan *plan, const float *x, cons
     if (!x || !y) return CNN_ERR_INVALID_ARGUMENT;
     if (plan->wino)
         return cnn_winograd_forward(plan->wino, &plan->shape, x, bias, residual, relu ? 1 : 0, y);
-    return run_algorithm(plan->algorithm, &plan->g, x, plan->weight, bias, residual, relu ? 1 : 0, y);
+    return run_algorithm(plan->algorithm, &plan->g, x, plan->weight, plan->packed, bias, residual,
+                         relu ? 1 : 0, y);
 }
 
 cnn_status cnn_conv2d_forward(cnn_conv_algorithm algorithm, const cnn_conv_shape *shape,
@@ -256,7 +271,7 @@ cnn_status cnn_conv2d_forward(cnn_conv_algorithm algorithm, const cnn_conv_shape
     if (!x || !weight || !y) return CNN_ERR_INVALID_ARGUMENT;
     const cnn_conv_algorithm resolved = algorithm == CNN_CONV_AUTO ? auto_algorithm(&g) : algorithm;
     if (!is_winograd(resolved)) /* no plan needed: run on the caller's weights without a copy */
-        return run_algorithm(resolved, &g, x, weight, bias, residual, relu ? 1 : 0, y);
+        return run_algorithm(resolved, &g, x, weight, NULL, bias, residual, relu ? 1 : 0, y);
     cnn_conv_plan *plan = cnn_conv_plan_create(algorithm, shape, weight, &st);
     if (!plan) return st;
     st = cnn_conv_plan_forward(plan, x, bias, residual, relu, y);
