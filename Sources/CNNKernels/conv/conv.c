@@ -96,7 +96,9 @@ int cnn_conv_algorithm_applies(cnn_conv_algorithm algorithm, const cnn_conv_shap
 }
 
 /*
- * AUTO, profiled with `cnn bench conv` on 2 cores of an AMD EPYC (Zen 5, AVX-512), 2 threads:
+ * AUTO, for 2 cores of an AMD EPYC (Zen 5, AVX-512), 2 threads. PROVISIONAL: set before the blocked
+ * SGEMM and the Winograd kernels landed (the GEMM was still the reference loop, so im2col could not
+ * be timed fairly, and the machine was shared with other builds); re-profile with `cnn bench conv`:
  *  - one input channel per group (depthwise): the direct loop; a GEMM with one row per group
  *    cannot use its register tile.
  *  - 1x1, pad 0: GEMM1X1 (the input image is already the column matrix at stride 1).
