@@ -1,0 +1,158 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Adam (Kingma & Ba 2015) with L2 weight decay and optional AMSGrad — PyTorch's `torch.optim.Adam`.
+///
+/// For each parameter p with gradient ∇, learning rate γ, betas β₁ and β₂, ε, weight decay λ (0 for
+/// parameters excluded by name), at update t = 1, 2, ... (m, v and v̂ start at 0):
+///
+///     g ← ∇ + λ·p
+///     m ← β₁·m + (1 − β₁)·g
+///     v ← β₂·v + (1 − β₂)·g²
+///     v̂ ← max(v̂, v)                     (AMSGrad only; then v̂ replaces v below)
+///     p ← p − (γ / (1 − β₁ᵗ)) · m / (√v / √(1 − β₂ᵗ) + ε)
+///
+/// The bias corrections 1 − β₁ᵗ and 1 − β₂ᵗ are computed in double precision, and ε is added after
+/// the correction of √v, exactly as PyTorch orders it. State slots: `exp_avg` (m), `exp_avg_sq` (v),
+/// and `max_exp_avg_sq` (v̂) with AMSGrad.
+///
+/// Weight decay here is the L2 penalty folded into the gradient, so it is scaled by the adaptive
+/// denominator; for decay decoupled from the gradient use ``AdamW``.
+public class Adam: Optimizer {
+    /// β₁, the decay of the first-moment average.
+    public let beta1: Float
+    /// β₂, the decay of the second-moment average.
+    public let beta2: Float
+    /// ε, added to the denominator for numerical stability.
+    public let epsilon: Float
+    /// Whether the AMSGrad variant (Reddi et al. 2018) keeps the running maximum of v.
+    public let amsgrad: Bool
+    /// Whether weight decay is decoupled (AdamW) rather than added to the gradient.
+    let decoupledWeightDecay: Bool
+
+    /// Creates an Adam optimizer.
+    ///
+    /// - Parameters:
+    ///   - parameters: the parameters with their names, e.g. `model.namedParameters()`.
+    ///   - learningRate: γ, ≥ 0 (PyTorch's default 0.001).
+    ///   - beta1: β₁ in [0, 1).
+    ///   - beta2: β₂ in [0, 1).
+    ///   - epsilon: ε > 0.
+    ///   - weightDecay: λ ≥ 0, the L2 penalty added to the gradient.
+    ///   - amsgrad: use the AMSGrad variant.
+    ///   - weightDecayExclusion: which parameters are not decayed.
+    /// - Throws: ``CNNError/invalidArgument(_:)`` naming the offending value.
+    public convenience init(parameters: [(String, Variable)], learningRate: Float = 0.001,
+                            beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
+                            weightDecay: Float = 0, amsgrad: Bool = false,
+                            weightDecayExclusion: WeightDecayExclusion = .none) throws {
+        try self.init(algorithmName: "Adam", decoupled: false, parameters: parameters,
+                      learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon,
+                      weightDecay: weightDecay, amsgrad: amsgrad, weightDecayExclusion: weightDecayExclusion)
+    }
+
+    init(algorithmName: String, decoupled: Bool, parameters: [(String, Variable)], learningRate: Float,
+         beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float, amsgrad: Bool,
+         weightDecayExclusion: WeightDecayExclusion) throws {
+        try Optimizer.require(beta1 >= 0 && beta1 < 1, "\(algorithmName): beta1 must be in [0, 1), got \(beta1)")
+        try Optimizer.require(beta2 >= 0 && beta2 < 1, "\(algorithmName): beta2 must be in [0, 1), got \(beta2)")
+        try Optimizer.require(epsilon.isFinite && epsilon > 0, "\(algorithmName): epsilon must be finite and > 0, got \(epsilon)")
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        self.amsgrad = amsgrad
+        self.decoupledWeightDecay = decoupled
+        try super.init(algorithmName: algorithmName, parameters: parameters, learningRate: learningRate,
+                       weightDecay: weightDecay, weightDecayExclusion: weightDecayExclusion)
+    }
+
+    /// `exp_avg`, `exp_avg_sq`, and `max_exp_avg_sq` with AMSGrad.
+    public override var stateSlots: [String] {
+        amsgrad ? ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"] : ["exp_avg", "exp_avg_sq"]
+    }
+
+    /// `beta1`, `beta2`, `eps`, `amsgrad`.
+    public override var hyperparameters: [(String, Float)] {
+        [("beta1", beta1), ("beta2", beta2), ("eps", epsilon), ("amsgrad", amsgrad ? 1 : 0)]
+    }
+
+    /// The Adam (or AdamW) rule on `count` elements.
+    public override func update(parameter p: UnsafeMutablePointer<Float>, gradient d: UnsafePointer<Float>,
+                                count: Int, state: [UnsafeMutablePointer<Float>], step: Int, weightDecay λ: Float) {
+        let m = state[0], v = state[1]
+        let β1 = beta1, β2 = beta2, ε = epsilon
+        let oneMinusβ1 = 1 - β1, oneMinusβ2 = 1 - β2
+        let t = Double(step)
+        let biasCorrection1 = 1 - pow(Double(β1), t)
+        let biasCorrection2 = 1 - pow(Double(β2), t)
+        let stepSize = Float(Double(learningRate) / biasCorrection1)
+        // √v / √(1 − β₂ᵗ) is computed as √v · (1 / √(1 − β₂ᵗ)): one multiply per element.
+        let inverseCorrection2Root = Float(1 / biasCorrection2.squareRoot())
+        // AdamW: p ← p·(1 − γλ) before the Adam step; Adam: λ·p is added to the gradient.
+        let shrink = decoupledWeightDecay ? Float(1 - Double(learningRate) * Double(λ)) : 1
+        let l2 = decoupledWeightDecay ? 0 : λ
+        if amsgrad {
+            let vMax = state[2]
+            for i in 0..<count {
+                let pi = p[i] * shrink
+                let g = d[i] + l2 * pi
+                let mi = β1 * m[i] + oneMinusβ1 * g
+                let vi = β2 * v[i] + oneMinusβ2 * g * g
+                let vh = Swift.max(vMax[i], vi)
+                m[i] = mi; v[i] = vi; vMax[i] = vh
+                p[i] = pi - stepSize * mi / (vh.squareRoot() * inverseCorrection2Root + ε)
+            }
+        } else {
+            for i in 0..<count {
+                let pi = p[i] * shrink
+                let g = d[i] + l2 * pi
+                let mi = β1 * m[i] + oneMinusβ1 * g
+                let vi = β2 * v[i] + oneMinusβ2 * g * g
+                m[i] = mi; v[i] = vi
+                p[i] = pi - stepSize * mi / (vi.squareRoot() * inverseCorrection2Root + ε)
+            }
+        }
+    }
+}
+
+/// AdamW (Loshchilov & Hutter 2019): Adam with weight decay decoupled from the gradient —
+/// PyTorch's `torch.optim.AdamW`.
+///
+/// For each parameter p with gradient g, learning rate γ, betas β₁ and β₂, ε, weight decay λ (0 for
+/// parameters excluded by name), at update t = 1, 2, ...:
+///
+///     p ← p − γλ·p
+///     m ← β₁·m + (1 − β₁)·g
+///     v ← β₂·v + (1 − β₂)·g²
+///     v̂ ← max(v̂, v)                     (AMSGrad only; then v̂ replaces v below)
+///     p ← p − (γ / (1 − β₁ᵗ)) · m / (√v / √(1 − β₂ᵗ) + ε)
+///
+/// The decay shrinks the weights at a rate independent of the gradient's scale, unlike ``Adam``'s L2
+/// penalty. The default weight decay is PyTorch's 0.01. State slots as ``Adam``.
+public final class AdamW: Adam {
+    /// Creates an AdamW optimizer.
+    ///
+    /// - Parameters:
+    ///   - parameters: the parameters with their names, e.g. `model.namedParameters()`.
+    ///   - learningRate: γ, ≥ 0.
+    ///   - beta1: β₁ in [0, 1).
+    ///   - beta2: β₂ in [0, 1).
+    ///   - epsilon: ε > 0.
+    ///   - weightDecay: λ ≥ 0, the decoupled decay rate.
+    ///   - amsgrad: use the AMSGrad variant.
+    ///   - weightDecayExclusion: which parameters are not decayed.
+    /// - Throws: ``CNNError/invalidArgument(_:)`` naming the offending value.
+    public init(parameters: [(String, Variable)], learningRate: Float = 0.001,
+                beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
+                weightDecay: Float = 0.01, amsgrad: Bool = false,
+                weightDecayExclusion: WeightDecayExclusion = .none) throws {
+        try super.init(algorithmName: "AdamW", decoupled: true, parameters: parameters,
+                       learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon,
+                       weightDecay: weightDecay, amsgrad: amsgrad, weightDecayExclusion: weightDecayExclusion)
+    }
+}

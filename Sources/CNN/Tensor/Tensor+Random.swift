@@ -1,0 +1,128 @@
+/// A small, fast, reproducible pseudo-random generator: xoshiro256** seeded through SplitMix64.
+///
+/// The same seed gives the same sequence on every machine and Swift version, which is what makes
+/// initial weights, data shuffling and augmentation reproducible. Not for cryptography.
+public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable, Codable {
+    /// The generator's four words of state (saved in checkpoints to resume a run exactly).
+    public var state: [UInt64]
+
+    /// A generator whose sequence is fully determined by `seed`.
+    public init(seed: UInt64) {
+        var s = seed
+        func splitmix() -> UInt64 {
+            s &+= 0x9E37_79B9_7F4A_7C15
+            var z = s
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        state = [splitmix(), splitmix(), splitmix(), splitmix()]
+    }
+
+    /// The next 64 random bits.
+    public mutating func next() -> UInt64 {
+        func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
+        let result = rotl(state[1] &* 5, 7) &* 9
+        let t = state[1] << 17
+        state[2] ^= state[0]
+        state[3] ^= state[1]
+        state[1] ^= state[2]
+        state[0] ^= state[3]
+        state[2] ^= t
+        state[3] = rotl(state[3], 45)
+        return result
+    }
+
+    /// A uniform float in [0, 1) with 24 random bits.
+    public mutating func nextUniform() -> Float {
+        Float(next() >> 40) * (1.0 / 16_777_216.0)
+    }
+
+    /// A standard normal sample (Box–Muller, in double precision).
+    public mutating func nextNormal() -> Float {
+        var u1 = Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0)
+        if u1 < 1e-300 { u1 = 1e-300 }
+        let u2 = Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0)
+        return Float((-2 * _log(u1)).squareRoot() * _cos(2 * Double.pi * u2))
+    }
+}
+
+@inline(__always) func _log(_ x: Double) -> Double { Double.log(x) }
+@inline(__always) func _cos(_ x: Double) -> Double { Double.cos(x) }
+
+extension Double {
+    static func log(_ x: Double) -> Double { _math_log(x) }
+    static func cos(_ x: Double) -> Double { _math_cos(x) }
+}
+
+#if canImport(Glibc)
+import Glibc
+@inline(__always) func _math_log(_ x: Double) -> Double { Glibc.log(x) }
+@inline(__always) func _math_cos(_ x: Double) -> Double { Glibc.cos(x) }
+#elseif canImport(Darwin)
+import Darwin
+@inline(__always) func _math_log(_ x: Double) -> Double { Darwin.log(x) }
+@inline(__always) func _math_cos(_ x: Double) -> Double { Darwin.cos(x) }
+#elseif canImport(Musl)
+import Musl
+@inline(__always) func _math_log(_ x: Double) -> Double { Musl.log(x) }
+@inline(__always) func _math_cos(_ x: Double) -> Double { Musl.cos(x) }
+#endif
+
+extension Tensor {
+    /// Uniform samples in `[lower, upper)`.
+    public static func uniform(shape: [Int], lower: Float = 0, upper: Float = 1,
+                               generator: inout SeededGenerator) throws -> Tensor {
+        guard lower <= upper else {
+            throw CNNError.invalidArgument("uniform: lower bound \(lower) is above upper bound \(upper)")
+        }
+        let t = try Tensor(uninitializedShape: shape)
+        let width = upper - lower
+        for i in 0..<t.count { t.storage.pointer[i] = lower + width * generator.nextUniform() }
+        return t
+    }
+
+    /// Normal samples with the given mean and standard deviation.
+    public static func normal(shape: [Int], mean: Float = 0, standardDeviation: Float = 1,
+                              generator: inout SeededGenerator) throws -> Tensor {
+        guard standardDeviation >= 0 else {
+            throw CNNError.invalidArgument("normal: standard deviation \(standardDeviation) is negative")
+        }
+        let t = try Tensor(uninitializedShape: shape)
+        for i in 0..<t.count { t.storage.pointer[i] = mean + standardDeviation * generator.nextNormal() }
+        return t
+    }
+
+    /// Fan-in and fan-out of a weight shape as PyTorch computes them: for `[out, in, k...]`,
+    /// fan-in = in * prod(k), fan-out = out * prod(k).
+    static func fans(_ shape: [Int]) throws -> (fanIn: Int, fanOut: Int) {
+        guard shape.count >= 2 else {
+            throw CNNError.invalidArgument("fan-in/fan-out needs a shape of rank >= 2, got \(shape)")
+        }
+        let receptive = shape.dropFirst(2).reduce(1, *)
+        return (shape[1] * receptive, shape[0] * receptive)
+    }
+
+    /// He (Kaiming) normal initialisation for ReLU networks: N(0, 2 / fan-in) (He et al., 2015).
+    public static func heNormal(shape: [Int], generator: inout SeededGenerator) throws -> Tensor {
+        let (fanIn, _) = try fans(shape)
+        return try normal(shape: shape, standardDeviation: (2 / Float(Swift.max(fanIn, 1))).squareRoot(), generator: &generator)
+    }
+
+    /// He (Kaiming) uniform initialisation with PyTorch's `a` parameter: bound = gain * sqrt(3 / fan-in),
+    /// gain = sqrt(2 / (1 + a^2)). With a = sqrt(5) this is PyTorch's default for `Conv2d` and
+    /// `Linear` weights (bound = 1 / sqrt(fan-in)).
+    public static func heUniform(shape: [Int], a: Float = 0, generator: inout SeededGenerator) throws -> Tensor {
+        let (fanIn, _) = try fans(shape)
+        let gain = (2 / (1 + a * a)).squareRoot()
+        let bound = gain * (3 / Float(Swift.max(fanIn, 1))).squareRoot()
+        return try uniform(shape: shape, lower: -bound, upper: bound, generator: &generator)
+    }
+
+    /// Xavier (Glorot) uniform initialisation: bound = sqrt(6 / (fan-in + fan-out)) (Glorot & Bengio, 2010).
+    public static func xavierUniform(shape: [Int], generator: inout SeededGenerator) throws -> Tensor {
+        let (fanIn, fanOut) = try fans(shape)
+        let bound = (6 / Float(Swift.max(fanIn + fanOut, 1))).squareRoot()
+        return try uniform(shape: shape, lower: -bound, upper: bound, generator: &generator)
+    }
+}
