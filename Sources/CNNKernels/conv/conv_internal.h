@@ -56,10 +56,17 @@ cnn_status cnn_conv_direct_forward(const conv_geom *g, const float *x, const flo
 int cnn_conv_direct_uses_packed(const conv_geom *g);
 size_t cnn_conv_direct_packed_floats(const conv_geom *g); /* 0 when unused */
 void cnn_conv_direct_pack(const conv_geom *g, const float *w, float *wp);
+/* im2col and 1x1: `packed` is NULL or the plan's per-group weights W_g (Kg x CgRS) packed with
+ * cnn_sgemm_pack_a, group g at packed + g * packed_stride bytes. Packed panels belong to the ISA
+ * active when the plan was made; after cnn_isa_set changed it, the raw weights are used instead. */
+size_t cnn_conv_gemm_packed_stride(const conv_geom *g);
+cnn_status cnn_conv_gemm_pack(const conv_geom *g, const float *w, void *packed);
 cnn_status cnn_conv_im2col_forward(const conv_geom *g, const float *x, const float *w,
-                                   const float *bias, const float *residual, int relu, float *y);
+                                   const void *packed, const float *bias, const float *residual,
+                                   int relu, float *y);
 cnn_status cnn_conv_gemm1x1_forward(const conv_geom *g, const float *x, const float *w,
-                                    const float *bias, const float *residual, int relu, float *y);
+                                    const void *packed, const float *bias, const float *residual,
+                                    int relu, float *y);
 /* Peak bytes of per-call workspace the algorithm takes (summed over threads where per-thread). */
 size_t cnn_conv_im2col_workspace_bytes(const conv_geom *g);
 size_t cnn_conv_gemm1x1_workspace_bytes(const conv_geom *g);
