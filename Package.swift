@@ -25,7 +25,7 @@ let kernelLinkerFlags: [LinkerSetting] = [
 
 let package = Package(
     name: "swift-cnn",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "CNN", targets: ["CNN"]),
         .executable(name: "cnn", targets: ["CNNTool"]),

@@ -30,8 +30,14 @@ open class Module {
         throw CNNError.unsupported("\(type(of: self)) does not implement forward(_:)")
     }
 
-    /// Calls ``forward(_:)``.
-    public func callAsFunction(_ input: Variable) throws -> Variable { try forward(input) }
+    /// Calls ``forward(_:)``; while ``summary(inputShape:name:)`` runs in this task, the call goes
+    /// through the summary's recorder (one relaxed atomic load otherwise).
+    public func callAsFunction(_ input: Variable) throws -> Variable {
+        if SummaryRecorder.isActive, let recorder = SummaryRecorder.current {
+            return try recorder.call(self, input)
+        }
+        return try forward(input)
+    }
 
     /// Runs the forward pass on a tensor without recording gradients and returns the output value.
     public func callAsFunction(_ input: Tensor) throws -> Tensor {

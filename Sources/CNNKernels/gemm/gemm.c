@@ -1,9 +1,487 @@
-/* Temporary SGEMM entry points over the reference (replaced by the packed, blocked driver). */
-#include "../internal.h"
+/* SGEMM operator: argument checks, the Goto/BLIS blocked driver, threads, GEMV and pre-packing.
+ *
+ * Loop nest per thread (kernel orientation, M' x N' result, see gemm_internal.h):
+ *   for each KC block of K          (kc x MR A panel = 8 KiB at kc 256: stays in L1 across jr)
+ *     for each MC block of M'        pack A (mc x kc, MR panels)   -> L3 (shared 32 MiB)
+ *       for each NC block of N'      pack B (kc x nc, NR panels)   -> L2 (1 MiB per core)
+ *         for ir in MR steps         A micro-panel from L1
+ *           for jr in NR steps       B micro-panel streamed from L2, C tile in registers
+ * The fused epilogue (bias, residual, ReLU) is applied by the microkernel's store on the last KC
+ * block, so C is written once per KC block and never revisited.
+ *
+ * Threads: the M' x N' panel grid is cut into tm x tn rectangles (tm * tn = threads) minimising the
+ * largest rectangle; each thread runs the loop nest above on its rectangle with its own packing
+ * buffers, so threads never wait on each other. Both cores stay busy for conv-like shapes (M' = 64
+ * is split along N) and square ones (split along M, no B-panel imbalance). */
+#include "gemm_internal.h"
+
 #include <string.h>
+
+/* Workspace slots used here; callers holding cnn_workspace buffers across a cnn_sgemm call must
+ * use other slots (see cnn_gemm.h). */
+#define SLOT_A CNN_GEMM_WORKSPACE_SLOT_A
+#define SLOT_B CNN_GEMM_WORKSPACE_SLOT_B
+
+/* Cache blocking per variant. Chosen on the development machine (2 cores of an AMD EPYC Zen 4/5
+ * class: 32 KiB L1d and 1 MiB L2 per core, 32 MiB shared L3): kc x MR of A in L1 with room for
+ * the streamed B rows, kc x NC of B in half the L2, MC x kc of A well inside L3 for both threads. */
+typedef struct gemm_blocking {
+    size_t kc, mc, nc;
+} gemm_blocking;
+
+static const cnn_gemm_variant *variant_for(cnn_isa isa, gemm_blocking *blk) {
+#if CNN_X86
+    if (isa == CNN_ISA_AVX512) {
+        if (blk) *blk = (gemm_blocking){.kc = 256, .mc = 1024, .nc = 480};
+        return &cnn_gemm_variant_avx512;
+    }
+    if (isa == CNN_ISA_AVX2) {
+        if (blk) *blk = (gemm_blocking){.kc = 256, .mc = 1020, .nc = 512};
+        return &cnn_gemm_variant_avx2;
+    }
+#endif
+    CNN_UNUSED(isa);
+    if (blk) *blk = (gemm_blocking){.kc = 256, .mc = 960, .nc = 512};
+    return &cnn_gemm_variant_generic;
+}
+
+static size_t round_up(size_t x, size_t q) { return (x + q - 1) / q * q; }
+static size_t ceil_div(size_t x, size_t q) { return (x + q - 1) / q; }
+
+/* K is cut into ceil(K / kc_max) nearly equal blocks (576 -> 2 x 288 rather than 256+256+64). */
+static size_t k_blocks(size_t K, size_t kc_max) { return K == 0 ? 0 : ceil_div(K, kc_max); }
+static size_t k_start(size_t K, size_t nblk, size_t p) { return K * p / nblk; }
+
+/* ---- the blocked driver ------------------------------------------------------------------- */
+
+typedef struct gemm_problem {
+    const cnn_gemm_variant *v;
+    gemm_blocking blk;
+    size_t M, N, K;              /* kernel orientation */
+    const float *a;              /* A'(i,k) = a[i*a_rs + k*a_ks], unless pa */
+    size_t a_rs, a_ks;
+    const float *b;              /* B'(k,j) = b[k*b_ks + j*b_cs], unless pb */
+    size_t b_ks, b_cs;
+    const float *pa, *pb;        /* pre-packed panels: [K block][panel][kc][MR or NR] */
+    cnn_gemm_tile base;          /* C and epilogue at (0,0); beta of the first K block */
+} gemm_problem;
+
+/* Runs the loop nest on rows [i0, i1) and columns [j0, j1) of the kernel-orientation result. */
+static cnn_status gemm_block(const gemm_problem *pr, size_t i0, size_t i1, size_t j0, size_t j1) {
+    if (i0 >= i1 || j0 >= j1) return CNN_OK;
+    const cnn_gemm_variant *v = pr->v;
+    const size_t MR = v->mr, NR = v->nr, K = pr->K;
+    const size_t nkb = k_blocks(K, pr->blk.kc);
+    const size_t mc_max = CNN_MIN(pr->blk.mc, round_up(i1 - i0, MR));
+    const size_t nc_max = CNN_MIN(pr->blk.nc, round_up(j1 - j0, NR));
+    const size_t kc_max = ceil_div(K, nkb);
+    const size_t m_pad = round_up(pr->M, MR), n_pad = round_up(pr->N, NR);
+    float *abuf = NULL, *bbuf = NULL;
+    if (!pr->pa && !(abuf = cnn_workspace(SLOT_A, mc_max * kc_max * sizeof(float))))
+        return CNN_ERR_OUT_OF_MEMORY;
+    if (!pr->pb && !(bbuf = cnn_workspace(SLOT_B, nc_max * kc_max * sizeof(float))))
+        return CNN_ERR_OUT_OF_MEMORY;
+
+    for (size_t p = 0; p < nkb; p++) {
+        const size_t k0 = k_start(K, nkb, p), kc = k_start(K, nkb, p + 1) - k0;
+        const int first = p == 0, last = p + 1 == nkb;
+        cnn_gemm_tile t = pr->base;
+        if (!first) t.beta = 1.0f;
+        if (!last) {
+            t.bias = NULL;
+            t.res = NULL;
+            t.relu = 0;
+        }
+        for (size_t ic = i0; ic < i1; ic += pr->blk.mc) {
+            const size_t mc = CNN_MIN(pr->blk.mc, i1 - ic);
+            const float *ablk;
+            if (pr->pa) {
+                ablk = pr->pa + k0 * m_pad + ic * kc;
+            } else {
+                for (size_t ir = 0; ir < mc; ir += MR)
+                    v->pack(pr->a + (ic + ir) * pr->a_rs + k0 * pr->a_ks, pr->a_rs, pr->a_ks,
+                            CNN_MIN(MR, mc - ir), kc, MR, abuf + ir * kc);
+                ablk = abuf;
+            }
+            for (size_t jc = j0; jc < j1; jc += pr->blk.nc) {
+                const size_t nc = CNN_MIN(pr->blk.nc, j1 - jc);
+                const float *bblk;
+                if (pr->pb) {
+                    bblk = pr->pb + k0 * n_pad + jc * kc;
+                } else {
+                    for (size_t jr = 0; jr < nc; jr += NR)
+                        v->pack(pr->b + k0 * pr->b_ks + (jc + jr) * pr->b_cs, pr->b_cs, pr->b_ks,
+                                CNN_MIN(NR, nc - jr), kc, NR, bbuf + jr * kc);
+                    bblk = bbuf;
+                }
+                for (size_t ir = 0; ir < mc; ir += MR) {
+                    const size_t i = ic + ir, mr = CNN_MIN(MR, mc - ir);
+                    for (size_t jr = 0; jr < nc; jr += NR) {
+                        const size_t j = jc + jr, nr = CNN_MIN(NR, nc - jr);
+                        cnn_gemm_tile tt = t;
+                        tt.c = t.c + i * t.rs_c + j * t.cs_c;
+                        if (tt.bias) tt.bias += tt.bias_on_j ? j : i;
+                        if (tt.res) tt.res += i * t.rs_r + j * t.cs_r;
+                        v->kernel(kc, ablk + ir * kc, bblk + jr * kc, mr, nr, &tt);
+                    }
+                }
+            }
+        }
+    }
+    return CNN_OK;
+}
+
+/* Splits the mp x np panel grid over `threads` into tm x tn rectangles: smallest largest
+ * rectangle first, then the least duplicated packing. */
+static void split_grid(size_t mp, size_t np, int threads, size_t *tm, size_t *tn) {
+    size_t best_m = 1, best_n = 1;
+    double best = -1;
+    for (size_t a = 1; a <= (size_t)threads; a++) {
+        if (threads % a) continue;
+        const size_t b = (size_t)threads / a;
+        if (a > mp || b > np) continue;
+        const double work = (double)ceil_div(mp, a) * (double)ceil_div(np, b);
+        const double dup = (double)(a - 1) * (double)np + (double)(b - 1) * (double)mp;
+        const double score = work * 1e6 + dup;
+        if (best < 0 || score < best) {
+            best = score;
+            best_m = a;
+            best_n = b;
+        }
+    }
+    *tm = best_m;
+    *tn = best_n;
+}
+
+/* Below this many multiply-adds a parallel region costs more than it saves. */
+#define GEMM_PARALLEL_MIN_MACS (size_t)(48 * 48 * 64)
+
+static int gemm_threads(size_t M, size_t N, size_t K) {
+    const double macs = (double)M * (double)N * (double)(K ? K : 1);
+    return macs < (double)GEMM_PARALLEL_MIN_MACS ? 1 : cnn_num_threads();
+}
+
+static cnn_status gemm_run(const gemm_problem *pr) {
+    const size_t MR = pr->v->mr, NR = pr->v->nr;
+    const size_t mp = ceil_div(pr->M, MR), np = ceil_div(pr->N, NR);
+    int threads = gemm_threads(pr->M, pr->N, pr->K);
+    if ((double)threads > (double)mp * (double)np) threads = (int)(mp * np);
+    if (threads <= 1) return gemm_block(pr, 0, pr->M, 0, pr->N);
+    cnn_status status = CNN_OK;
+#if CNN_OMP
+    CNN_PRAGMA(omp parallel num_threads(threads))
+    {
+        const int nt = omp_get_num_threads(), id = omp_get_thread_num();
+        size_t tm, tn;
+        split_grid(mp, np, nt, &tm, &tn);
+        const size_t ti = (size_t)id / tn, tj = (size_t)id % tn;
+        if (ti < tm) {
+            const size_t i0 = mp * ti / tm * MR, i1 = CNN_MIN(pr->M, mp * (ti + 1) / tm * MR);
+            const size_t j0 = np * tj / tn * NR, j1 = CNN_MIN(pr->N, np * (tj + 1) / tn * NR);
+            const cnn_status s = gemm_block(pr, i0, i1, j0, j1);
+            if (s != CNN_OK) {
+                CNN_PRAGMA(omp atomic write)
+                status = s;
+            }
+        }
+    }
+#endif
+    return status;
+}
+
+/* ---- argument checks, K == 0, GEMV -------------------------------------------------------- */
+
+static cnn_status check_c_epilogue(size_t N, const float *C, size_t ldc, const cnn_epilogue *ep) {
+    if (!C || ldc < N) return CNN_ERR_INVALID_ARGUMENT;
+    if (ep && ep->residual && ep->residual_ld < N) return CNN_ERR_INVALID_ARGUMENT;
+    return CNN_OK;
+}
+
+static int valid_trans(cnn_transpose t) { return t == CNN_NO_TRANS || t == CNN_TRANS; }
+
+/* The tile of the whole C in its own orientation (rows = i). */
+static cnn_gemm_tile c_tile(float *C, size_t ldc, float alpha, float beta, const cnn_epilogue *ep) {
+    cnn_gemm_tile t = {.c = C, .rs_c = ldc, .cs_c = 1, .alpha = alpha, .beta = beta};
+    if (ep) {
+        t.bias = ep->bias;
+        t.bias_on_j = ep->bias_per_column != 0;
+        t.res = ep->residual;
+        t.rs_r = ep->residual_ld;
+        t.cs_r = 1;
+        t.relu = ep->relu != 0;
+    }
+    return t;
+}
+
+/* The same tile seen transposed (rows = j), for the swapped orientation. */
+static cnn_gemm_tile transpose_tile(cnn_gemm_tile t) {
+    size_t s = t.rs_c;
+    t.rs_c = t.cs_c;
+    t.cs_c = s;
+    s = t.rs_r;
+    t.rs_r = t.cs_r;
+    t.cs_r = s;
+    t.bias_on_j = !t.bias_on_j;
+    return t;
+}
+
+/* K == 0: C = beta * C, then the epilogue (one M x N pass; no A or B). */
+static void scale_only(size_t M, size_t N, const cnn_gemm_tile *t) {
+    float zeros[64] = {0};
+    for (size_t i = 0; i < M; i++) {
+        for (size_t j = 0; j < N; j += 64) {
+            cnn_gemm_tile tt = *t;
+            tt.c += i * t->rs_c + j * t->cs_c;
+            if (tt.bias) tt.bias += tt.bias_on_j ? j : i;
+            if (tt.res) tt.res += i * t->rs_r + j * t->cs_r;
+            cnn_gemm_store_tile(zeros, 0, 1, CNN_MIN(64, N - j), &tt);
+        }
+    }
+}
+
+/* y (n outputs, t->rs_c apart) = alpha * op(mat) x + beta * y, then the epilogue; `dot_form`:
+ * output o is the dot of row o of mat (contiguous along k) with x, else the axpy form (mat is
+ * k x n, contiguous along the outputs). x is contiguous. */
+static void gemv_run(const cnn_gemm_variant *v, int dot_form, size_t n, size_t K, const float *mat,
+                     size_t ld, const float *x, const cnn_gemm_tile *t) {
+    const double macs = (double)n * (double)K;
+    int threads = macs < 65536.0 ? 1 : cnn_num_threads();
+    const size_t chunks = ceil_div(n, 64);
+    if ((size_t)threads > chunks) threads = (int)chunks;
+    CNN_UNUSED(threads);
+#if CNN_OMP
+    CNN_PRAGMA(omp parallel num_threads(threads) if (threads > 1))
+#endif
+    {
+        const size_t nt = (size_t)CNN_OMP_NUM_THREADS(), id = (size_t)CNN_OMP_THREAD_NUM();
+        const size_t o0 = chunks * id / nt * 64, o1 = CNN_MIN(n, chunks * (id + 1) / nt * 64);
+        float y[256];
+        for (size_t o = o0; o < o1; o += 256) {
+            const size_t cnt = CNN_MIN(256, o1 - o);
+            if (dot_form) v->gemv_dot(cnt, K, mat + o * ld, ld, x, y);
+            else v->gemv_axpy(cnt, K, mat + o, ld, x, y);
+            cnn_gemm_tile tt = *t;
+            tt.c += o * t->rs_c;
+            if (tt.bias && !tt.bias_on_j) tt.bias += o;
+            if (tt.res) tt.res += o * t->rs_r;
+            cnn_gemm_store_tile(y, 1, cnt, 1, &tt);
+        }
+    }
+}
+
+/* x[k] = src[k * stride], copied to the calling thread's workspace when strided. */
+static const float *contiguous_vector(const float *src, size_t stride, size_t K) {
+    if (stride == 1) return src;
+    float *x = cnn_workspace(SLOT_B, K * sizeof(float));
+    if (!x) return NULL;
+    for (size_t k = 0; k < K; k++) x[k] = src[k * stride];
+    return x;
+}
+
+/* Padding waste of a M x N problem on the variant's tiles (lower is better). */
+static double tile_cost(const cnn_gemm_variant *v, size_t M, size_t N) {
+    return (double)round_up(M, v->mr) * (double)round_up(N, v->n_quantum);
+}
 
 cnn_status cnn_sgemm(cnn_transpose ta, cnn_transpose tb, size_t M, size_t N, size_t K, float alpha,
                      const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C,
                      size_t ldc, const cnn_epilogue *ep) {
-    return cnn_sgemm_reference(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
+    // op(A) is (M, K), op(B) is (K, N), C is (M, N) with leading dimension ldc
+    if (!valid_trans(ta) || !valid_trans(tb)) return CNN_ERR_INVALID_ARGUMENT;
+    if (M == 0 || N == 0) return CNN_OK;
+    cnn_status s = check_c_epilogue(N, C, ldc, ep);
+    if (s != CNN_OK) return s;
+    const cnn_gemm_tile ct = c_tile(C, ldc, alpha, beta, ep);
+    if (K == 0) {
+        scale_only(M, N, &ct);
+        return CNN_OK;
+    }
+    if (!A || !B) return CNN_ERR_INVALID_ARGUMENT;
+    if (lda < (ta == CNN_NO_TRANS ? K : M) || ldb < (tb == CNN_NO_TRANS ? N : K))
+        return CNN_ERR_INVALID_ARGUMENT;
+    gemm_blocking blk;
+    const cnn_gemm_variant *v = variant_for(cnn_isa_active(), &blk);
+
+    /* op(A)(i,k) = A[i*a_rs + k*a_ks]; op(B)(k,j) = B[k*b_ks + j*b_cs]. */
+    const size_t a_rs = ta == CNN_NO_TRANS ? lda : 1, a_ks = ta == CNN_NO_TRANS ? 1 : lda;
+    const size_t b_ks = tb == CNN_NO_TRANS ? ldb : 1, b_cs = tb == CNN_NO_TRANS ? 1 : ldb;
+
+    if (N == 1 || M == 1) {
+        /* Matrix-vector: stream the matrix once instead of packing it into mostly empty tiles. */
+        if (N == 1) {
+            const float *x = contiguous_vector(B, b_ks, K);
+            if (!x) return CNN_ERR_OUT_OF_MEMORY;
+            gemv_run(v, a_ks == 1, M, K, A, a_ks == 1 ? a_rs : a_ks, x, &ct);
+        } else {
+            const float *x = contiguous_vector(A, a_ks, K);
+            if (!x) return CNN_ERR_OUT_OF_MEMORY;
+            const cnn_gemm_tile rt = transpose_tile(ct); /* outputs run along j */
+            gemv_run(v, b_ks == 1, N, K, B, b_ks == 1 ? b_cs : b_ks, x, &rt);
+        }
+        return CNN_OK;
+    }
+
+    gemm_problem pr = {.v = v, .blk = blk, .K = K};
+    if (tile_cost(v, N, M) * 1.1 < tile_cost(v, M, N)) {
+        /* C^T = op(B)^T op(A)^T: a narrow N (a few columns) becomes the well-tiled dimension. */
+        pr.M = N;
+        pr.N = M;
+        pr.a = B;
+        pr.a_rs = b_cs;
+        pr.a_ks = b_ks;
+        pr.b = A;
+        pr.b_ks = a_ks;
+        pr.b_cs = a_rs;
+        pr.base = transpose_tile(ct);
+    } else {
+        pr.M = M;
+        pr.N = N;
+        pr.a = A;
+        pr.a_rs = a_rs;
+        pr.a_ks = a_ks;
+        pr.b = B;
+        pr.b_ks = b_ks;
+        pr.b_cs = b_cs;
+        pr.base = ct;
+    }
+    return gemm_run(&pr);
+}
+
+/* ---- pre-packed operands ------------------------------------------------------------------ */
+
+/* Header of a packed operand; the panels follow at offset 64 (keeps them 64-byte aligned when the
+ * buffer is). `rows` is M for A (or N for B), `depth` is K. */
+typedef struct packed_header {
+    uint32_t magic, isa;
+    uint64_t rows, depth, width, kc;
+} packed_header;
+
+#define PACKED_MAGIC_A 0x41504e43u /* "CNPA" */
+#define PACKED_MAGIC_B 0x42504e43u /* "CNPB" */
+#define PACKED_DATA_OFFSET 64
+
+_Static_assert(sizeof(packed_header) <= PACKED_DATA_OFFSET, "packed header fits its slot");
+
+/* Bytes for the most padding of all variants, so a size queried under one ISA suffices for
+ * packing under any other. 0 on overflow. */
+static size_t packed_size(size_t rows, size_t K, int for_a) {
+    size_t padded = 0;
+    for (int isa = CNN_ISA_GENERIC; isa <= CNN_ISA_AVX512; isa++) {
+#if !CNN_X86
+        if (isa != CNN_ISA_GENERIC) break;
+#endif
+        const cnn_gemm_variant *v = variant_for((cnn_isa)isa, NULL);
+        const size_t width = for_a ? v->mr : v->nr;
+        if (rows > SIZE_MAX - width) return 0;
+        padded = CNN_MAX(padded, round_up(rows, width));
+    }
+    if (K && padded > (SIZE_MAX - PACKED_DATA_OFFSET) / sizeof(float) / K) return 0;
+    return PACKED_DATA_OFFSET + padded * K * sizeof(float);
+}
+
+size_t cnn_sgemm_packed_a_size(size_t M, size_t K) { return packed_size(M, K, 1); }
+size_t cnn_sgemm_packed_b_size(size_t K, size_t N) { return packed_size(N, K, 0); }
+
+/* Packs X (rows x K, element (r,k) at x[r*rs + k*ks]) as [K block][panel][kc][width]. */
+static void pack_operand(const cnn_gemm_variant *v, size_t kc_max, size_t width, size_t rows, size_t K,
+                         const float *x, size_t rs, size_t ks, float *dst) {
+    const size_t nkb = k_blocks(K, kc_max), padded = round_up(rows, width);
+    for (size_t p = 0; p < nkb; p++) {
+        const size_t k0 = k_start(K, nkb, p), kc = k_start(K, nkb, p + 1) - k0;
+        for (size_t r = 0; r < rows; r += width)
+            v->pack(x + r * rs + k0 * ks, rs, ks, CNN_MIN(width, rows - r), kc, width,
+                    dst + k0 * padded + r * kc);
+    }
+}
+
+static cnn_status pack_common(uint32_t magic, size_t rows, size_t K, const float *x, size_t rs, size_t ks,
+                              void *packed) {
+    if (!packed) return CNN_ERR_INVALID_ARGUMENT;
+    if (packed_size(rows, K, magic == PACKED_MAGIC_A) == 0) return CNN_ERR_INVALID_ARGUMENT;
+    if (rows && K && !x) return CNN_ERR_INVALID_ARGUMENT;
+    gemm_blocking blk;
+    const cnn_isa isa = cnn_isa_active();
+    const cnn_gemm_variant *v = variant_for(isa, &blk);
+    const size_t width = magic == PACKED_MAGIC_A ? v->mr : v->nr;
+    packed_header h = {.magic = magic, .isa = (uint32_t)isa, .rows = rows, .depth = K, .width = width,
+                       .kc = blk.kc};
+    memcpy(packed, &h, sizeof h);
+    if (rows && K)
+        pack_operand(v, blk.kc, width, rows, K, x, rs, ks, (float *)((char *)packed + PACKED_DATA_OFFSET));
+    return CNN_OK;
+}
+
+cnn_status cnn_sgemm_pack_a(cnn_transpose ta, size_t M, size_t K, const float *A, size_t lda, void *packed) {
+    // op(A) is (M, K); packed as MR-row panels
+    if (!valid_trans(ta)) return CNN_ERR_INVALID_ARGUMENT;
+    if (M && K && lda < (ta == CNN_NO_TRANS ? K : M)) return CNN_ERR_INVALID_ARGUMENT;
+    return pack_common(PACKED_MAGIC_A, M, K, A, ta == CNN_NO_TRANS ? lda : 1, ta == CNN_NO_TRANS ? 1 : lda,
+                       packed);
+}
+
+cnn_status cnn_sgemm_pack_b(cnn_transpose tb, size_t K, size_t N, const float *B, size_t ldb, void *packed) {
+    // op(B) is (K, N); packed as NR-column panels
+    if (!valid_trans(tb)) return CNN_ERR_INVALID_ARGUMENT;
+    if (N && K && ldb < (tb == CNN_NO_TRANS ? N : K)) return CNN_ERR_INVALID_ARGUMENT;
+    return pack_common(PACKED_MAGIC_B, N, K, B, tb == CNN_NO_TRANS ? 1 : ldb, tb == CNN_NO_TRANS ? ldb : 1,
+                       packed);
+}
+
+/* The panels of a packed operand after checking that it matches (rows, K) and the active ISA. */
+static const float *packed_panels(const void *packed, uint32_t magic, size_t rows, size_t K,
+                                  const cnn_gemm_variant *v, gemm_blocking *blk) {
+    if (!packed) return NULL;
+    packed_header h;
+    memcpy(&h, packed, sizeof h);
+    if (h.magic != magic || h.isa != (uint32_t)v->isa || h.rows != rows || h.depth != K ||
+        h.width != (magic == PACKED_MAGIC_A ? v->mr : v->nr) || h.kc == 0)
+        return NULL;
+    blk->kc = (size_t)h.kc; /* the K blocks the panels were packed in */
+    return (const float *)((const char *)packed + PACKED_DATA_OFFSET);
+}
+
+cnn_status cnn_sgemm_packed_a(const void *packed_a, cnn_transpose tb, size_t M, size_t N, size_t K,
+                              float alpha, const float *B, size_t ldb, float beta, float *C, size_t ldc,
+                              const cnn_epilogue *ep) {
+    // packed op(A) is (M, K), op(B) is (K, N), C is (M, N) with leading dimension ldc
+    if (!valid_trans(tb)) return CNN_ERR_INVALID_ARGUMENT;
+    if (M == 0 || N == 0) return CNN_OK;
+    cnn_status s = check_c_epilogue(N, C, ldc, ep);
+    if (s != CNN_OK) return s;
+    gemm_blocking blk;
+    const cnn_gemm_variant *v = variant_for(cnn_isa_active(), &blk);
+    const float *pa = packed_panels(packed_a, PACKED_MAGIC_A, M, K, v, &blk);
+    if (!pa) return CNN_ERR_INVALID_ARGUMENT;
+    const cnn_gemm_tile ct = c_tile(C, ldc, alpha, beta, ep);
+    if (K == 0) {
+        scale_only(M, N, &ct);
+        return CNN_OK;
+    }
+    if (!B || ldb < (tb == CNN_NO_TRANS ? N : K)) return CNN_ERR_INVALID_ARGUMENT;
+    gemm_problem pr = {.v = v, .blk = blk, .M = M, .N = N, .K = K, .pa = pa, .b = B,
+                       .b_ks = tb == CNN_NO_TRANS ? ldb : 1, .b_cs = tb == CNN_NO_TRANS ? 1 : ldb, .base = ct};
+    return gemm_run(&pr);
+}
+
+cnn_status cnn_sgemm_packed_b(cnn_transpose ta, size_t M, size_t N, size_t K, float alpha, const float *A,
+                              size_t lda, const void *packed_b, float beta, float *C, size_t ldc,
+                              const cnn_epilogue *ep) {
+    // op(A) is (M, K), packed op(B) is (K, N), C is (M, N) with leading dimension ldc
+    if (!valid_trans(ta)) return CNN_ERR_INVALID_ARGUMENT;
+    if (M == 0 || N == 0) return CNN_OK;
+    cnn_status s = check_c_epilogue(N, C, ldc, ep);
+    if (s != CNN_OK) return s;
+    gemm_blocking blk;
+    const cnn_gemm_variant *v = variant_for(cnn_isa_active(), &blk);
+    const float *pb = packed_panels(packed_b, PACKED_MAGIC_B, N, K, v, &blk);
+    if (!pb) return CNN_ERR_INVALID_ARGUMENT;
+    const cnn_gemm_tile ct = c_tile(C, ldc, alpha, beta, ep);
+    if (K == 0) {
+        scale_only(M, N, &ct);
+        return CNN_OK;
+    }
+    if (!A || lda < (ta == CNN_NO_TRANS ? K : M)) return CNN_ERR_INVALID_ARGUMENT;
+    gemm_problem pr = {.v = v, .blk = blk, .M = M, .N = N, .K = K, .pb = pb, .a = A,
+                       .a_rs = ta == CNN_NO_TRANS ? lda : 1, .a_ks = ta == CNN_NO_TRANS ? 1 : lda, .base = ct};
+    return gemm_run(&pr);
 }

@@ -33,7 +33,8 @@ typedef struct cnn_conv_shape {
 } cnn_conv_shape;
 
 /** Output height and width; CNN_ERR_INVALID_ARGUMENT if the shape is invalid (non-positive sizes,
- *  stride or dilation < 1, negative padding, groups not dividing C and K, empty output). */
+ *  stride or dilation < 1, negative padding, groups not dividing C and K, empty output).
+ *  N == 0 is the one zero size accepted: an empty batch, on which every call does nothing. */
 cnn_status cnn_conv_output_size(const cnn_conv_shape *s, int64_t *P, int64_t *Q);
 /** 1 if `algorithm` applies to the shape (AUTO always does), else 0. */
 int cnn_conv_algorithm_applies(cnn_conv_algorithm algorithm, const cnn_conv_shape *s);
@@ -79,6 +80,13 @@ cnn_status cnn_conv2d_backward_data(const cnn_conv_shape *shape, const float *dy
 /** dw (K, C/groups, R, S) += sum over batch of x (*) dy; db (K) += sum of dy (db may be NULL). */
 cnn_status cnn_conv2d_backward_weight(const cnn_conv_shape *shape, const float *x, const float *dy,
                                       float *dw, float *db);
+
+/** Reference backward passes: plain loops, double accumulation, single thread (same contracts:
+ *  dx written, dw and db accumulated). They define the answer the fast backward is tested against. */
+cnn_status cnn_conv2d_backward_data_reference(const cnn_conv_shape *shape, const float *dy,
+                                              const float *weight, float *dx);
+cnn_status cnn_conv2d_backward_weight_reference(const cnn_conv_shape *shape, const float *x,
+                                                const float *dy, float *dw, float *db);
 
 #ifdef __cplusplus
 }

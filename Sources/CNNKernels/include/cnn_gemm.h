@@ -8,6 +8,11 @@
 extern "C" {
 #endif
 
+/** cnn_workspace slots the SGEMM uses for its packing buffers (and a strided GEMV vector). A caller
+ *  that holds workspace memory across a cnn_sgemm* call (e.g. an im2col buffer) must use other slots. */
+#define CNN_GEMM_WORKSPACE_SLOT_A 6
+#define CNN_GEMM_WORKSPACE_SLOT_B 7
+
 typedef enum cnn_transpose {
     CNN_NO_TRANS = 0,
     CNN_TRANS = 1,

@@ -22,8 +22,12 @@ int cnn_inflate(const uint8_t *in, size_t in_len, size_t max_out, uint8_t **out,
         set_err(err, err_len, "inflateInit2 failed");
         return -3;
     }
-    size_t cap = in_len * 4 + 1024;
-    if (cap > max_out + 1) cap = max_out + 1;
+    /* Initial guess 4x the input, bounded by max_out + 1 (one byte over the limit is how an
+     * oversized stream is detected). Saturating arithmetic: in_len and max_out come from callers
+     * that may pass SIZE_MAX. */
+    size_t limit = max_out == SIZE_MAX ? SIZE_MAX : max_out + 1;
+    size_t cap = in_len > (SIZE_MAX - 1024) / 4 ? SIZE_MAX : in_len * 4 + 1024;
+    if (cap > limit) cap = limit;
     uint8_t *buf = (uint8_t *)malloc(cap);
     if (!buf) {
         inflateEnd(&zs);
@@ -39,8 +43,14 @@ int cnn_inflate(const uint8_t *in, size_t in_len, size_t max_out, uint8_t **out,
                 set_err(err, err_len, "output larger than the limit");
                 return -2;
             }
-            size_t ncap = cap * 2;
-            if (ncap > max_out + 1) ncap = max_out + 1;
+            size_t ncap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2;
+            if (ncap > limit) ncap = limit;
+            if (ncap <= cap) { /* cannot grow further (limit is SIZE_MAX) */
+                free(buf);
+                inflateEnd(&zs);
+                set_err(err, err_len, "output larger than the limit");
+                return -2;
+            }
             uint8_t *nb = (uint8_t *)realloc(buf, ncap);
             if (!nb) {
                 free(buf);
@@ -54,7 +64,7 @@ int cnn_inflate(const uint8_t *in, size_t in_len, size_t max_out, uint8_t **out,
         if (in_chunk > (size_t)UINT32_MAX) in_chunk = UINT32_MAX;
         size_t out_chunk = cap - produced;
         if (out_chunk > (size_t)UINT32_MAX) out_chunk = UINT32_MAX;
-        zs.next_in = (Bytef *)(in + consumed);
+        zs.next_in = in ? (Bytef *)(in + consumed) : Z_NULL; /* NULL + 0 is undefined in C */
         zs.avail_in = (uInt)in_chunk;
         zs.next_out = buf + produced;
         zs.avail_out = (uInt)out_chunk;
@@ -107,6 +117,10 @@ int cnn_deflate(const uint8_t *in, size_t in_len, int format, int level, uint8_t
     memset(&zs, 0, sizeof zs);
     int wbits = format == 1 ? 15 + 16 : 15;
     if (deflateInit2(&zs, level, Z_DEFLATED, wbits, 8, Z_DEFAULT_STRATEGY) != Z_OK) return -3;
+    if (in_len > (size_t)UINT32_MAX) { /* avail_in is 32-bit; larger inputs are not needed here */
+        deflateEnd(&zs);
+        return -1;
+    }
     size_t cap = deflateBound(&zs, (uLong)in_len) + 64;
     uint8_t *buf = (uint8_t *)malloc(cap);
     if (!buf) {
@@ -130,5 +144,12 @@ int cnn_deflate(const uint8_t *in, size_t in_len, int format, int level, uint8_t
 }
 
 uint32_t cnn_crc32(uint32_t crc, const uint8_t *data, size_t len) {
-    return (uint32_t)crc32((uLong)crc, data, (uInt)len);
+    /* zlib takes a 32-bit length: feed larger buffers in chunks. */
+    while (len > 0) {
+        uInt chunk = len > (size_t)UINT32_MAX ? UINT32_MAX : (uInt)len;
+        crc = (uint32_t)crc32((uLong)crc, data, chunk);
+        data += chunk;
+        len -= chunk;
+    }
+    return crc;
 }

@@ -1,0 +1,184 @@
+import CNNKernels
+import Foundation
+
+/// Progress within an epoch, reported after every batch.
+public struct TrainingProgress: Sendable {
+    /// The epoch (from 0).
+    public var epoch: Int
+    /// Batches finished in this epoch, and the epoch's total.
+    public var batch: Int, batchCount: Int
+    /// Running mean loss and accuracy over the epoch so far.
+    public var loss: Double, accuracy: Double
+    /// Training throughput so far.
+    public var imagesPerSecond: Double
+    /// Seconds since the epoch began.
+    public var elapsed: Double
+}
+
+/// One epoch's results, as the CSV log records them.
+public struct EpochRecord: Sendable, Equatable, Codable {
+    public var epoch: Int
+    public var trainLoss: Double, trainAccuracy: Double
+    public var testLoss: Double, testAccuracy: Double
+    public var learningRate: Double
+    public var seconds: Double
+
+    /// `epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds`.
+    public static let csvHeader = "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds"
+
+    /// One CSV row (accuracies as fractions in 0...1).
+    public var csvRow: String {
+        String(format: "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f", epoch + 1, trainLoss, trainAccuracy, testLoss, testAccuracy, learningRate, seconds)
+    }
+}
+
+/// How the learning rate changes between epochs.
+public enum ScheduleChoice: Sendable {
+    /// Constant.
+    case constant
+    /// A closed-form schedule over epochs (step, multi-step, cosine, warm-up...).
+    case epochs(any LearningRateSchedule)
+    /// Divide by `factor` when the test loss stops improving for `patience` epochs (the classic
+    /// ResNet recipe).
+    case plateau(factor: Double, patience: Int)
+}
+
+/// Trains a classifier with mini-batch gradient descent: forward, cross-entropy, backward,
+/// optimizer step; evaluation after each epoch; atomic checkpoints; exact resume.
+public final class Trainer {
+    public let model: Module
+    public let optimizer: Optimizer
+    public let trainLoader: DataLoader
+    public let testLoader: DataLoader?
+    public let labelSmoothing: Float
+    /// The next epoch to run (from 0).
+    public private(set) var epoch = 0
+    /// Results of the finished epochs.
+    public private(set) var history: [EpochRecord] = []
+    let scheduler: LearningRateScheduler?
+    let plateau: ReduceLROnPlateau?
+
+    /// Creates a trainer.
+    public init(model: Module, optimizer: Optimizer, trainLoader: DataLoader, testLoader: DataLoader?,
+                schedule: ScheduleChoice = .constant, labelSmoothing: Float = 0) throws {
+        self.model = model
+        self.optimizer = optimizer
+        self.trainLoader = trainLoader
+        self.testLoader = testLoader
+        self.labelSmoothing = labelSmoothing
+        switch schedule {
+        case .constant: scheduler = nil; plateau = nil
+        case .epochs(let s): scheduler = try LearningRateScheduler(optimizer: optimizer, schedule: s); plateau = nil
+        case .plateau(let factor, let patience):
+            scheduler = nil
+            plateau = try ReduceLROnPlateau(optimizer: optimizer, mode: .min, factor: factor, patience: patience)
+        }
+    }
+
+    /// Runs one epoch of training, then evaluation; returns its record.
+    ///
+    /// - Throws: ``CNNError/diverged(_:)`` naming the epoch and batch when the loss stops being
+    ///   finite (the parameters are not updated with that batch).
+    public func trainEpoch(progress: ((TrainingProgress) -> Void)? = nil) throws -> EpochRecord {
+        model.train()
+        let start = cnn_now()
+        var seen = 0, correct = 0
+        var lossSum = 0.0
+        let lr = Double(optimizer.learningRate)
+        let it = trainLoader.batches(epoch: epoch).makeIterator()
+        var b = 0
+        while let batch = it.next() {
+            optimizer.zeroGradients()
+            let logits = try model(Variable(batch.images))
+            let loss = try Functional.crossEntropy(logits: logits, labels: batch.labels, labelSmoothing: labelSmoothing)
+            let value = try loss.value.item()
+            guard value.isFinite else {
+                throw CNNError.diverged("loss is \(value) at epoch \(epoch + 1), batch \(b + 1) of \(trainLoader.batchCount); the last checkpoint is intact — lower the learning rate")
+            }
+            try loss.backward()
+            try optimizer.step()
+            let predictions = try logits.value.argmaxIndices(alongAxis: 1)
+            correct += zip(predictions, batch.labels).filter { $0 == Int($1) }.count
+            seen += batch.labels.count
+            lossSum += Double(value) * Double(batch.labels.count)
+            b += 1
+            if let progress {
+                let elapsed = cnn_now() - start
+                progress(TrainingProgress(epoch: epoch, batch: b, batchCount: trainLoader.batchCount, loss: lossSum / Double(seen),
+                                          accuracy: Double(correct) / Double(seen), imagesPerSecond: Double(seen) / max(elapsed, 1e-9),
+                                          elapsed: elapsed))
+            }
+        }
+        if let e = it.error { throw e }
+        let trainSeconds = cnn_now() - start
+        let test = try testLoader.map { try model.evaluate(on: $0) }
+        let record = EpochRecord(epoch: epoch, trainLoss: lossSum / Double(max(seen, 1)), trainAccuracy: Double(correct) / Double(max(seen, 1)),
+                                 testLoss: test?.loss ?? .nan, testAccuracy: test?.accuracy ?? .nan, learningRate: lr,
+                                 seconds: trainSeconds)
+        history.append(record)
+        epoch += 1
+        if let scheduler { try scheduler.step() }
+        if let plateau, let test { _ = plateau.step(metric: test.loss) }
+        return record
+    }
+
+    // MARK: Checkpoints
+
+    /// Writes model, optimizer, schedule, data order and dropout state to `path` atomically
+    /// (temporary file, fsync, rename): an interrupted save never leaves a broken checkpoint.
+    public func saveCheckpoint(to path: String) throws {
+        var values = model.stateValues(prefix: "model.")
+        values += optimizer.stateDictionary().map { ("optimizer.\($0.0)", SafeTensors.Value.float32($0.1)) }
+        var meta: [String: String] = ["format": "swift-cnn checkpoint 1", "epoch": "\(epoch)"]
+        let encoder = JSONEncoder()
+        if let scheduler, let data = try? encoder.encode(scheduler.state) { meta["schedule"] = String(decoding: data, as: UTF8.self) }
+        if let plateau, let data = try? encoder.encode(plateau.state) { meta["plateau"] = String(decoding: data, as: UTF8.self) }
+        if let data = try? encoder.encode(history) { meta["history"] = String(decoding: data, as: UTF8.self) }
+        let dropouts = model.namedModules().compactMap { name, m in (m as? Dropout).map { "\(name)=\($0.seed):\($0.callCount)" } }
+        meta["dropout"] = dropouts.joined(separator: ",")
+        meta["learning_rate"] = "\(optimizer.learningRate)"
+        try SafeTensors.write(values, metadata: meta, to: path)
+    }
+
+    /// Restores everything ``saveCheckpoint(to:)`` wrote. All of it is validated before anything
+    /// changes: a checkpoint for another model throws and leaves this trainer untouched.
+    public func loadCheckpoint(from path: String) throws {
+        let file = try SafeTensors(contentsOf: path)
+        guard file.metadata["format"] == "swift-cnn checkpoint 1", let e = file.metadata["epoch"].flatMap(Int.init) else {
+            throw CNNError.invalidFile("\(path): not a swift-cnn checkpoint (metadata format \(file.metadata["format"] ?? "missing"))")
+        }
+        var modelEntries: [String: Tensor] = [:], optimizerEntries: [(String, Tensor)] = []
+        for name in file.names {
+            if name.hasPrefix("model.") { modelEntries[String(name.dropFirst(6))] = try file.tensor(named: name) }
+            else if name.hasPrefix("optimizer.") { optimizerEntries.append((String(name.dropFirst(10)), try file.tensor(named: name))) }
+        }
+        let decoder = JSONDecoder()
+        let schedState = try file.metadata["schedule"].map { try decoder.decode(LearningRateScheduler.State.self, from: Data($0.utf8)) }
+        let plateauState = try file.metadata["plateau"].map { try decoder.decode(ReduceLROnPlateau.State.self, from: Data($0.utf8)) }
+        let hist = try file.metadata["history"].map { try decoder.decode([EpochRecord].self, from: Data($0.utf8)) } ?? []
+        // Validate the model part first without applying (a dry run on the same checks).
+        let snapshot = model.stateDictionary()
+        try model.loadStateDictionary(modelEntries, strict: true)
+        do {
+            try optimizer.loadStateDictionary(optimizerEntries)
+        } catch {
+            try model.loadStateDictionary(Dictionary(uniqueKeysWithValues: snapshot), strict: true)
+            throw error
+        }
+        if let s = schedState, let scheduler { try scheduler.load(s) }
+        if let s = plateauState, let plateau { try plateau.load(s) }
+        if let lr = file.metadata["learning_rate"].flatMap(Float.init) { optimizer.learningRate = lr }
+        var dropoutState: [String: (UInt64, UInt64)] = [:]
+        for item in (file.metadata["dropout"] ?? "").split(separator: ",") {
+            let parts = item.split(separator: "=")
+            guard parts.count == 2 else { continue }
+            let nums = parts[1].split(separator: ":").compactMap { UInt64($0) }
+            if nums.count == 2 { dropoutState[String(parts[0])] = (nums[0], nums[1]) }
+        }
+        for (name, m) in model.namedModules() {
+            if let d = m as? Dropout, let s = dropoutState[name] { d.seed = s.0; d.callCount = s.1 }
+        }
+        epoch = e
+        history = hist
+    }
+}

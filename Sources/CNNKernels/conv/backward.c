@@ -1,0 +1,184 @@
+/* Convolution backward: gradient of the input (written) and of the weight and bias (accumulated).
+ *
+ * Grouped convolutions with several input channels per group go through the GEMM, a band of output
+ * rows at a time (the same bounded column buffer as the forward im2col):
+ *     data:   col (CgRS x band) = W_g^T (CgRS x Kg) * dy_g (Kg x band), then dx_g += col2im(col)
+ *     weight: dW_g (Kg x CgRS) += dy_g (Kg x band) * col^T, col = im2col(x_g) of the band
+ * Depthwise convolutions (one input channel per group) use direct loops over each channel's plane:
+ * a GEMM with a single row or column per group would run at a fraction of its speed. */
+#include "conv_internal.h"
+
+#include <string.h>
+
+static inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+static inline int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
+
+/* 1x1, stride 1, no padding: the column matrix is the image itself. */
+static int is_pointwise(const conv_geom *g) {
+    return g->R == 1 && g->S == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
+}
+
+// dy is (N,K,P,Q), w is (K,1,R,S), dx is (N,C,H,W); group c owns output channels c*Kg..c*Kg+Kg-1
+static void depthwise_backward_data(const conv_geom *g, const float *dy, const float *w, float *dx) {
+    const int64_t planes = g->N * g->C, HW = g->H * g->W, PQ = g->P * g->Q;
+    const int nt = cnn_threads_for(planes);
+    CNN_OMP_PARALLEL_FOR(nt)
+    for (int64_t plane = 0; plane < planes; plane++) {
+        const int64_t n = plane / g->C, c = plane % g->C;
+        float *CNN_RESTRICT d = dx + plane * HW;
+        memset(d, 0, (size_t)HW * sizeof(float));
+        for (int64_t kk = 0; kk < g->Kg; kk++) {
+            const int64_t k = c * g->Kg + kk;
+            const float *CNN_RESTRICT dyk = dy + (n * g->K + k) * PQ;
+            for (int64_t r = 0; r < g->R; r++)
+                for (int64_t s = 0; s < g->S; s++) {
+                    const float wv = w[(k * g->R + r) * g->S + s];
+                    const int64_t off = s * g->dw - g->pw;
+                    const int64_t lo = CNN_MAX(0, ceil_div(-off, g->sw));
+                    const int64_t hi = CNN_MIN(g->Q, floor_div(g->W - 1 - off, g->sw) + 1);
+                    for (int64_t p = 0; p < g->P; p++) {
+                        const int64_t h = p * g->sh - g->ph + r * g->dh;
+                        if (h < 0 || h >= g->H) continue;
+                        float *CNN_RESTRICT drow = d + h * g->W;
+                        const float *CNN_RESTRICT src = dyk + p * g->Q;
+                        if (g->sw == 1) {
+                            for (int64_t q = lo; q < hi; q++) drow[q + off] += wv * src[q];
+                        } else {
+                            for (int64_t q = lo; q < hi; q++) drow[q * g->sw + off] += wv * src[q];
+                        }
+                    }
+                }
+        }
+    }
+}
+
+// x is (N,C,H,W), dy is (N,K,P,Q), dw is (K,1,R,S) +=
+static void depthwise_backward_weight(const conv_geom *g, const float *x, const float *dy, float *dw) {
+    const int64_t HW = g->H * g->W, PQ = g->P * g->Q;
+    const int nt = cnn_threads_for(g->K);
+    CNN_OMP_PARALLEL_FOR(nt)
+    for (int64_t k = 0; k < g->K; k++) {
+        const int64_t c = k / g->Kg;
+        for (int64_t r = 0; r < g->R; r++)
+            for (int64_t s = 0; s < g->S; s++) {
+                const int64_t off = s * g->dw - g->pw;
+                const int64_t lo = CNN_MAX(0, ceil_div(-off, g->sw));
+                const int64_t hi = CNN_MIN(g->Q, floor_div(g->W - 1 - off, g->sw) + 1);
+                /* Double accumulation: the sum runs over N*P*Q terms (65536 for a batch of 64 at
+                 * 32x32) and this loop is bound by memory, not by the adds. */
+                double acc = 0;
+                for (int64_t n = 0; n < g->N; n++)
+                    for (int64_t p = 0; p < g->P; p++) {
+                        const int64_t h = p * g->sh - g->ph + r * g->dh;
+                        if (h < 0 || h >= g->H) continue;
+                        const float *CNN_RESTRICT xr = x + (n * g->C + c) * HW + h * g->W;
+                        const float *CNN_RESTRICT dr = dy + (n * g->K + k) * PQ + p * g->Q;
+                        if (g->sw == 1) {
+                            for (int64_t q = lo; q < hi; q++) acc += (double)dr[q] * xr[q + off];
+                        } else {
+                            for (int64_t q = lo; q < hi; q++) acc += (double)dr[q] * xr[q * g->sw + off];
+                        }
+                    }
+                dw[(k * g->R + r) * g->S + s] += (float)acc;
+            }
+    }
+}
+
+static int64_t band_rows(const conv_geom *g) { return conv_band_rows(g->Cg * g->R * g->S * g->Q, g->P); }
+
+// dy is (N,K,P,Q), w is (K,C/groups,R,S), dx is (N,C,H,W) written
+cnn_status cnn_conv2d_backward_data(const cnn_conv_shape *shape, const float *dy, const float *w,
+                                    float *dx) {
+    conv_geom g;
+    cnn_status st = cnn_conv_geom_init(shape, &g);
+    if (st != CNN_OK) return st;
+    if (g.N == 0) return CNN_OK;
+    if (!dy || !w || !dx) return CNN_ERR_INVALID_ARGUMENT;
+    if (g.Cg == 1) {
+        depthwise_backward_data(&g, dy, w, dx);
+        return CNN_OK;
+    }
+    const int64_t crs = g.Cg * g.R * g.S, PQ = g.P * g.Q, HW = g.H * g.W;
+    if (is_pointwise(&g)) {
+        /* dx_n,g (Cg x HW) = W_g^T (Cg x Kg) * dy_n,g (Kg x HW), written directly. */
+        for (int64_t n = 0; n < g.N; n++)
+            for (int64_t grp = 0; grp < g.G; grp++) {
+                st = cnn_sgemm(CNN_TRANS, CNN_NO_TRANS, (size_t)g.Cg, (size_t)HW, (size_t)g.Kg, 1.0f,
+                               w + grp * g.Kg * g.Cg, (size_t)g.Cg, dy + (n * g.K + grp * g.Kg) * PQ,
+                               (size_t)PQ, 0.0f, dx + (n * g.C + grp * g.Cg) * HW, (size_t)HW, NULL);
+                if (st != CNN_OK) return st;
+            }
+        return CNN_OK;
+    }
+    const int64_t band = band_rows(&g);
+    float *col = (float *)cnn_workspace(CNN_CONV_SLOT_COL, (size_t)(crs * band * g.Q) * sizeof(float));
+    if (!col) return CNN_ERR_OUT_OF_MEMORY;
+    for (int64_t n = 0; n < g.N; n++)
+        for (int64_t grp = 0; grp < g.G; grp++) {
+            float *dxg = dx + (n * g.C + grp * g.Cg) * HW;
+            memset(dxg, 0, (size_t)(g.Cg * HW) * sizeof(float));
+            for (int64_t p0 = 0; p0 < g.P; p0 += band) {
+                const int64_t rows = CNN_MIN(band, g.P - p0);
+                st = cnn_sgemm(CNN_TRANS, CNN_NO_TRANS, (size_t)crs, (size_t)(rows * g.Q), (size_t)g.Kg,
+                               1.0f, w + grp * g.Kg * crs, (size_t)crs,
+                               dy + (n * g.K + grp * g.Kg) * PQ + p0 * g.Q, (size_t)PQ, 0.0f, col,
+                               (size_t)(rows * g.Q), NULL);
+                if (st != CNN_OK) return st;
+                cnn_conv_col2im(&g, col, p0, rows, dxg);
+            }
+        }
+    return CNN_OK;
+}
+
+// x is (N,C,H,W), dy is (N,K,P,Q), dw is (K,C/groups,R,S) +=, db is (K) += (may be NULL)
+cnn_status cnn_conv2d_backward_weight(const cnn_conv_shape *shape, const float *x, const float *dy,
+                                      float *dw, float *db) {
+    conv_geom g;
+    cnn_status st = cnn_conv_geom_init(shape, &g);
+    if (st != CNN_OK) return st;
+    if (g.N == 0) return CNN_OK;
+    if (!x || !dy || !dw) return CNN_ERR_INVALID_ARGUMENT;
+    const int64_t crs = g.Cg * g.R * g.S, PQ = g.P * g.Q, HW = g.H * g.W;
+    if (db) {
+        /* db[k] += sum over n, p, q of dy, accumulated in double (memory-bound either way). */
+        const int nt = cnn_threads_for(g.K);
+        CNN_OMP_PARALLEL_FOR(nt)
+        for (int64_t k = 0; k < g.K; k++) {
+            double acc = 0;
+            for (int64_t n = 0; n < g.N; n++) {
+                const float *CNN_RESTRICT d = dy + (n * g.K + k) * PQ;
+                for (int64_t i = 0; i < PQ; i++) acc += d[i];
+            }
+            db[k] += (float)acc;
+        }
+    }
+    if (g.Cg == 1) {
+        depthwise_backward_weight(&g, x, dy, dw);
+        return CNN_OK;
+    }
+    if (is_pointwise(&g)) {
+        for (int64_t n = 0; n < g.N; n++)
+            for (int64_t grp = 0; grp < g.G; grp++) {
+                st = cnn_sgemm(CNN_NO_TRANS, CNN_TRANS, (size_t)g.Kg, (size_t)g.Cg, (size_t)HW, 1.0f,
+                               dy + (n * g.K + grp * g.Kg) * PQ, (size_t)PQ,
+                               x + (n * g.C + grp * g.Cg) * HW, (size_t)HW, 1.0f,
+                               dw + grp * g.Kg * g.Cg, (size_t)g.Cg, NULL);
+                if (st != CNN_OK) return st;
+            }
+        return CNN_OK;
+    }
+    const int64_t band = band_rows(&g);
+    float *col = (float *)cnn_workspace(CNN_CONV_SLOT_COL, (size_t)(crs * band * g.Q) * sizeof(float));
+    if (!col) return CNN_ERR_OUT_OF_MEMORY;
+    for (int64_t n = 0; n < g.N; n++)
+        for (int64_t grp = 0; grp < g.G; grp++)
+            for (int64_t p0 = 0; p0 < g.P; p0 += band) {
+                const int64_t rows = CNN_MIN(band, g.P - p0);
+                cnn_conv_im2col(&g, x + (n * g.C + grp * g.Cg) * HW, p0, rows, col);
+                st = cnn_sgemm(CNN_NO_TRANS, CNN_TRANS, (size_t)g.Kg, (size_t)crs, (size_t)(rows * g.Q),
+                               1.0f, dy + (n * g.K + grp * g.Kg) * PQ + p0 * g.Q, (size_t)PQ, col,
+                               (size_t)(rows * g.Q), 1.0f, dw + grp * g.Kg * crs, (size_t)crs, NULL);
+                if (st != CNN_OK) return st;
+            }
+    return CNN_OK;
+}

@@ -1,0 +1,297 @@
+/* The convolution operator: shape validation, the algorithm table and AUTO heuristic, plans, and
+ * dispatch to the algorithms (direct.c, im2col.c, winograd.c) and the backward passes (backward.c). */
+#include "conv_internal.h"
+#include "winograd.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Largest single extent accepted: keeps every product of two extents (and the index arithmetic in
+ * the kernels) far from int64 overflow. */
+#define CONV_MAX_EXTENT ((int64_t)1 << 31)
+
+static int mul_ok(int64_t a, int64_t b, int64_t *out) { return !__builtin_mul_overflow(a, b, out); }
+
+/* a*b*c*d fits in int64 and, as floats, in size_t. */
+static int volume_ok(int64_t a, int64_t b, int64_t c, int64_t d) {
+    int64_t v;
+    if (!mul_ok(a, b, &v) || !mul_ok(v, c, &v) || !mul_ok(v, d, &v)) return 0;
+    return (uint64_t)v <= (uint64_t)(SIZE_MAX / sizeof(float) / 2);
+}
+
+static int64_t out_extent(int64_t in, int64_t pad, int64_t dil, int64_t k, int64_t stride) {
+    /* PyTorch: floor((in + 2*pad - dil*(k-1) - 1) / stride) + 1; nonpositive numerator+stride: empty */
+    const int64_t span = in + 2 * pad - dil * (k - 1) - 1;
+    if (span < 0) return 0;
+    return span / stride + 1;
+}
+
+cnn_status cnn_conv_geom_init(const cnn_conv_shape *s, conv_geom *g) {
+    if (!s || !g) return CNN_ERR_INVALID_ARGUMENT;
+    const int64_t pos[] = {s->C, s->H, s->W, s->K, s->R, s->S, s->stride_h, s->stride_w,
+                           s->dilation_h, s->dilation_w, s->groups};
+    for (size_t i = 0; i < sizeof pos / sizeof pos[0]; i++)
+        if (pos[i] < 1 || pos[i] > CONV_MAX_EXTENT) return CNN_ERR_INVALID_ARGUMENT;
+    if (s->N < 0 || s->N > CONV_MAX_EXTENT) return CNN_ERR_INVALID_ARGUMENT;
+    if (s->pad_h < 0 || s->pad_w < 0 || s->pad_h > CONV_MAX_EXTENT || s->pad_w > CONV_MAX_EXTENT)
+        return CNN_ERR_INVALID_ARGUMENT;
+    if (s->C % s->groups != 0 || s->K % s->groups != 0) return CNN_ERR_INVALID_ARGUMENT;
+    const int64_t P = out_extent(s->H, s->pad_h, s->dilation_h, s->R, s->stride_h);
+    const int64_t Q = out_extent(s->W, s->pad_w, s->dilation_w, s->S, s->stride_w);
+    if (P < 1 || Q < 1) return CNN_ERR_INVALID_ARGUMENT;
+    const int64_t Cg = s->C / s->groups, Kg = s->K / s->groups;
+    /* Every tensor and every column buffer row count must be addressable. */
+    if (!volume_ok(s->N > 0 ? s->N : 1, s->C, s->H, s->W) ||
+        !volume_ok(s->N > 0 ? s->N : 1, s->K, P, Q) || !volume_ok(s->K, Cg, s->R, s->S) ||
+        !volume_ok(Cg, s->R, s->S, Q))
+        return CNN_ERR_INVALID_ARGUMENT;
+    *g = (conv_geom){
+        .N = s->N, .C = s->C, .H = s->H, .W = s->W, .K = s->K, .R = s->R, .S = s->S,
+        .sh = s->stride_h, .sw = s->stride_w, .ph = s->pad_h, .pw = s->pad_w,
+        .dh = s->dilation_h, .dw = s->dilation_w, .G = s->groups, .Cg = Cg, .Kg = Kg,
+        .P = P, .Q = Q,
+    };
+    return CNN_OK;
+}
+
+cnn_status cnn_conv_output_size(const cnn_conv_shape *s, int64_t *P, int64_t *Q) {
+    conv_geom g;
+    cnn_status st = cnn_conv_geom_init(s, &g);
+    if (st != CNN_OK) return st;
+    if (P) *P = g.P;
+    if (Q) *Q = g.Q;
+    return CNN_OK;
+}
+
+static int is_winograd(cnn_conv_algorithm a) {
+    return a == CNN_CONV_WINOGRAD_2X2 || a == CNN_CONV_WINOGRAD_4X4 || a == CNN_CONV_WINOGRAD_6X6;
+}
+
+static int winograd_m(cnn_conv_algorithm a) {
+    return a == CNN_CONV_WINOGRAD_2X2 ? 2 : a == CNN_CONV_WINOGRAD_4X4 ? 4 : 6;
+}
+
+static int applies(cnn_conv_algorithm a, const conv_geom *g) {
+    switch (a) {
+    case CNN_CONV_AUTO:
+    case CNN_CONV_DIRECT:
+    case CNN_CONV_IM2COL:
+        return 1;
+    case CNN_CONV_GEMM1X1:
+        /* Any stride; dilation is irrelevant for a 1x1 kernel. */
+        return g->R == 1 && g->S == 1 && g->ph == 0 && g->pw == 0;
+    case CNN_CONV_WINOGRAD_2X2:
+    case CNN_CONV_WINOGRAD_4X4:
+    case CNN_CONV_WINOGRAD_6X6:
+        return g->R == 3 && g->S == 3 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 &&
+               g->G == 1;
+    }
+    return 0;
+}
+
+int cnn_conv_algorithm_applies(cnn_conv_algorithm algorithm, const cnn_conv_shape *s) {
+    conv_geom g;
+    if (cnn_conv_geom_init(s, &g) != CNN_OK) return 0;
+    return applies(algorithm, &g);
+}
+
+/*
+ * AUTO, for 2 cores of an AMD EPYC (Zen 5, AVX-512), 2 threads. PROVISIONAL: set before the blocked
+ * SGEMM and the Winograd kernels landed (the GEMM was still the reference loop, so im2col could not
+ * be timed fairly, and the machine was shared with other builds); re-profile with `cnn bench conv`:
+ *  - one input channel per group (depthwise): the direct loop; a GEMM with one row per group
+ *    cannot use its register tile.
+ *  - 1x1, pad 0: GEMM1X1 (the input image is already the column matrix at stride 1).
+ *  - 3x3 stride 1 with C, K >= 16: Winograd F(4x4, 3x3) cuts the multiplies 4x; for fewer channels
+ *    the transforms dominate. (Chosen from the literature and peers' defaults — ncnn uses F(4x4)
+ *    on this class of layer — before winograd.c was measured here.)
+ *  - everything else (first layers with C = 3, 5x5, 7x7/2, 11x11/4, grouped): im2col + GEMM.
+ */
+static cnn_conv_algorithm auto_algorithm(const conv_geom *g) {
+    if (g->Cg == 1) return CNN_CONV_DIRECT;
+    if (applies(CNN_CONV_GEMM1X1, g)) return CNN_CONV_GEMM1X1;
+    if (applies(CNN_CONV_WINOGRAD_4X4, g) && g->C >= 16 && g->K >= 16) return CNN_CONV_WINOGRAD_4X4;
+    return CNN_CONV_IM2COL;
+}
+
+cnn_conv_algorithm cnn_conv_auto_algorithm(const cnn_conv_shape *s) {
+    conv_geom g;
+    if (cnn_conv_geom_init(s, &g) != CNN_OK) return CNN_CONV_DIRECT; /* valid for every shape */
+    return auto_algorithm(&g);
+}
+
+const char *cnn_conv_algorithm_name(cnn_conv_algorithm a) {
+    switch (a) {
+    case CNN_CONV_AUTO: return "auto";
+    case CNN_CONV_DIRECT: return "direct";
+    case CNN_CONV_IM2COL: return "im2col";
+    case CNN_CONV_GEMM1X1: return "gemm1x1";
+    case CNN_CONV_WINOGRAD_2X2: return "winograd2x2";
+    case CNN_CONV_WINOGRAD_4X4: return "winograd4x4";
+    case CNN_CONV_WINOGRAD_6X6: return "winograd6x6";
+    }
+    return "unknown";
+}
+
+struct cnn_conv_plan {
+    cnn_conv_algorithm algorithm; /* resolved, never AUTO */
+    cnn_conv_shape shape;
+    conv_geom g;
+    float *weight;                /* copy of (K, Cg, R, S) for the GEMM and direct algorithms */
+    float *packed;                /* direct: weights packed for the channel-vectorised kernel */
+    void *packed_a;               /* im2col, gemm1x1: W_g packed as GEMM panels, per group */
+    cnn_winograd_weights *wino;   /* Winograd's transformed weights */
+    size_t weight_bytes, workspace_bytes;
+};
+
+static size_t workspace_bytes(cnn_conv_algorithm a, const conv_geom *g) {
+    switch (a) {
+    case CNN_CONV_DIRECT: return cnn_conv_direct_workspace_bytes(g);
+    case CNN_CONV_IM2COL: return cnn_conv_im2col_workspace_bytes(g);
+    case CNN_CONV_GEMM1X1: return cnn_conv_gemm1x1_workspace_bytes(g);
+    default: return 0;
+    }
+}
+
+cnn_conv_plan *cnn_conv_plan_create(cnn_conv_algorithm algorithm, const cnn_conv_shape *shape,
+                                    const float *weight, cnn_status *status) {
+    cnn_status dummy;
+    if (!status) status = &dummy;
+    conv_geom g;
+    *status = cnn_conv_geom_init(shape, &g);
+    if (*status != CNN_OK) return NULL;
+    if ((unsigned)algorithm >= CNN_CONV_ALGORITHM_COUNT || !weight) {
+        *status = CNN_ERR_INVALID_ARGUMENT;
+        return NULL;
+    }
+    if (!applies(algorithm, &g)) {
+        *status = CNN_ERR_UNSUPPORTED;
+        return NULL;
+    }
+    const int is_auto = algorithm == CNN_CONV_AUTO;
+    if (is_auto) algorithm = auto_algorithm(&g);
+
+    cnn_conv_plan *plan = (cnn_conv_plan *)calloc(1, sizeof *plan);
+    if (!plan) {
+        *status = CNN_ERR_OUT_OF_MEMORY;
+        return NULL;
+    }
+    plan->shape = *shape;
+    plan->g = g;
+    if (is_winograd(algorithm)) {
+        plan->wino = cnn_winograd_weights_create(winograd_m(algorithm), shape, weight, status);
+        if (!plan->wino && is_auto && *status == CNN_ERR_UNSUPPORTED) {
+            /* AUTO only: a build whose Winograd kernels decline the shape runs im2col instead.
+             * An explicitly requested algorithm never falls back. */
+            algorithm = CNN_CONV_IM2COL;
+        } else if (!plan->wino) {
+            free(plan);
+            return NULL;
+        } else {
+            plan->weight_bytes = cnn_winograd_weights_bytes(plan->wino);
+            plan->workspace_bytes = cnn_winograd_workspace_bytes(plan->wino, shape);
+        }
+    }
+    if (!plan->wino) {
+        const size_t bytes = (size_t)(g.K * g.Cg * g.R * g.S) * sizeof(float);
+        plan->weight = (float *)cnn_aligned_alloc(bytes);
+        if (!plan->weight) {
+            free(plan);
+            *status = CNN_ERR_OUT_OF_MEMORY;
+            return NULL;
+        }
+        memcpy(plan->weight, weight, bytes);
+        plan->weight_bytes = bytes;
+        if (algorithm == CNN_CONV_IM2COL || algorithm == CNN_CONV_GEMM1X1) {
+            /* The weights as GEMM panels once, so no call packs them again. A failure here only
+             * costs speed: the raw copy is always there. */
+            const size_t stride = cnn_conv_gemm_packed_stride(&g);
+            if (stride > 0 && (plan->packed_a = cnn_aligned_alloc(stride * (size_t)g.G)) != NULL) {
+                if (cnn_conv_gemm_pack(&g, weight, plan->packed_a) == CNN_OK) {
+                    plan->weight_bytes += stride * (size_t)g.G;
+                } else {
+                    cnn_aligned_free(plan->packed_a);
+                    plan->packed_a = NULL;
+                }
+            }
+        }
+        const size_t packed = algorithm == CNN_CONV_DIRECT ? cnn_conv_direct_packed_floats(&g) : 0;
+        if (packed > 0) {
+            plan->packed = (float *)cnn_aligned_alloc(packed * sizeof(float));
+            if (!plan->packed) {
+                cnn_aligned_free(plan->weight);
+                free(plan);
+                *status = CNN_ERR_OUT_OF_MEMORY;
+                return NULL;
+            }
+            cnn_conv_direct_pack(&g, weight, plan->packed);
+            plan->weight_bytes += packed * sizeof(float);
+        }
+        plan->workspace_bytes = workspace_bytes(algorithm, &g);
+    }
+    plan->algorithm = algorithm;
+    *status = CNN_OK;
+    return plan;
+}
+
+void cnn_conv_plan_destroy(cnn_conv_plan *plan) {
+    if (!plan) return;
+    if (plan->wino) cnn_winograd_weights_destroy(plan->wino);
+    cnn_aligned_free(plan->weight);
+    cnn_aligned_free(plan->packed);
+    cnn_aligned_free(plan->packed_a);
+    free(plan);
+}
+
+cnn_conv_algorithm cnn_conv_plan_algorithm(const cnn_conv_plan *plan) {
+    return plan ? plan->algorithm : CNN_CONV_AUTO;
+}
+
+size_t cnn_conv_plan_weight_bytes(const cnn_conv_plan *plan) { return plan ? plan->weight_bytes : 0; }
+
+size_t cnn_conv_plan_workspace_bytes(const cnn_conv_plan *plan) {
+    return plan ? plan->workspace_bytes : 0;
+}
+
+/* Runs a non-Winograd algorithm on raw (K, Cg, R, S) weights. */
+static cnn_status run_algorithm(cnn_conv_algorithm a, const conv_geom *g, const float *x,
+                                const float *w, const float *packed, const void *packed_a,
+                                const float *bias, const float *residual, int relu, float *y) {
+    switch (a) {
+    case CNN_CONV_DIRECT: return cnn_conv_direct_forward(g, x, w, packed, bias, residual, relu, y);
+    case CNN_CONV_IM2COL: return cnn_conv_im2col_forward(g, x, w, packed_a, bias, residual, relu, y);
+    case CNN_CONV_GEMM1X1: return cnn_conv_gemm1x1_forward(g, x, w, packed_a, bias, residual, relu, y);
+    default: return CNN_ERR_INVALID_ARGUMENT;
+    }
+}
+
+cnn_status cnn_conv_plan_forward(const cnn_conv_plan *plan, const float *x, const float *bias,
+                                 const float *residual, int relu, float *y) {
+    if (!plan) return CNN_ERR_INVALID_ARGUMENT;
+    if (plan->g.N == 0) return CNN_OK;
+    if (!x || !y) return CNN_ERR_INVALID_ARGUMENT;
+    if (plan->wino)
+        return cnn_winograd_forward(plan->wino, &plan->shape, x, bias, residual, relu ? 1 : 0, y);
+    return run_algorithm(plan->algorithm, &plan->g, x, plan->weight, plan->packed, plan->packed_a,
+                         bias, residual, relu ? 1 : 0, y);
+}
+
+cnn_status cnn_conv2d_forward(cnn_conv_algorithm algorithm, const cnn_conv_shape *shape,
+                              const float *x, const float *weight, const float *bias,
+                              const float *residual, int relu, float *y) {
+    conv_geom g;
+    cnn_status st = cnn_conv_geom_init(shape, &g);
+    if (st != CNN_OK) return st;
+    if ((unsigned)algorithm >= CNN_CONV_ALGORITHM_COUNT) return CNN_ERR_INVALID_ARGUMENT;
+    if (!applies(algorithm, &g)) return CNN_ERR_UNSUPPORTED;
+    if (g.N == 0) return CNN_OK;
+    if (!x || !weight || !y) return CNN_ERR_INVALID_ARGUMENT;
+    const cnn_conv_algorithm resolved = algorithm == CNN_CONV_AUTO ? auto_algorithm(&g) : algorithm;
+    if (!is_winograd(resolved)) /* no plan needed: run on the caller's weights without a copy */
+        return run_algorithm(resolved, &g, x, weight, NULL, NULL, bias, residual, relu ? 1 : 0, y);
+    cnn_conv_plan *plan = cnn_conv_plan_create(algorithm, shape, weight, &st);
+    if (!plan) return st;
+    st = cnn_conv_plan_forward(plan, x, bias, residual, relu, y);
+    cnn_conv_plan_destroy(plan);
+    return st;
+}

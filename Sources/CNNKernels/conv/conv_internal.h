@@ -1,0 +1,75 @@
+/* Private interface between the convolution operator (conv.c) and its algorithms (direct.c,
+ * im2col.c, backward.c, reference.c). Not part of the public header. */
+#ifndef CNN_CONV_INTERNAL_H
+#define CNN_CONV_INTERNAL_H
+
+#include "../internal.h"
+
+/* A validated convolution shape with the derived sizes every algorithm needs.
+ * x is (N, C, H, W), w is (K, Cg, R, S), y is (N, K, P, Q); G groups of Cg = C/G input and
+ * Kg = K/G output channels each. */
+typedef struct conv_geom {
+    int64_t N, C, H, W, K, R, S;
+    int64_t sh, sw, ph, pw, dh, dw;
+    int64_t G, Cg, Kg, P, Q;
+} conv_geom;
+
+/* Fills `g` from `s`; CNN_ERR_INVALID_ARGUMENT when the shape is invalid (N == 0 is valid: an
+ * empty batch). */
+cnn_status cnn_conv_geom_init(const cnn_conv_shape *s, conv_geom *g);
+
+/* Workspace slots of the calling thread used by this family (cnn_workspace); the buffers are held
+ * across cnn_sgemm calls, so they must differ from the GEMM's packing slots (the upper ones, see
+ * cnn_gemm.h) and Winograd's. Convolution takes 2 (column / gather buffer, direct's packed weights
+ * in a one-shot call) and 3 (direct convolution's per-thread accumulator rows). */
+#define CNN_CONV_SLOT_COL 2
+#define CNN_CONV_SLOT_ACC 3
+
+/* Bound on the im2col column tile (and the 1x1 gather tile) of one call: the column matrix is
+ * built for a band of output rows at a time so a 224x224 layer never needs it whole (vgg16.conv1_2
+ * would take 115 MiB). 8 MiB is above the L2 of this machine (2 cores of an AMD EPYC Zen 5, 1 MiB
+ * L2 each) but the GEMM packs its B panels anyway; it keeps each GEMM call's N large enough to
+ * amortise packing the weights. At least one output row is always taken. */
+#define CNN_CONV_COL_BYTES ((size_t)8 << 20)
+
+/* Output rows per band so that `rows * row_floats * 4` stays within CNN_CONV_COL_BYTES (>= 1). */
+static inline int64_t conv_band_rows(int64_t row_floats, int64_t P) {
+    int64_t rows = (int64_t)(CNN_CONV_COL_BYTES / sizeof(float)) / (row_floats > 0 ? row_floats : 1);
+    if (rows < 1) rows = 1;
+    if (rows > P) rows = P;
+    return rows;
+}
+
+/* Fills the column matrix of one image and one group for output rows [p0, p0 + rows):
+ * col is (Cg*R*S) x (rows*Q), row (c*R + r)*S + s holds x[c][p*sh - ph + r*dh][q*sw - pw + s*dw]
+ * (0 in the padding). x points at the group's first input channel of the image. */
+void cnn_conv_im2col(const conv_geom *g, const float *x, int64_t p0, int64_t rows, float *col);
+/* The adjoint: dx (Cg, H, W) += col2im(col) for output rows [p0, p0 + rows). */
+void cnn_conv_col2im(const conv_geom *g, const float *col, int64_t p0, int64_t rows, float *dx);
+
+/* Forward algorithms. w is the (K, Cg, R, S) weight as given. */
+/* Direct: `wpacked` is NULL or w packed by cnn_conv_direct_pack (a plan's copy); when the shape uses
+ * the packed kernel and it is NULL, the call packs into its workspace. */
+cnn_status cnn_conv_direct_forward(const conv_geom *g, const float *x, const float *w,
+                                   const float *wpacked, const float *bias, const float *residual,
+                                   int relu, float *y);
+int cnn_conv_direct_uses_packed(const conv_geom *g);
+size_t cnn_conv_direct_packed_floats(const conv_geom *g); /* 0 when unused */
+void cnn_conv_direct_pack(const conv_geom *g, const float *w, float *wp);
+/* im2col and 1x1: `packed` is NULL or the plan's per-group weights W_g (Kg x CgRS) packed with
+ * cnn_sgemm_pack_a, group g at packed + g * packed_stride bytes. Packed panels belong to the ISA
+ * active when the plan was made; after cnn_isa_set changed it, the raw weights are used instead. */
+size_t cnn_conv_gemm_packed_stride(const conv_geom *g);
+cnn_status cnn_conv_gemm_pack(const conv_geom *g, const float *w, void *packed);
+cnn_status cnn_conv_im2col_forward(const conv_geom *g, const float *x, const float *w,
+                                   const void *packed, const float *bias, const float *residual,
+                                   int relu, float *y);
+cnn_status cnn_conv_gemm1x1_forward(const conv_geom *g, const float *x, const float *w,
+                                    const void *packed, const float *bias, const float *residual,
+                                    int relu, float *y);
+/* Peak bytes of per-call workspace the algorithm takes (summed over threads where per-thread). */
+size_t cnn_conv_im2col_workspace_bytes(const conv_geom *g);
+size_t cnn_conv_gemm1x1_workspace_bytes(const conv_geom *g);
+size_t cnn_conv_direct_workspace_bytes(const conv_geom *g);
+
+#endif

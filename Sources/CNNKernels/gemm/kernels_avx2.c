@@ -1,0 +1,151 @@
+/* AVX2+FMA SGEMM microkernel (6 x 16), packing and GEMV.
+ *
+ * The classic Haswell tile: 6 rows x 2 ymm = 12 accumulators + 2 B vectors + 1 broadcast of the 16
+ * ymm registers; 12 FMAs per k step for 2 loads and 6 broadcasts, enough independent chains to
+ * cover 2 FMA pipes x 4 cycles latency. Edge tiles go through a buffer. */
+#include "gemm_internal.h"
+
+#if CNN_X86
+#include <immintrin.h>
+
+#define AVX2_MR 6
+#define AVX2_NR 16
+
+static CNN_TARGET_AVX2 void cnn_f32_gemm_6x16__avx2(size_t kc, const float *a, const float *b, size_t mr,
+                                                    size_t nr, const cnn_gemm_tile *t) {
+    // a is (kc, 6) packed, b is (kc, 16) packed; tile (mr <= 6, nr <= 16)
+    __m256 acc[AVX2_MR][2];
+    for (int i = 0; i < AVX2_MR; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+    for (size_t k = 0; k < kc; k++) {
+        const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+        for (int i = 0; i < AVX2_MR; i++) {
+            const __m256 ai = _mm256_broadcast_ss(a + i);
+            acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
+        }
+        a += AVX2_MR;
+        b += AVX2_NR;
+    }
+    if (mr == AVX2_MR && nr == AVX2_NR && t->cs_c == 1 && (!t->res || t->cs_r == 1)) {
+        const __m256 alpha = _mm256_set1_ps(t->alpha), beta = _mm256_set1_ps(t->beta);
+        const __m256 zero = _mm256_setzero_ps();
+        for (int i = 0; i < AVX2_MR; i++) {
+            float *c = t->c + i * t->rs_c;
+            for (int v = 0; v < 2; v++) {
+                __m256 y;
+                if (t->beta == 0.0f) {
+                    y = _mm256_mul_ps(alpha, acc[i][v]);
+                } else {
+                    const __m256 cv = _mm256_loadu_ps(c + 8 * v);
+                    y = t->beta == 1.0f ? _mm256_fmadd_ps(alpha, acc[i][v], cv)
+                                        : _mm256_fmadd_ps(alpha, acc[i][v], _mm256_mul_ps(beta, cv));
+                }
+                if (t->bias)
+                    y = _mm256_add_ps(y, t->bias_on_j ? _mm256_loadu_ps(t->bias + 8 * v)
+                                                      : _mm256_set1_ps(t->bias[i]));
+                if (t->res) y = _mm256_add_ps(y, _mm256_loadu_ps(t->res + i * t->rs_r + 8 * v));
+                if (t->relu) y = _mm256_max_ps(zero, y); /* second operand is returned for NaN */
+                _mm256_storeu_ps(c + 8 * v, y);
+            }
+        }
+    } else {
+        float buf[AVX2_MR * AVX2_NR];
+        for (int i = 0; i < AVX2_MR; i++) {
+            _mm256_storeu_ps(buf + i * AVX2_NR, acc[i][0]);
+            _mm256_storeu_ps(buf + i * AVX2_NR + 8, acc[i][1]);
+        }
+        cnn_gemm_store_tile(buf, AVX2_NR, mr, nr, t);
+    }
+}
+
+static CNN_TARGET_AVX2 void cnn_f32_gemm_pack__avx2(const float *x, size_t rs, size_t ks, size_t mr,
+                                                    size_t kc, size_t width, float *dst) {
+    CNN_GEMM_PACK_BODY(x, rs, ks, mr, kc, width, dst);
+}
+
+static inline CNN_TARGET_AVX2 float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static CNN_TARGET_AVX2 void cnn_f32_gemv_dot__avx2(size_t m, size_t k, const float *a, size_t lda,
+                                                   const float *x, float *y) {
+    // a is (m, k) with leading dimension lda, x is (k), y is (m): 4 rows share each x load
+    const size_t k8 = k & ~(size_t)7;
+    size_t i = 0;
+    for (; i + 4 <= m; i += 4) {
+        const float *a0 = a + i * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+        __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+        for (size_t p = 0; p < k8; p += 8) {
+            const __m256 xv = _mm256_loadu_ps(x + p);
+            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a0 + p), xv, s0);
+            s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a1 + p), xv, s1);
+            s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a2 + p), xv, s2);
+            s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a3 + p), xv, s3);
+        }
+        float r0 = hsum256(s0), r1 = hsum256(s1), r2 = hsum256(s2), r3 = hsum256(s3);
+        for (size_t p = k8; p < k; p++) {
+            r0 += a0[p] * x[p];
+            r1 += a1[p] * x[p];
+            r2 += a2[p] * x[p];
+            r3 += a3[p] * x[p];
+        }
+        y[i] = r0;
+        y[i + 1] = r1;
+        y[i + 2] = r2;
+        y[i + 3] = r3;
+    }
+    for (; i < m; i++) {
+        const float *ai = a + i * lda;
+        __m256 s = _mm256_setzero_ps();
+        for (size_t p = 0; p < k8; p += 8) s = _mm256_fmadd_ps(_mm256_loadu_ps(ai + p), _mm256_loadu_ps(x + p), s);
+        float r = hsum256(s);
+        for (size_t p = k8; p < k; p++) r += ai[p] * x[p];
+        y[i] = r;
+    }
+}
+
+static CNN_TARGET_AVX2 void cnn_f32_gemv_axpy__avx2(size_t n, size_t k, const float *b, size_t ldb,
+                                                    const float *x, float *y) {
+    // b is (k, n) with leading dimension ldb, x is (k), y is (n): 32 columns per pass over k
+    size_t j = 0;
+    for (; j + 32 <= n; j += 32) {
+        __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+        for (size_t p = 0; p < k; p++) {
+            const __m256 xp = _mm256_set1_ps(x[p]);
+            const float *bp = b + p * ldb + j;
+            s0 = _mm256_fmadd_ps(xp, _mm256_loadu_ps(bp), s0);
+            s1 = _mm256_fmadd_ps(xp, _mm256_loadu_ps(bp + 8), s1);
+            s2 = _mm256_fmadd_ps(xp, _mm256_loadu_ps(bp + 16), s2);
+            s3 = _mm256_fmadd_ps(xp, _mm256_loadu_ps(bp + 24), s3);
+        }
+        _mm256_storeu_ps(y + j, s0);
+        _mm256_storeu_ps(y + j + 8, s1);
+        _mm256_storeu_ps(y + j + 16, s2);
+        _mm256_storeu_ps(y + j + 24, s3);
+    }
+    for (; j + 8 <= n; j += 8) {
+        __m256 s = _mm256_setzero_ps();
+        for (size_t p = 0; p < k; p++) s = _mm256_fmadd_ps(_mm256_set1_ps(x[p]), _mm256_loadu_ps(b + p * ldb + j), s);
+        _mm256_storeu_ps(y + j, s);
+    }
+    for (; j < n; j++) {
+        float s = 0;
+        for (size_t p = 0; p < k; p++) s += x[p] * b[p * ldb + j];
+        y[j] = s;
+    }
+}
+
+const cnn_gemm_variant cnn_gemm_variant_avx2 = {
+    .isa = CNN_ISA_AVX2,
+    .mr = AVX2_MR,
+    .nr = AVX2_NR,
+    .n_quantum = AVX2_NR,
+    .kernel = cnn_f32_gemm_6x16__avx2,
+    .pack = cnn_f32_gemm_pack__avx2,
+    .gemv_dot = cnn_f32_gemv_dot__avx2,
+    .gemv_axpy = cnn_f32_gemv_axpy__avx2,
+};
+#endif

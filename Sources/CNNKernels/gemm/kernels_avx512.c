@@ -1,0 +1,154 @@
+/* AVX-512 SGEMM microkernel (8 x 48), packing and GEMV.
+ *
+ * The tile is 8 rows x 48 columns of C: 3 zmm per row, 24 zmm accumulators, plus 3 for the B row
+ * and embedded broadcasts of A (vfmadd231ps zmm, zmm, dword{1to16}), so 27 of the 32 registers are
+ * live and each k step issues 24 FMAs for 3 vector loads + 8 broadcast loads. Vectors run along N
+ * because C is row-major (a tile row is 3 contiguous stores). MR = 8 divides the channel counts of
+ * the common CNNs (16..2048), so M rarely has an edge; N edges run narrower copies of the kernel
+ * (16 or 32 columns) and masked stores instead of padding a 49-wide layer to 96. */
+#include "gemm_internal.h"
+
+#if CNN_X86
+#include <immintrin.h>
+
+#define AVX512_MR 8
+#define AVX512_NR 48
+
+static inline __attribute__((always_inline)) CNN_TARGET_AVX512 void
+gemm_8xnv__avx512(size_t kc, const float *a, const float *b, size_t mr, size_t nr,
+                  const cnn_gemm_tile *t, const int nv) {
+    // a is (kc, 8) packed, b is (kc, 48) packed (only the first 16*nv columns used); tile (mr, nr)
+    __m512 acc[AVX512_MR][3];
+    for (int i = 0; i < AVX512_MR; i++)
+        for (int v = 0; v < nv; v++) acc[i][v] = _mm512_setzero_ps();
+    for (size_t k = 0; k < kc; k++) {
+        __m512 bv[3];
+        for (int v = 0; v < nv; v++) bv[v] = _mm512_loadu_ps(b + v * 16);
+        for (int i = 0; i < AVX512_MR; i++) {
+            const __m512 ai = _mm512_set1_ps(a[i]);
+            for (int v = 0; v < nv; v++) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+        }
+        a += AVX512_MR;
+        b += AVX512_NR;
+    }
+    if (t->cs_c == 1 && (!t->res || t->cs_r == 1)) {
+        /* Row-major tile: store straight from the registers, N edge through masks. */
+        __mmask16 mask[3];
+        for (int v = 0; v < nv; v++) {
+            const size_t left = nr > (size_t)v * 16 ? nr - (size_t)v * 16 : 0;
+            mask[v] = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+        }
+        const __m512 alpha = _mm512_set1_ps(t->alpha), beta = _mm512_set1_ps(t->beta);
+        const __m512 zero = _mm512_setzero_ps();
+        for (size_t i = 0; i < mr; i++) {
+            float *c = t->c + i * t->rs_c;
+            const __m512 bias_i = t->bias && !t->bias_on_j ? _mm512_set1_ps(t->bias[i]) : zero;
+            for (int v = 0; v < nv; v++) {
+                const __mmask16 m = mask[v];
+                __m512 y;
+                if (t->beta == 0.0f) {
+                    y = _mm512_mul_ps(alpha, acc[i][v]);
+                } else {
+                    const __m512 cv = _mm512_maskz_loadu_ps(m, c + v * 16);
+                    y = t->beta == 1.0f ? _mm512_fmadd_ps(alpha, acc[i][v], cv)
+                                        : _mm512_fmadd_ps(alpha, acc[i][v], _mm512_mul_ps(beta, cv));
+                }
+                if (t->bias) {
+                    y = _mm512_add_ps(y, t->bias_on_j ? _mm512_maskz_loadu_ps(m, t->bias + v * 16)
+                                                      : bias_i);
+                }
+                if (t->res) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(m, t->res + i * t->rs_r + v * 16));
+                if (t->relu) y = _mm512_max_ps(zero, y); /* second operand is returned for NaN */
+                _mm512_mask_storeu_ps(c + v * 16, m, y);
+            }
+        }
+    } else {
+        float buf[AVX512_MR * AVX512_NR];
+        for (int i = 0; i < AVX512_MR; i++)
+            for (int v = 0; v < nv; v++) _mm512_storeu_ps(buf + i * AVX512_NR + v * 16, acc[i][v]);
+        cnn_gemm_store_tile(buf, AVX512_NR, mr, nr, t);
+    }
+}
+
+static CNN_TARGET_AVX512 void cnn_f32_gemm_8x48__avx512(size_t kc, const float *a, const float *b,
+                                                        size_t mr, size_t nr, const cnn_gemm_tile *t) {
+    // a is (kc, 8) packed, b is (kc, 48) packed; tile (mr <= 8, nr <= 48)
+    if (nr > 32) gemm_8xnv__avx512(kc, a, b, mr, nr, t, 3);
+    else if (nr > 16) gemm_8xnv__avx512(kc, a, b, mr, nr, t, 2);
+    else gemm_8xnv__avx512(kc, a, b, mr, nr, t, 1);
+}
+
+static CNN_TARGET_AVX512 void cnn_f32_gemm_pack__avx512(const float *x, size_t rs, size_t ks, size_t mr,
+                                                        size_t kc, size_t width, float *dst) {
+    CNN_GEMM_PACK_BODY(x, rs, ks, mr, kc, width, dst);
+}
+
+static inline CNN_TARGET_AVX512 __mmask16 tail_mask(size_t left) {
+    return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+}
+
+static CNN_TARGET_AVX512 void cnn_f32_gemv_dot__avx512(size_t m, size_t k, const float *a, size_t lda,
+                                                       const float *x, float *y) {
+    // a is (m, k) with leading dimension lda, x is (k), y is (m): 4 rows share each x load
+    size_t i = 0;
+    for (; i + 4 <= m; i += 4) {
+        const float *a0 = a + i * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+        __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+        for (size_t p = 0; p < k; p += 16) {
+            const __mmask16 mk = tail_mask(k - p);
+            const __m512 xv = _mm512_maskz_loadu_ps(mk, x + p);
+            s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, a0 + p), xv, s0);
+            s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, a1 + p), xv, s1);
+            s2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, a2 + p), xv, s2);
+            s3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, a3 + p), xv, s3);
+        }
+        y[i] = _mm512_reduce_add_ps(s0);
+        y[i + 1] = _mm512_reduce_add_ps(s1);
+        y[i + 2] = _mm512_reduce_add_ps(s2);
+        y[i + 3] = _mm512_reduce_add_ps(s3);
+    }
+    for (; i < m; i++) {
+        const float *ai = a + i * lda;
+        __m512 s = _mm512_setzero_ps();
+        for (size_t p = 0; p < k; p += 16) {
+            const __mmask16 mk = tail_mask(k - p);
+            s = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, ai + p), _mm512_maskz_loadu_ps(mk, x + p), s);
+        }
+        y[i] = _mm512_reduce_add_ps(s);
+    }
+}
+
+static CNN_TARGET_AVX512 void cnn_f32_gemv_axpy__avx512(size_t n, size_t k, const float *b, size_t ldb,
+                                                        const float *x, float *y) {
+    // b is (k, n) with leading dimension ldb, x is (k), y is (n): 64 columns per pass over k
+    for (size_t j = 0; j < n; j += 64) {
+        __mmask16 m[4];
+        for (int v = 0; v < 4; v++) m[v] = j + 16 * v < n ? tail_mask(n - j - 16 * v) : 0;
+        __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+        const float *bj = b + j;
+        for (size_t p = 0; p < k; p++) {
+            const __m512 xp = _mm512_set1_ps(x[p]);
+            const float *bp = bj + p * ldb;
+            s0 = _mm512_fmadd_ps(xp, _mm512_maskz_loadu_ps(m[0], bp), s0);
+            s1 = _mm512_fmadd_ps(xp, _mm512_maskz_loadu_ps(m[1], bp + 16), s1);
+            s2 = _mm512_fmadd_ps(xp, _mm512_maskz_loadu_ps(m[2], bp + 32), s2);
+            s3 = _mm512_fmadd_ps(xp, _mm512_maskz_loadu_ps(m[3], bp + 48), s3);
+        }
+        _mm512_mask_storeu_ps(y + j, m[0], s0);
+        _mm512_mask_storeu_ps(y + j + 16, m[1], s1);
+        _mm512_mask_storeu_ps(y + j + 32, m[2], s2);
+        _mm512_mask_storeu_ps(y + j + 48, m[3], s3);
+    }
+}
+
+const cnn_gemm_variant cnn_gemm_variant_avx512 = {
+    .isa = CNN_ISA_AVX512,
+    .mr = AVX512_MR,
+    .nr = AVX512_NR,
+    .n_quantum = 16,
+    .kernel = cnn_f32_gemm_8x48__avx512,
+    .pack = cnn_f32_gemm_pack__avx512,
+    .gemv_dot = cnn_f32_gemv_dot__avx512,
+    .gemv_axpy = cnn_f32_gemv_axpy__avx512,
+};
+#endif

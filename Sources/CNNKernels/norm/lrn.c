@@ -1,0 +1,100 @@
+/* Local response normalisation across channels (AlexNet, section 3.3), PyTorch's LocalResponseNorm:
+ *   scale_c = k + alpha/size * sum_{c' = c - size/2}^{c + (size-1)/2} x_{c'}^2   (clipped to [0, C)),
+ *   y_c = x_c * scale_c^-beta.
+ * Backward: dx_i = dy_i * scale_i^-beta
+ *                  - (2 alpha beta / size) * x_i * sum_{j : i in window(j)} dy_j * y_j / scale_j,
+ * where i in window(j) iff i - (size-1)/2 <= j <= i + size/2.
+ * Parallel over the N*C planes; the channel sums run along HW so the inner loops vectorise. */
+#include "../tensor/layers_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+/* s^-beta; AlexNet's beta = 0.75 as 1/(sqrt(s) * sqrt(sqrt(s))), which vectorises, unlike powf. */
+static inline float lrn_pow_neg(float s, float beta) {
+    if (beta == 0.75f) {
+        const float r = sqrtf(s);
+        return 1.0f / (r * sqrtf(r));
+    }
+    return powf(s, -beta);
+}
+
+/* scale of plane (n, c) into out (HW). xn is image n, (C, HW). */
+static void lrn_plane_scale(int64_t C, int64_t HW, int64_t size, float alpha, float k, const float *xn,
+                            int64_t c, float *CNN_RESTRICT out) {
+    const int64_t lo = CNN_MAX(0, c - size / 2), hi = CNN_MIN(C - 1, c + (size - 1) / 2);
+    for (int64_t j = 0; j < HW; j++) out[j] = 0.0f;
+    for (int64_t cc = lo; cc <= hi; cc++) {
+        const float *CNN_RESTRICT xc = xn + cc * HW;
+        for (int64_t j = 0; j < HW; j++) out[j] += xc[j] * xc[j];
+    }
+    const float a = alpha / (float)size;
+    for (int64_t j = 0; j < HW; j++) out[j] = k + a * out[j];
+}
+
+static cnn_status lrn_check(int64_t N, int64_t C, int64_t HW, int64_t size, float k) {
+    if (N < 0 || C < 0 || HW < 0 || size < 1) return CNN_ERR_INVALID_ARGUMENT;
+    return CNN_OK;
+}
+
+// x, y, scale are (N, C, HW)
+cnn_status cnn_lrn_forward(int64_t N, int64_t C, int64_t HW, int64_t size, float alpha, float beta,
+                           float k, const float *x, float *y, float *scale) {
+    cnn_status st = lrn_check(N, C, HW, size, k);
+    if (st != CNN_OK) return st;
+    const int64_t planes = N * C;
+    if (planes == 0 || HW == 0) return CNN_OK;
+    if (!x || !y) return CNN_ERR_INVALID_ARGUMENT;
+    const int nt = cnn_threads_for(planes);
+    int oom = 0;
+    CNN_LAYERS_OMP_FOR_REDUCE(nt, max : oom)
+    for (int64_t i = 0; i < planes; i++) {
+        const int64_t n = i / C, c = i % C;
+        float *sc = scale ? scale + i * HW : cnn_workspace(0, (size_t)HW * sizeof(float));
+        if (!sc) { oom = 1; continue; }
+        lrn_plane_scale(C, HW, size, alpha, k, x + n * C * HW, c, sc);
+        const float *CNN_RESTRICT xp = x + i * HW;
+        float *CNN_RESTRICT yp = y + i * HW;
+        for (int64_t j = 0; j < HW; j++) yp[j] = xp[j] * lrn_pow_neg(sc[j], beta);
+    }
+    return oom ? CNN_ERR_OUT_OF_MEMORY : CNN_OK;
+}
+
+// x, y, scale, dy, dx are (N, C, HW); scale may be NULL (recomputed)
+cnn_status cnn_lrn_backward(int64_t N, int64_t C, int64_t HW, int64_t size, float alpha, float beta,
+                            float k, const float *x, const float *y, const float *scale,
+                            const float *dy, float *dx) {
+    cnn_status st = lrn_check(N, C, HW, size, k);
+    if (st != CNN_OK) return st;
+    const int64_t planes = N * C;
+    if (planes == 0 || HW == 0) return CNN_OK;
+    if (!x || !y || !dy || !dx) return CNN_ERR_INVALID_ARGUMENT;
+    const float f = 2.0f * alpha * beta / (float)size;
+    const int nt = cnn_threads_for(planes);
+    int oom = 0;
+    CNN_LAYERS_OMP_FOR_REDUCE(nt, max : oom)
+    for (int64_t i = 0; i < planes; i++) {
+        const int64_t n = i / C, c = i % C;
+        float *acc = cnn_workspace(0, (size_t)HW * sizeof(float));
+        float *tmp = scale ? NULL : cnn_workspace(1, (size_t)HW * sizeof(float));
+        if (!acc || (!scale && !tmp)) { oom = 1; continue; }
+        const float *xn = x + n * C * HW;
+        for (int64_t j = 0; j < HW; j++) acc[j] = 0.0f;
+        const int64_t lo = CNN_MAX(0, c - (size - 1) / 2), hi = CNN_MIN(C - 1, c + size / 2);
+        for (int64_t cj = lo; cj <= hi; cj++) {
+            const int64_t pj = n * C + cj;
+            const float *sj;
+            if (scale) sj = scale + pj * HW;
+            else { lrn_plane_scale(C, HW, size, alpha, k, xn, cj, tmp); sj = tmp; }
+            const float *CNN_RESTRICT gj = dy + pj * HW, *CNN_RESTRICT yj = y + pj * HW;
+            for (int64_t j = 0; j < HW; j++) acc[j] += gj[j] * yj[j] / sj[j];
+        }
+        const float *si;
+        if (scale) si = scale + i * HW;
+        else { lrn_plane_scale(C, HW, size, alpha, k, xn, c, tmp); si = tmp; }
+        const float *CNN_RESTRICT xp = x + i * HW, *CNN_RESTRICT g = dy + i * HW;
+        float *CNN_RESTRICT d = dx + i * HW;
+        for (int64_t j = 0; j < HW; j++) d[j] = g[j] * lrn_pow_neg(si[j], beta) - f * xp[j] * acc[j];
+    }
+    return oom ? CNN_ERR_OUT_OF_MEMORY : CNN_OK;
+}

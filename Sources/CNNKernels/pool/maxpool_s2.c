@@ -1,0 +1,138 @@
+/* Max pooling with column stride 2 and kernel width 2 or 3 — the 2x2/2 and 3x3/2 pools of
+ * AlexNet, VGG, ResNet and GoogLeNet — vectorised over output columns.
+ *
+ * For L output columns starting at ow0 the window columns are base + 2i + {0, 1, 2} with
+ * base = 2*ow0 - pad: two loads of 2L input columns de-interleave into the even (base + 2i) and odd
+ * (base + 2i + 1) columns, and two loads starting at base + 2 give the third column. Rows are
+ * visited in order and each column in window order, updating on "greater or NaN", so ties keep the
+ * first maximum in row-major window order and NaN propagates, exactly as the reference
+ * (cnn_f32_maxpool_plane_cols__generic in pool.c), which also handles the border columns whose
+ * windows touch padding. Loads are masked to the row, so nothing outside it is read. */
+#include "../internal.h"
+#include "pool_internal.h"
+
+#include <math.h>
+
+#if CNN_X86
+#include <immintrin.h>
+
+static inline __mmask16 lanes16(int64_t n) {
+    return n <= 0 ? 0 : n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
+}
+
+CNN_TARGET_AVX512 static inline void update16(__m512 v, __m512i iv, __m512 *m, __m512i *mi) {
+    const __mmask16 k = _mm512_cmp_ps_mask(v, *m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    *m = _mm512_mask_mov_ps(*m, k, v);
+    *mi = _mm512_mask_mov_epi32(*mi, k, iv);
+}
+
+// x is one (H, W) plane, y and ind one (P, Q) plane; stride_w == 2, kernel_w in {2, 3}
+CNN_TARGET_AVX512
+void cnn_f32_maxpool_plane_s2__avx512(const cnn_pool_shape *s, int64_t P, int64_t Q, const float *x,
+                                      float *y, int32_t *ind) {
+    const int64_t H = s->H, W = s->W, kw = s->kernel_w, pw = s->pad_w;
+    int64_t lo, hi;
+    cnn_pool_interior_cols(s, Q, &lo, &hi);
+    if (lo > 0) cnn_f32_maxpool_plane_cols__generic(s, P, Q, 0, lo, x, y, ind);
+    if (hi < Q) cnn_f32_maxpool_plane_cols__generic(s, P, Q, hi, Q, x, y, ind);
+    if (hi <= lo) return;
+
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    const __m512i two = _mm512_set1_epi32(2), one = _mm512_set1_epi32(1);
+    for (int64_t oh = 0; oh < P; oh++) {
+        int64_t hs = oh * s->stride_h - s->pad_h;
+        const int64_t he = CNN_MIN(hs + s->kernel_h, H);
+        hs = CNN_MAX(hs, 0);
+        for (int64_t ow0 = lo; ow0 < hi; ow0 += 16) {
+            const int64_t base = 2 * ow0 - pw, avail = W - base;
+            const __mmask16 ma = lanes16(avail), mb = lanes16(avail - 16);
+            const __mmask16 mc = lanes16(avail - 2), md = lanes16(avail - 18);
+            __m512 m = _mm512_set1_ps(-INFINITY);
+            __m512i mi = _mm512_add_epi32(_mm512_set1_epi32((int32_t)(hs * W + base)), even);
+            for (int64_t h = hs; h < he; h++) {
+                const float *r = x + h * W + base;
+                const __m512i i0 = _mm512_add_epi32(_mm512_set1_epi32((int32_t)(h * W + base)), even);
+                const __m512 a = _mm512_maskz_loadu_ps(ma, r), b = _mm512_maskz_loadu_ps(mb, r + 16);
+                update16(_mm512_permutex2var_ps(a, even, b), i0, &m, &mi);
+                update16(_mm512_permutex2var_ps(a, odd, b), _mm512_add_epi32(i0, one), &m, &mi);
+                if (kw == 3) {
+                    const __m512 c = _mm512_maskz_loadu_ps(mc, r + 2), d = _mm512_maskz_loadu_ps(md, r + 18);
+                    update16(_mm512_permutex2var_ps(c, even, d), _mm512_add_epi32(i0, two), &m, &mi);
+                }
+            }
+            const __mmask16 mo = lanes16(hi - ow0);
+            _mm512_mask_storeu_ps(y + oh * Q + ow0, mo, m);
+            if (ind) _mm512_mask_storeu_epi32(ind + oh * Q + ow0, mo, mi);
+        }
+    }
+}
+
+CNN_TARGET_AVX2 static inline __m256i lanes8(int64_t n) {
+    const int32_t c = (int32_t)(n < 0 ? 0 : n > 8 ? 8 : n);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(c), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* Even / odd elements of the 16 floats a:b, in order. */
+CNN_TARGET_AVX2 static inline __m256 evens8(__m256 a, __m256 b) {
+    const __m256 t = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+CNN_TARGET_AVX2 static inline __m256 odds8(__m256 a, __m256 b) {
+    const __m256 t = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+CNN_TARGET_AVX2 static inline void update8(__m256 v, __m256i iv, __m256 *m, __m256i *mi) {
+    const __m256 k = _mm256_or_ps(_mm256_cmp_ps(v, *m, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    *m = _mm256_blendv_ps(*m, v, k);
+    *mi = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(*mi), _mm256_castsi256_ps(iv), k));
+}
+
+// x is one (H, W) plane, y and ind one (P, Q) plane; stride_w == 2, kernel_w in {2, 3}
+CNN_TARGET_AVX2
+void cnn_f32_maxpool_plane_s2__avx2(const cnn_pool_shape *s, int64_t P, int64_t Q, const float *x,
+                                    float *y, int32_t *ind) {
+    const int64_t H = s->H, W = s->W, kw = s->kernel_w, pw = s->pad_w;
+    int64_t lo, hi;
+    cnn_pool_interior_cols(s, Q, &lo, &hi);
+    if (lo > 0) cnn_f32_maxpool_plane_cols__generic(s, P, Q, 0, lo, x, y, ind);
+    if (hi < Q) cnn_f32_maxpool_plane_cols__generic(s, P, Q, hi, Q, x, y, ind);
+    if (hi <= lo) return;
+
+    const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    const __m256i two = _mm256_set1_epi32(2), one = _mm256_set1_epi32(1);
+    for (int64_t oh = 0; oh < P; oh++) {
+        int64_t hs = oh * s->stride_h - s->pad_h;
+        const int64_t he = CNN_MIN(hs + s->kernel_h, H);
+        hs = CNN_MAX(hs, 0);
+        for (int64_t ow0 = lo; ow0 < hi; ow0 += 8) {
+            const int64_t base = 2 * ow0 - pw, avail = W - base;
+            const __m256i ma = lanes8(avail), mb = lanes8(avail - 8);
+            const __m256i mc = lanes8(avail - 2), md = lanes8(avail - 10);
+            __m256 m = _mm256_set1_ps(-INFINITY);
+            __m256i mi = _mm256_add_epi32(_mm256_set1_epi32((int32_t)(hs * W + base)), even);
+            for (int64_t h = hs; h < he; h++) {
+                const float *r = x + h * W + base;
+                const __m256i i0 = _mm256_add_epi32(_mm256_set1_epi32((int32_t)(h * W + base)), even);
+                const __m256 a = _mm256_maskload_ps(r, ma), b = _mm256_maskload_ps(r + 8, mb);
+                update8(evens8(a, b), i0, &m, &mi);
+                update8(odds8(a, b), _mm256_add_epi32(i0, one), &m, &mi);
+                if (kw == 3) {
+                    const __m256 c = _mm256_maskload_ps(r + 2, mc), d = _mm256_maskload_ps(r + 10, md);
+                    update8(evens8(c, d), _mm256_add_epi32(i0, two), &m, &mi);
+                }
+            }
+            /* Masked stores are microcoded and slow on AMD cores: only the tail uses them. */
+            if (hi - ow0 >= 8) {
+                _mm256_storeu_ps(y + oh * Q + ow0, m);
+                if (ind) _mm256_storeu_si256((__m256i *)(ind + oh * Q + ow0), mi);
+            } else {
+                const __m256i mo = lanes8(hi - ow0);
+                _mm256_maskstore_ps(y + oh * Q + ow0, mo, m);
+                if (ind) _mm256_maskstore_epi32(ind + oh * Q + ow0, mo, mi);
+            }
+        }
+    }
+}
+#endif

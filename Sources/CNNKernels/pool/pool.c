@@ -1,0 +1,296 @@
+/* Pooling, NCHW: max (with argmax indices), average (count_include_pad both ways), adaptive average.
+ * Semantics follow PyTorch's CPU kernels (aten/src/ATen/native/cpu/MaxPoolKernel.cpp,
+ * AvgPoolKernel.cpp, AdaptiveAvgPoolKernel.cpp). Every kernel is parallel over the N*C planes:
+ * planes are independent, so forward and backward need no reductions across threads.
+ *
+ * Max pooling with a column stride of 2 and kernel width 2 or 3 (AlexNet/VGG/ResNet/GoogLeNet's
+ * pools) has AVX-512 and AVX2 variants (pool/maxpool_s2.c); the plain loops here are the generic
+ * variant and the reference for every other shape. */
+#include "../tensor/layers_internal.h"
+#include "pool_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+/* floor(a / b) for b > 0 and any sign of a (PyTorch's div_rtn). */
+static int64_t floor_div(int64_t a, int64_t b) {
+    int64_t q = a / b;
+    if ((a % b != 0) && (a < 0)) q--;
+    return q;
+}
+
+/* PyTorch's pooling_output_shape: with ceil_mode the last window must start inside the input or
+ * the left padding, else it is dropped. */
+static int64_t pool_out(int64_t in, int64_t k, int64_t s, int64_t p, int ceil_mode) {
+    int64_t out = floor_div(in + 2 * p - k + (ceil_mode ? s - 1 : 0), s) + 1;
+    if (ceil_mode && (out - 1) * s >= in + p) out--;
+    return out;
+}
+
+cnn_status cnn_pool_output_size(const cnn_pool_shape *s, int64_t *P, int64_t *Q) {
+    if (!s || !P || !Q) return CNN_ERR_INVALID_ARGUMENT;
+    if (s->N < 0 || s->C < 0 || s->H < 0 || s->W < 0) return CNN_ERR_INVALID_ARGUMENT;
+    if (s->kernel_h < 1 || s->kernel_w < 1 || s->stride_h < 1 || s->stride_w < 1)
+        return CNN_ERR_INVALID_ARGUMENT;
+    /* PyTorch: "pad should be at most half of effective kernel size". */
+    if (s->pad_h < 0 || s->pad_w < 0 || s->pad_h > s->kernel_h / 2 || s->pad_w > s->kernel_w / 2)
+        return CNN_ERR_INVALID_ARGUMENT;
+    /* Indices are int32 flat offsets within a plane. */
+    if (s->H > INT32_MAX || s->W > INT32_MAX || s->H * s->W > INT32_MAX) return CNN_ERR_INVALID_ARGUMENT;
+    const int64_t p = pool_out(s->H, s->kernel_h, s->stride_h, s->pad_h, s->ceil_mode);
+    const int64_t q = pool_out(s->W, s->kernel_w, s->stride_w, s->pad_w, s->ceil_mode);
+    if (p < 1 || q < 1) return CNN_ERR_INVALID_ARGUMENT; /* "Output size is too small" */
+    *P = p;
+    *Q = q;
+    return CNN_OK;
+}
+
+/* ---------------------------------------------------------------- max pooling */
+
+/* Reference for one plane. x is (H, W), y and ind are (P, Q) restricted to columns [q0, q1).
+ * PyTorch's rule: a value replaces the running maximum if it is greater or NaN, so the first
+ * maximum wins ties and NaN propagates. The window never is empty (pad <= kernel/2). */
+void cnn_f32_maxpool_plane_cols__generic(const cnn_pool_shape *s, int64_t P, int64_t Q, int64_t q0,
+                                         int64_t q1, const float *CNN_RESTRICT x,
+                                         float *CNN_RESTRICT y, int32_t *CNN_RESTRICT ind) {
+    const int64_t H = s->H, W = s->W;
+    for (int64_t oh = 0; oh < P; oh++) {
+        int64_t hs = oh * s->stride_h - s->pad_h;
+        const int64_t he = CNN_MIN(hs + s->kernel_h, H);
+        hs = CNN_MAX(hs, 0);
+        for (int64_t ow = q0; ow < q1; ow++) {
+            int64_t ws = ow * s->stride_w - s->pad_w;
+            const int64_t we = CNN_MIN(ws + s->kernel_w, W);
+            ws = CNN_MAX(ws, 0);
+            float m = -INFINITY;
+            int64_t mi = hs * W + ws;
+            for (int64_t h = hs; h < he; h++) {
+                for (int64_t w = ws; w < we; w++) {
+                    const float v = x[h * W + w];
+                    if (v > m || isnan(v)) {
+                        m = v;
+                        mi = h * W + w;
+                    }
+                }
+            }
+            y[oh * Q + ow] = m;
+            if (ind) ind[oh * Q + ow] = (int32_t)mi;
+        }
+    }
+}
+
+/* Columns [lo, hi) whose windows lie entirely inside the input (no padding, no clipping). */
+void cnn_pool_interior_cols(const cnn_pool_shape *s, int64_t Q, int64_t *lo, int64_t *hi) {
+    const int64_t sw = s->stride_w, pw = s->pad_w, kw = s->kernel_w, W = s->W;
+    int64_t a = (pw + sw - 1) / sw;                       /* first ow with ow*sw - pw >= 0 */
+    int64_t b = W + pw - kw < 0 ? 0 : (W + pw - kw) / sw + 1; /* ow*sw - pw + kw <= W */
+    a = CNN_MIN(a, Q);
+    b = CNN_MIN(b, Q);
+    if (b < a) b = a;
+    *lo = a;
+    *hi = b;
+}
+
+typedef void (*maxpool_plane_fn)(const cnn_pool_shape *, int64_t, int64_t, const float *, float *,
+                                 int32_t *);
+
+static void maxpool_plane__generic(const cnn_pool_shape *s, int64_t P, int64_t Q, const float *x,
+                                   float *y, int32_t *ind) {
+    cnn_f32_maxpool_plane_cols__generic(s, P, Q, 0, Q, x, y, ind);
+}
+
+// x is (N, C, H, W), y and indices are (N, C, P, Q)
+cnn_status cnn_maxpool2d_forward(const cnn_pool_shape *s, const float *x, float *y, int32_t *indices) {
+    int64_t P, Q;
+    cnn_status st = cnn_pool_output_size(s, &P, &Q);
+    if (st != CNN_OK) return st;
+    const int64_t planes = s->N * s->C;
+    if (planes == 0) return CNN_OK;
+    if (!x || !y) return CNN_ERR_INVALID_ARGUMENT;
+
+    maxpool_plane_fn fn = maxpool_plane__generic;
+#if CNN_X86
+    if (s->stride_w == 2 && (s->kernel_w == 2 || s->kernel_w == 3)) {
+        const cnn_isa isa = cnn_isa_active();
+        if (isa == CNN_ISA_AVX512) fn = cnn_f32_maxpool_plane_s2__avx512;
+        else if (isa == CNN_ISA_AVX2) fn = cnn_f32_maxpool_plane_s2__avx2;
+    }
+#endif
+    const int64_t HW = s->H * s->W, PQ = P * Q;
+    const int nt = cnn_threads_for(planes);
+    CNN_OMP_PARALLEL_FOR(nt)
+    for (int64_t i = 0; i < planes; i++)
+        fn(s, P, Q, x + i * HW, y + i * PQ, indices ? indices + i * PQ : NULL);
+    return CNN_OK;
+}
+
+// dy and indices are (N, C, P, Q), dx is (N, C, H, W)
+cnn_status cnn_maxpool2d_backward(const cnn_pool_shape *s, const float *dy, const int32_t *indices,
+                                  float *dx) {
+    int64_t P, Q;
+    cnn_status st = cnn_pool_output_size(s, &P, &Q);
+    if (st != CNN_OK) return st;
+    const int64_t planes = s->N * s->C;
+    if (planes == 0) return CNN_OK;
+    if (!dy || !indices || !dx) return CNN_ERR_INVALID_ARGUMENT;
+    const int64_t HW = s->H * s->W, PQ = P * Q;
+    int bad = 0;
+    const int nt = cnn_threads_for(planes);
+    CNN_LAYERS_OMP_FOR_REDUCE(nt, max : bad)
+    for (int64_t i = 0; i < planes; i++) {
+        float *d = dx + i * HW;
+        const float *g = dy + i * PQ;
+        const int32_t *ix = indices + i * PQ;
+        memset(d, 0, (size_t)HW * sizeof(float));
+        for (int64_t j = 0; j < PQ; j++) {
+            const int32_t k = ix[j];
+            if (k < 0 || k >= HW) { bad = 1; continue; } /* never write out of bounds */
+            d[k] += g[j];
+        }
+    }
+    return bad ? CNN_ERR_INVALID_ARGUMENT : CNN_OK;
+}
+
+/* ---------------------------------------------------------------- average pooling */
+
+/* PyTorch's window and divisor: the window is first clipped to the padded input (so with ceil_mode
+ * the divisor stops at the right/bottom padding), that size is the divisor with count_include_pad;
+ * then clipped to the input, which is the divisor without. */
+typedef struct avg_window {
+    int64_t hs, he, ws, we;
+    float inv_div;
+} avg_window;
+
+static avg_window avg_window_at(const cnn_pool_shape *s, int64_t oh, int64_t ow) {
+    avg_window a;
+    int64_t hs = oh * s->stride_h - s->pad_h, ws = ow * s->stride_w - s->pad_w;
+    int64_t he = CNN_MIN(hs + s->kernel_h, s->H + s->pad_h);
+    int64_t we = CNN_MIN(ws + s->kernel_w, s->W + s->pad_w);
+    const int64_t pool_size = (he - hs) * (we - ws);
+    hs = CNN_MAX(hs, 0);
+    ws = CNN_MAX(ws, 0);
+    he = CNN_MIN(he, s->H);
+    we = CNN_MIN(we, s->W);
+    a.hs = hs; a.he = he; a.ws = ws; a.we = we;
+    const int64_t div = s->count_include_pad ? pool_size : (he - hs) * (we - ws);
+    a.inv_div = (hs >= he || ws >= we || div <= 0) ? 0.0f : 1.0f / (float)div;
+    return a;
+}
+
+// x is (N, C, H, W), y is (N, C, P, Q)
+cnn_status cnn_avgpool2d_forward(const cnn_pool_shape *s, const float *x, float *y) {
+    int64_t P, Q;
+    cnn_status st = cnn_pool_output_size(s, &P, &Q);
+    if (st != CNN_OK) return st;
+    const int64_t planes = s->N * s->C;
+    if (planes == 0) return CNN_OK;
+    if (!x || !y) return CNN_ERR_INVALID_ARGUMENT;
+    const int64_t H = s->H, W = s->W, HW = H * W, PQ = P * Q;
+    const int nt = cnn_threads_for(planes);
+    CNN_OMP_PARALLEL_FOR(nt)
+    for (int64_t i = 0; i < planes; i++) {
+        const float *xp = x + i * HW;
+        float *yp = y + i * PQ;
+        for (int64_t oh = 0; oh < P; oh++) {
+            for (int64_t ow = 0; ow < Q; ow++) {
+                const avg_window a = avg_window_at(s, oh, ow);
+                float sum = 0.0f;
+                for (int64_t h = a.hs; h < a.he; h++)
+                    for (int64_t w = a.ws; w < a.we; w++) sum += xp[h * W + w];
+                yp[oh * Q + ow] = sum * a.inv_div;
+            }
+        }
+    }
+    return CNN_OK;
+}
+
+// dy is (N, C, P, Q), dx is (N, C, H, W)
+cnn_status cnn_avgpool2d_backward(const cnn_pool_shape *s, const float *dy, float *dx) {
+    int64_t P, Q;
+    cnn_status st = cnn_pool_output_size(s, &P, &Q);
+    if (st != CNN_OK) return st;
+    const int64_t planes = s->N * s->C;
+    if (planes == 0) return CNN_OK;
+    if (!dy || !dx) return CNN_ERR_INVALID_ARGUMENT;
+    const int64_t H = s->H, W = s->W, HW = H * W, PQ = P * Q;
+    const int nt = cnn_threads_for(planes);
+    CNN_OMP_PARALLEL_FOR(nt)
+    for (int64_t i = 0; i < planes; i++) {
+        float *d = dx + i * HW;
+        const float *g = dy + i * PQ;
+        memset(d, 0, (size_t)HW * sizeof(float));
+        for (int64_t oh = 0; oh < P; oh++) {
+            for (int64_t ow = 0; ow < Q; ow++) {
+                const avg_window a = avg_window_at(s, oh, ow);
+                const float v = g[oh * Q + ow] * a.inv_div;
+                for (int64_t h = a.hs; h < a.he; h++)
+                    for (int64_t w = a.ws; w < a.we; w++) d[h * W + w] += v;
+            }
+        }
+    }
+    return CNN_OK;
+}
+
+/* ---------------------------------------------------------------- adaptive average pooling */
+
+static int64_t adaptive_start(int64_t i, int64_t in, int64_t out) { return (i * in) / out; }
+static int64_t adaptive_end(int64_t i, int64_t in, int64_t out) { return ((i + 1) * in + out - 1) / out; }
+
+static cnn_status adaptive_check(int64_t N, int64_t C, int64_t H, int64_t W, int64_t outH, int64_t outW) {
+    if (N < 0 || C < 0 || H < 1 || W < 1 || outH < 1 || outW < 1) return CNN_ERR_INVALID_ARGUMENT;
+    return CNN_OK;
+}
+
+// x is (N, C, H, W), y is (N, C, outH, outW)
+cnn_status cnn_adaptive_avgpool2d_forward(int64_t N, int64_t C, int64_t H, int64_t W, int64_t outH,
+                                          int64_t outW, const float *x, float *y) {
+    if (N * C == 0 && N >= 0 && C >= 0) return CNN_OK;
+    cnn_status st = adaptive_check(N, C, H, W, outH, outW);
+    if (st != CNN_OK) return st;
+    if (!x || !y) return CNN_ERR_INVALID_ARGUMENT;
+    const int64_t planes = N * C, HW = H * W, PQ = outH * outW;
+    const int nt = cnn_threads_for(planes);
+    CNN_OMP_PARALLEL_FOR(nt)
+    for (int64_t i = 0; i < planes; i++) {
+        const float *xp = x + i * HW;
+        float *yp = y + i * PQ;
+        for (int64_t oh = 0; oh < outH; oh++) {
+            const int64_t hs = adaptive_start(oh, H, outH), he = adaptive_end(oh, H, outH);
+            for (int64_t ow = 0; ow < outW; ow++) {
+                const int64_t ws = adaptive_start(ow, W, outW), we = adaptive_end(ow, W, outW);
+                float sum = 0.0f;
+                for (int64_t h = hs; h < he; h++)
+                    for (int64_t w = ws; w < we; w++) sum += xp[h * W + w];
+                yp[oh * outW + ow] = sum / (float)((he - hs) * (we - ws));
+            }
+        }
+    }
+    return CNN_OK;
+}
+
+// dy is (N, C, outH, outW), dx is (N, C, H, W)
+cnn_status cnn_adaptive_avgpool2d_backward(int64_t N, int64_t C, int64_t H, int64_t W, int64_t outH,
+                                           int64_t outW, const float *dy, float *dx) {
+    if (N * C == 0 && N >= 0 && C >= 0) return CNN_OK;
+    cnn_status st = adaptive_check(N, C, H, W, outH, outW);
+    if (st != CNN_OK) return st;
+    if (!dy || !dx) return CNN_ERR_INVALID_ARGUMENT;
+    const int64_t planes = N * C, HW = H * W, PQ = outH * outW;
+    const int nt = cnn_threads_for(planes);
+    CNN_OMP_PARALLEL_FOR(nt)
+    for (int64_t i = 0; i < planes; i++) {
+        float *d = dx + i * HW;
+        const float *g = dy + i * PQ;
+        memset(d, 0, (size_t)HW * sizeof(float));
+        for (int64_t oh = 0; oh < outH; oh++) {
+            const int64_t hs = adaptive_start(oh, H, outH), he = adaptive_end(oh, H, outH);
+            for (int64_t ow = 0; ow < outW; ow++) {
+                const int64_t ws = adaptive_start(ow, W, outW), we = adaptive_end(ow, W, outW);
+                const float v = g[oh * outW + ow] / (float)((he - hs) * (we - ws));
+                for (int64_t h = hs; h < he; h++)
+                    for (int64_t w = ws; w < we; w++) d[h * W + w] += v;
+            }
+        }
+    }
+    return CNN_OK;
+}

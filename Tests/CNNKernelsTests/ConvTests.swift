@@ -1,0 +1,460 @@
+import CNNKernels
+import Testing
+@testable import CNN
+
+// Convolution kernels against the float64 references (cnn_conv2d_forward_reference and the
+// backward references), on every ISA variant this machine runs, plus an independent central
+// finite-difference check of the backward pass and the status codes of bad requests.
+
+/// SplitMix64: a small seeded generator so every run draws the same shapes and data.
+private struct ConvRNG {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Uniform in [-1, 1).
+    mutating func float() -> Float { Float(next() >> 40) / Float(1 << 24) * 2 - 1 }
+    mutating func int(_ range: ClosedRange<Int>) -> Int {
+        range.lowerBound + Int(next() % UInt64(range.count))
+    }
+    mutating func floats(_ n: Int) -> [Float] { (0..<n).map { _ in float() } }
+}
+
+/// One convolution configuration with its derived sizes.
+private struct ConvCase: CustomStringConvertible {
+    var name: String
+    var shape: cnn_conv_shape
+
+    init(_ name: String, n: Int, c: Int, h: Int, w: Int, k: Int, r: Int, s: Int,
+         stride: (Int, Int) = (1, 1), pad: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1),
+         groups: Int = 1) {
+        self.name = name
+        shape = cnn_conv_shape(N: Int64(n), C: Int64(c), H: Int64(h), W: Int64(w), K: Int64(k),
+                               R: Int64(r), S: Int64(s), stride_h: Int64(stride.0),
+                               stride_w: Int64(stride.1), pad_h: Int64(pad.0), pad_w: Int64(pad.1),
+                               dilation_h: Int64(dilation.0), dilation_w: Int64(dilation.1),
+                               groups: Int64(groups))
+    }
+
+    var outputSize: (p: Int, q: Int) {
+        var s = shape
+        var p: Int64 = 0, q: Int64 = 0
+        let st = cnn_conv_output_size(&s, &p, &q)
+        precondition(st == CNN_OK, "invalid test shape \(self)")
+        return (Int(p), Int(q))
+    }
+    var xCount: Int { Int(shape.N * shape.C * shape.H * shape.W) }
+    var wCount: Int { Int(shape.K * (shape.C / shape.groups) * shape.R * shape.S) }
+    var yCount: Int { let (p, q) = outputSize; return Int(shape.N * shape.K) * p * q }
+    /// Terms summed into one output: the reduction length the error bound scales with.
+    var reduction: Int { Int(shape.C / shape.groups * shape.R * shape.S) }
+
+    var description: String {
+        let s = shape
+        return "\(name) N\(s.N) C\(s.C) \(s.H)x\(s.W) K\(s.K) \(s.R)x\(s.S) s\(s.stride_h),\(s.stride_w) p\(s.pad_h),\(s.pad_w) d\(s.dilation_h),\(s.dilation_w) g\(s.groups)"
+    }
+}
+
+/// Measured error: max |a - b| / max |reference|, the figure the bounds are stated in.
+private func convRelativeError(_ a: [Float], _ ref: [Float]) -> Double {
+    var err = 0.0, scale = 0.0
+    for i in ref.indices {
+        let d = abs(Double(a[i]) - Double(ref[i]))
+        err = d.isNaN ? .infinity : max(err, d)
+        scale = max(scale, abs(Double(ref[i])))
+    }
+    return err / max(scale, 1e-30)
+}
+
+private let convForwardAlgorithms: [cnn_conv_algorithm] = [CNN_CONV_DIRECT, CNN_CONV_IM2COL, CNN_CONV_GEMM1X1]
+
+/// Hand-picked cases: edge shapes and real layers (VGG, ResNet, AlexNet) shrunk in spatial size.
+private let convNamedCases: [ConvCase] = [
+    ConvCase("3x3 pad1 odd", n: 1, c: 5, h: 7, w: 9, k: 7, r: 3, s: 3, pad: (1, 1)),
+    ConvCase("3x3 pad0 even", n: 2, c: 17, h: 8, w: 6, k: 19, r: 3, s: 3),
+    ConvCase("5x5 pad2", n: 1, c: 3, h: 11, w: 10, k: 6, r: 5, s: 5, pad: (2, 2)),
+    ConvCase("3x3 stride2", n: 3, c: 8, h: 13, w: 12, k: 9, r: 3, s: 3, stride: (2, 2), pad: (1, 1)),
+    ConvCase("asym stride pad", n: 1, c: 4, h: 9, w: 14, k: 5, r: 2, s: 4, stride: (1, 3), pad: (2, 1)),
+    ConvCase("dilated", n: 2, c: 6, h: 12, w: 11, k: 5, r: 3, s: 3, pad: (2, 2), dilation: (2, 2)),
+    ConvCase("dilated asym", n: 1, c: 3, h: 10, w: 13, k: 4, r: 3, s: 2, stride: (2, 1), pad: (1, 0), dilation: (1, 3)),
+    ConvCase("groups 2", n: 2, c: 6, h: 8, w: 7, k: 10, r: 3, s: 3, pad: (1, 1), groups: 2),
+    ConvCase("groups 4 stride2", n: 1, c: 12, h: 9, w: 9, k: 8, r: 3, s: 3, stride: (2, 2), pad: (1, 1), groups: 4),
+    ConvCase("depthwise 3x3", n: 2, c: 16, h: 10, w: 9, k: 16, r: 3, s: 3, pad: (1, 1), groups: 16),
+    ConvCase("depthwise stride2", n: 1, c: 7, h: 11, w: 12, k: 7, r: 3, s: 3, stride: (2, 2), pad: (1, 1), groups: 7),
+    ConvCase("depthwise x2 multiplier 5x5", n: 1, c: 5, h: 9, w: 8, k: 10, r: 5, s: 5, pad: (2, 2), groups: 5),
+    ConvCase("1x1", n: 2, c: 20, h: 5, w: 7, k: 13, r: 1, s: 1),
+    ConvCase("1x1 stride2", n: 2, c: 9, h: 9, w: 8, k: 11, r: 1, s: 1, stride: (2, 2)),
+    ConvCase("1x1 groups", n: 1, c: 12, h: 6, w: 6, k: 9, r: 1, s: 1, groups: 3),
+    ConvCase("1x1 pad1", n: 1, c: 3, h: 4, w: 5, k: 2, r: 1, s: 1, pad: (1, 1)),
+    ConvCase("kernel = image", n: 1, c: 3, h: 5, w: 4, k: 4, r: 5, s: 4),
+    ConvCase("pad wider than kernel", n: 1, c: 2, h: 3, w: 3, k: 3, r: 2, s: 2, pad: (3, 3)),
+    ConvCase("1x1 image", n: 2, c: 3, h: 1, w: 1, k: 2, r: 3, s: 3, pad: (1, 1)),
+    ConvCase("vgg16.conv2_2 at 12x12", n: 1, c: 64, h: 12, w: 12, k: 64, r: 3, s: 3, pad: (1, 1)),
+    ConvCase("resnet.l4.3x3 at 3x3", n: 1, c: 128, h: 3, w: 3, k: 96, r: 3, s: 3, pad: (1, 1)),
+    ConvCase("resnet.conv1 7x7/2 at 30x30", n: 1, c: 3, h: 30, w: 30, k: 64, r: 7, s: 7, stride: (2, 2), pad: (3, 3)),
+    ConvCase("resnet50.1x1 at 8x8", n: 1, c: 256, h: 8, w: 8, k: 64, r: 1, s: 1),
+    ConvCase("resnet50.downsample 1x1/2", n: 2, c: 64, h: 8, w: 8, k: 128, r: 1, s: 1, stride: (2, 2)),
+    ConvCase("alexnet.conv1 11x11/4 at 35x35", n: 1, c: 3, h: 35, w: 35, k: 96, r: 11, s: 11, stride: (4, 4)),
+    ConvCase("cifar 3x3 batch 4", n: 4, c: 16, h: 8, w: 8, k: 16, r: 3, s: 3, pad: (1, 1)),
+]
+
+/// Random valid shapes: sizes not multiples of 16, odd and even, every option mixed.
+private func convRandomCases(count: Int, seed: UInt64) -> [ConvCase] {
+    var rng = ConvRNG(state: seed)
+    var cases: [ConvCase] = []
+    while cases.count < count {
+        let groups = [1, 1, 1, 2, 3][rng.int(0...4)]
+        let depthwise = rng.int(0...5) == 0
+        let c = depthwise ? rng.int(1...9) : groups * rng.int(1...11)
+        let k = depthwise ? c * rng.int(1...2) : groups * rng.int(1...13)
+        let r = rng.int(1...5), s = rng.int(1...5)
+        let candidate = ConvCase("random", n: rng.int(1...3), c: c, h: rng.int(1...14), w: rng.int(1...14),
+                                 k: k, r: r, s: s, stride: (rng.int(1...2), rng.int(1...3)),
+                                 pad: (rng.int(0...2), rng.int(0...2)),
+                                 dilation: (rng.int(0...3) == 0 ? 2 : 1, rng.int(0...3) == 0 ? 2 : 1),
+                                 groups: depthwise ? c : groups)
+        var shape = candidate.shape
+        if cnn_conv_output_size(&shape, nil, nil) == CNN_OK { cases.append(candidate) }
+    }
+    return cases
+}
+
+/// Runs the reference forward.
+private func convReference(_ cs: ConvCase, x: [Float], w: [Float], bias: [Float]?, residual: [Float]?,
+                           relu: Bool) -> [Float] {
+    var shape = cs.shape
+    var y = [Float](repeating: 0, count: cs.yCount)
+    let st = cnn_conv2d_forward_reference(&shape, x, w, bias, residual, relu ? 1 : 0, &y)
+    precondition(st == CNN_OK)
+    return y
+}
+
+/// Runs one algorithm through a plan (created under the active ISA), NaN-filled output first so
+/// an unwritten element shows.
+private func convForward(_ algorithm: cnn_conv_algorithm, _ cs: ConvCase, x: [Float], w: [Float],
+                         bias: [Float]?, residual: [Float]?, relu: Bool) -> (cnn_status, [Float]) {
+    var shape = cs.shape
+    var y = [Float](repeating: .nan, count: cs.yCount)
+    var status = CNN_OK
+    guard let plan = cnn_conv_plan_create(algorithm, &shape, w, &status) else { return (status, y) }
+    defer { cnn_conv_plan_destroy(plan) }
+    status = cnn_conv_plan_forward(plan, x, bias, residual, relu ? 1 : 0, &y)
+    return (status, y)
+}
+
+/// Bound for direct, im2col and 1x1 GEMM: 1e-5 relative to the largest output, which for these
+/// reductions (at most a few thousand terms of products of [-1, 1) values) is well above
+/// sqrt(CRS) * Float.ulpOfOne-sized accumulated rounding.
+private let convForwardBound = 1e-5
+
+/// Every test that switches the process-wide ISA lives in this one serialized suite (forward here,
+/// backward in the extension below), so two of them never interleave their save/restore.
+@Suite(.serialized) struct ConvTests {
+    /// Every strategy, every ISA, the named and random cases, with the epilogue combinations cycled
+    /// through (bias, residual, ReLU each on and off).
+    @Test func everyStrategyMatchesReference() throws {
+        var rng = ConvRNG(state: 0xC0FFEE)
+        let cases = convNamedCases + convRandomCases(count: 60, seed: 7)
+        var worst = [String: Double]()
+        var checked = 0
+        for (index, cs) in cases.enumerated() {
+            let x = rng.floats(cs.xCount), w = rng.floats(cs.wCount)
+            let bias: [Float]? = index % 2 == 0 ? rng.floats(Int(cs.shape.K)) : nil
+            let residual: [Float]? = index % 3 == 1 ? rng.floats(cs.yCount) : nil
+            let relu = index % 4 >= 2
+            let ref = convReference(cs, x: x, w: w, bias: bias, residual: residual, relu: relu)
+            for isa in ComputeRuntime.supportedISAs {
+                try ComputeRuntime.withISA(isa) {
+                    for algorithm in convForwardAlgorithms {
+                        var shape = cs.shape
+                        guard cnn_conv_algorithm_applies(algorithm, &shape) != 0 else { continue }
+                        let (status, y) = convForward(algorithm, cs, x: x, w: w, bias: bias,
+                                                      residual: residual, relu: relu)
+                        let name = String(cString: cnn_conv_algorithm_name(algorithm))
+                        #expect(status == CNN_OK, "\(name) \(isa) \(cs)")
+                        let err = convRelativeError(y, ref)
+                        #expect(err <= convForwardBound, "\(name) \(isa) \(cs): error \(err)")
+                        worst["\(name)/\(isa)"] = max(worst["\(name)/\(isa)"] ?? 0, err)
+                        checked += 1
+                    }
+                }
+            }
+        }
+        print("conv forward: \(checked) (case, strategy, ISA) runs; worst max|err|/max|y| per strategy/ISA:")
+        for key in worst.keys.sorted() { print("  \(key): \(worst[key]!)") }
+    }
+
+    /// A plan made under one ISA (its GEMM panels packed for that ISA) stays correct when the
+    /// process switches ISA: it falls back to the raw weights rather than failing.
+    @Test func planSurvivesISASwitch() throws {
+        var rng = ConvRNG(state: 3)
+        for cs in [convNamedCases[1], convNamedCases[12], convNamedCases[13]] {
+            var shape = cs.shape
+            let x = rng.floats(cs.xCount), w = rng.floats(cs.wCount)
+            let ref = convReference(cs, x: x, w: w, bias: nil, residual: nil, relu: false)
+            for algorithm in convForwardAlgorithms where cnn_conv_algorithm_applies(algorithm, &shape) != 0 {
+                var status = CNN_OK
+                guard let plan = cnn_conv_plan_create(algorithm, &shape, w, &status) else {
+                    Issue.record("plan \(cs)")
+                    continue
+                }
+                defer { cnn_conv_plan_destroy(plan) }
+                for isa in ComputeRuntime.supportedISAs {
+                    try ComputeRuntime.withISA(isa) {
+                        var y = [Float](repeating: .nan, count: cs.yCount)
+                        #expect(cnn_conv_plan_forward(plan, x, nil, nil, 0, &y) == CNN_OK)
+                        #expect(convRelativeError(y, ref) <= convForwardBound, "\(isa) \(cs)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// The one-shot entry and AUTO agree with the reference (AUTO may pick Winograd, whose
+    /// rounding is larger; its own tests bound it tightly, here 1e-3 only guards the dispatch).
+    @Test func oneShotAndAutoMatchReference() throws {
+        var rng = ConvRNG(state: 99)
+        for cs in convNamedCases {
+            let x = rng.floats(cs.xCount), w = rng.floats(cs.wCount), bias = rng.floats(Int(cs.shape.K))
+            let ref = convReference(cs, x: x, w: w, bias: bias, residual: nil, relu: true)
+            var shape = cs.shape
+            let resolved = cnn_conv_auto_algorithm(&shape)
+            #expect(resolved != CNN_CONV_AUTO)
+            #expect(cnn_conv_algorithm_applies(resolved, &shape) != 0)
+            var y = [Float](repeating: .nan, count: cs.yCount)
+            #expect(cnn_conv2d_forward(CNN_CONV_AUTO, &shape, x, w, bias, nil, 1, &y) == CNN_OK)
+            let winograd = [CNN_CONV_WINOGRAD_2X2, CNN_CONV_WINOGRAD_4X4, CNN_CONV_WINOGRAD_6X6].contains(resolved)
+            #expect(convRelativeError(y, ref) <= (winograd ? 1e-3 : convForwardBound), "auto \(cs)")
+            for algorithm in convForwardAlgorithms where cnn_conv_algorithm_applies(algorithm, &shape) != 0 {
+                var y1 = [Float](repeating: .nan, count: cs.yCount)
+                #expect(cnn_conv2d_forward(algorithm, &shape, x, w, bias, nil, 1, &y1) == CNN_OK)
+                #expect(convRelativeError(y1, ref) <= convForwardBound, "one-shot \(cs)")
+            }
+        }
+    }
+}
+
+@Suite struct ConvPlanTests {
+    @Test func algorithmNames() {
+        let names = (0..<CNN_CONV_ALGORITHM_COUNT).map {
+            String(cString: cnn_conv_algorithm_name(cnn_conv_algorithm(rawValue: UInt32($0))))
+        }
+        #expect(names == ["auto", "direct", "im2col", "gemm1x1", "winograd2x2", "winograd4x4", "winograd6x6"])
+    }
+
+    @Test func outputSizeFollowsPyTorch() {
+        // floor((H + 2*pad - dilation*(R-1) - 1) / stride) + 1
+        var s = ConvCase("", n: 1, c: 3, h: 227, w: 224, k: 96, r: 11, s: 7, stride: (4, 2), pad: (0, 3), dilation: (1, 2)).shape
+        var p: Int64 = 0, q: Int64 = 0
+        #expect(cnn_conv_output_size(&s, &p, &q) == CNN_OK)
+        #expect(p == (227 - 10 - 1) / 4 + 1)
+        #expect(q == (224 + 6 - 2 * 6 - 1) / 2 + 1)
+    }
+
+    @Test func inapplicableAlgorithmsAreUnsupported() {
+        let w = [Float](repeating: 1, count: 64 * 64 * 25)
+        let x = [Float](repeating: 1, count: 64 * 16 * 16)
+        var y = [Float](repeating: 0, count: 64 * 16 * 16)
+        let unsupported: [(cnn_conv_algorithm, ConvCase)] = [
+            (CNN_CONV_WINOGRAD_4X4, ConvCase("5x5", n: 1, c: 16, h: 8, w: 8, k: 16, r: 5, s: 5, pad: (2, 2))),
+            (CNN_CONV_WINOGRAD_2X2, ConvCase("3x3/2", n: 1, c: 16, h: 8, w: 8, k: 16, r: 3, s: 3, stride: (2, 2), pad: (1, 1))),
+            (CNN_CONV_WINOGRAD_6X6, ConvCase("dilated", n: 1, c: 16, h: 8, w: 8, k: 16, r: 3, s: 3, pad: (2, 2), dilation: (2, 2))),
+            (CNN_CONV_WINOGRAD_4X4, ConvCase("grouped", n: 1, c: 16, h: 8, w: 8, k: 16, r: 3, s: 3, pad: (1, 1), groups: 2)),
+            (CNN_CONV_GEMM1X1, ConvCase("3x3", n: 1, c: 16, h: 8, w: 8, k: 16, r: 3, s: 3, pad: (1, 1))),
+            (CNN_CONV_GEMM1X1, ConvCase("1x1 pad", n: 1, c: 16, h: 8, w: 8, k: 16, r: 1, s: 1, pad: (1, 0))),
+        ]
+        for (algorithm, cs) in unsupported {
+            var shape = cs.shape
+            #expect(cnn_conv_algorithm_applies(algorithm, &shape) == 0, "\(cs)")
+            var status = CNN_OK
+            #expect(cnn_conv_plan_create(algorithm, &shape, w, &status) == nil)
+            #expect(status == CNN_ERR_UNSUPPORTED, "\(cs)")
+            #expect(cnn_conv2d_forward(algorithm, &shape, x, w, nil, nil, 0, &y) == CNN_ERR_UNSUPPORTED)
+        }
+        var ok = ConvCase("1x1/2", n: 1, c: 16, h: 8, w: 8, k: 16, r: 1, s: 1, stride: (2, 2)).shape
+        #expect(cnn_conv_algorithm_applies(CNN_CONV_GEMM1X1, &ok) != 0)
+        #expect(cnn_conv_algorithm_applies(CNN_CONV_AUTO, &ok) != 0)
+    }
+
+    @Test func invalidShapesAreRejected() {
+        let base = ConvCase("", n: 1, c: 4, h: 6, w: 6, k: 4, r: 3, s: 3, pad: (1, 1)).shape
+        var bad: [cnn_conv_shape] = []
+        func variant(_ edit: (inout cnn_conv_shape) -> Void) { var s = base; edit(&s); bad.append(s) }
+        variant { $0.C = 0 }
+        variant { $0.H = -1 }
+        variant { $0.K = 0 }
+        variant { $0.R = 0 }
+        variant { $0.stride_w = 0 }
+        variant { $0.dilation_h = 0 }
+        variant { $0.pad_w = -1 }
+        variant { $0.groups = 0 }
+        variant { $0.groups = 3 }                 // does not divide C = 4
+        variant { $0.groups = 2; $0.K = 3 }       // does not divide K
+        variant { $0.pad_h = 0; $0.R = 7 }        // kernel larger than the padded input: empty output
+        variant { $0.N = -1 }
+        variant { $0.H = Int64.max; $0.W = Int64.max } // overflow
+        let w = [Float](repeating: 1, count: 1024), x = w
+        var y = [Float](repeating: 0, count: 1024)
+        for var s in bad {
+            #expect(cnn_conv_output_size(&s, nil, nil) == CNN_ERR_INVALID_ARGUMENT, "\(s)")
+            #expect(cnn_conv_algorithm_applies(CNN_CONV_DIRECT, &s) == 0)
+            var status = CNN_OK
+            #expect(cnn_conv_plan_create(CNN_CONV_DIRECT, &s, w, &status) == nil)
+            #expect(status == CNN_ERR_INVALID_ARGUMENT)
+            #expect(cnn_conv2d_forward(CNN_CONV_IM2COL, &s, x, w, nil, nil, 0, &y) == CNN_ERR_INVALID_ARGUMENT)
+            #expect(cnn_conv2d_forward_reference(&s, x, w, nil, nil, 0, &y) == CNN_ERR_INVALID_ARGUMENT)
+            #expect(cnn_conv2d_backward_data(&s, x, w, &y) == CNN_ERR_INVALID_ARGUMENT)
+            #expect(cnn_conv2d_backward_weight(&s, x, x, &y, nil) == CNN_ERR_INVALID_ARGUMENT)
+        }
+        var s = base
+        #expect(cnn_conv2d_forward(CNN_CONV_DIRECT, &s, nil, w, nil, nil, 0, &y) == CNN_ERR_INVALID_ARGUMENT)
+        #expect(cnn_conv2d_forward(CNN_CONV_DIRECT, &s, x, w, nil, nil, 0, nil) == CNN_ERR_INVALID_ARGUMENT)
+        var status = CNN_OK
+        #expect(cnn_conv_plan_create(CNN_CONV_DIRECT, &s, nil, &status) == nil)
+        #expect(status == CNN_ERR_INVALID_ARGUMENT)
+        #expect(cnn_conv_plan_create(cnn_conv_algorithm(rawValue: 99), &s, w, &status) == nil)
+        #expect(status == CNN_ERR_INVALID_ARGUMENT)
+        #expect(cnn_conv_plan_forward(nil, x, nil, nil, 0, &y) == CNN_ERR_INVALID_ARGUMENT)
+    }
+
+    @Test func emptyBatchDoesNothing() {
+        var s = ConvCase("", n: 0, c: 4, h: 6, w: 6, k: 4, r: 3, s: 3, pad: (1, 1)).shape
+        let w = [Float](repeating: 1, count: 4 * 4 * 9)
+        for algorithm in [CNN_CONV_AUTO] + convForwardAlgorithms where cnn_conv_algorithm_applies(algorithm, &s) != 0 {
+            #expect(cnn_conv2d_forward(algorithm, &s, nil, w, nil, nil, 0, nil) == CNN_OK)
+        }
+        #expect(cnn_conv2d_backward_data(&s, nil, w, nil) == CNN_OK)
+        #expect(cnn_conv2d_backward_weight(&s, nil, nil, nil, nil) == CNN_OK)
+    }
+
+    @Test func planReportsAlgorithmAndBoundedWorkspace() {
+        // vgg16.conv1_2 at full size: the im2col column matrix would be 576 x 50176 floats (115 MiB);
+        // the banded plan must stay within the 8 MiB column bound.
+        var vgg = ConvCase("vgg16.conv1_2", n: 1, c: 64, h: 224, w: 224, k: 64, r: 3, s: 3, pad: (1, 1)).shape
+        let w = [Float](repeating: 0.5, count: 64 * 64 * 9)
+        var status = CNN_OK
+        for algorithm in [CNN_CONV_IM2COL, CNN_CONV_DIRECT] {
+            let plan = cnn_conv_plan_create(algorithm, &vgg, w, &status)
+            #expect(plan != nil && status == CNN_OK)
+            #expect(cnn_conv_plan_algorithm(plan) == algorithm)
+            #expect(cnn_conv_plan_weight_bytes(plan) >= 64 * 64 * 9 * 4)
+            #expect(cnn_conv_plan_workspace_bytes(plan) <= 8 << 20)
+            cnn_conv_plan_destroy(plan)
+        }
+        var oneByOne = ConvCase("1x1", n: 1, c: 256, h: 56, w: 56, k: 64, r: 1, s: 1).shape
+        let w1 = [Float](repeating: 0.5, count: 64 * 256)
+        let plan = cnn_conv_plan_create(CNN_CONV_AUTO, &oneByOne, w1, &status)
+        #expect(cnn_conv_plan_algorithm(plan) == CNN_CONV_GEMM1X1)
+        cnn_conv_plan_destroy(plan)
+        var depthwise = ConvCase("dw", n: 1, c: 32, h: 56, w: 56, k: 32, r: 3, s: 3, pad: (1, 1), groups: 32).shape
+        #expect(cnn_conv_auto_algorithm(&depthwise) == CNN_CONV_DIRECT)
+        var first = ConvCase("7x7/2", n: 1, c: 3, h: 224, w: 224, k: 64, r: 7, s: 7, stride: (2, 2), pad: (3, 3)).shape
+        #expect(cnn_conv_auto_algorithm(&first) == CNN_CONV_IM2COL)
+    }
+}
+
+// MARK: - Backward
+
+/// Bound for the backward passes against the float64 references: their reductions run over
+/// N*P*Q (weight) or K*R*S (data) terms, accumulated in float inside the GEMM; 1e-5 of the largest
+/// gradient holds with a wide margin for these sizes (a few thousand terms).
+private let convBackwardBound = 1e-5
+
+extension ConvTests {
+    @Test func backwardMatchesReferenceOnEveryISA() throws {
+        var rng = ConvRNG(state: 0xBAC4)
+        let cases = convNamedCases + convRandomCases(count: 40, seed: 11)
+        var worst = (data: 0.0, weight: 0.0, bias: 0.0)
+        for cs in cases {
+            var shape = cs.shape
+            let x = rng.floats(cs.xCount), w = rng.floats(cs.wCount), dy = rng.floats(cs.yCount)
+            let dw0 = rng.floats(cs.wCount), db0 = rng.floats(Int(cs.shape.K))
+            var dxRef = [Float](repeating: 0, count: cs.xCount)
+            var dwRef = dw0, dbRef = db0
+            #expect(cnn_conv2d_backward_data_reference(&shape, dy, w, &dxRef) == CNN_OK)
+            #expect(cnn_conv2d_backward_weight_reference(&shape, x, dy, &dwRef, &dbRef) == CNN_OK)
+            for isa in ComputeRuntime.supportedISAs {
+                try ComputeRuntime.withISA(isa) {
+                    var dx = [Float](repeating: .nan, count: cs.xCount) // written, never read
+                    var dw = dw0, db = db0                                // accumulated
+                    #expect(cnn_conv2d_backward_data(&shape, dy, w, &dx) == CNN_OK)
+                    #expect(cnn_conv2d_backward_weight(&shape, x, dy, &dw, &db) == CNN_OK)
+                    let e = (convRelativeError(dx, dxRef), convRelativeError(dw, dwRef), convRelativeError(db, dbRef))
+                    #expect(e.0 <= convBackwardBound, "data \(isa) \(cs): \(e.0)")
+                    #expect(e.1 <= convBackwardBound, "weight \(isa) \(cs): \(e.1)")
+                    #expect(e.2 <= convBackwardBound, "bias \(isa) \(cs): \(e.2)")
+                    worst = (max(worst.data, e.0), max(worst.weight, e.1), max(worst.bias, e.2))
+                    // db may be NULL: the weight gradient is the same without it.
+                    var dw2 = dw0
+                    #expect(cnn_conv2d_backward_weight(&shape, x, dy, &dw2, nil) == CNN_OK)
+                    #expect(dw2 == dw)
+                }
+            }
+        }
+        print("conv backward: \(cases.count) cases x \(ComputeRuntime.supportedISAs.count) ISAs; worst error data \(worst.data), weight \(worst.weight), bias \(worst.bias)")
+    }
+
+    /// Central finite differences of L = sum(g * conv(x, w) + g * b) in double, independent of the C
+    /// references: dL/dx must equal backward_data(g), dL/dw backward_weight(x, g), dL/db sum(g).
+    @Test func backwardMatchesFiniteDifferences() {
+        for cs in [ConvCase("fd", n: 2, c: 4, h: 5, w: 6, k: 4, r: 3, s: 2, stride: (2, 1), pad: (1, 1), dilation: (1, 2), groups: 2),
+                   ConvCase("fd depthwise", n: 1, c: 3, h: 5, w: 5, k: 3, r: 3, s: 3, stride: (1, 2), pad: (1, 1), groups: 3)] {
+            var rng = ConvRNG(state: 5)
+            var shape = cs.shape
+            let x = rng.floats(cs.xCount), w = rng.floats(cs.wCount), g = rng.floats(cs.yCount)
+            let (P, Q) = cs.outputSize
+            let s = cs.shape
+            let Cg = Int(s.C / s.groups), Kg = Int(s.K / s.groups)
+            // The loss in double: plain loops over the definition.
+            func loss(_ x: [Double], _ w: [Double], _ b: [Double]) -> Double {
+                var total = 0.0
+                for n in 0..<Int(s.N) { for k in 0..<Int(s.K) { for p in 0..<P { for q in 0..<Q {
+                    var acc = b[k]
+                    for c in 0..<Cg { for r in 0..<Int(s.R) { for t in 0..<Int(s.S) {
+                        let h = p * Int(s.stride_h) - Int(s.pad_h) + r * Int(s.dilation_h)
+                        let ww = q * Int(s.stride_w) - Int(s.pad_w) + t * Int(s.dilation_w)
+                        guard h >= 0, h < Int(s.H), ww >= 0, ww < Int(s.W) else { continue }
+                        let ci = (k / Kg) * Cg + c
+                        acc += x[((n * Int(s.C) + ci) * Int(s.H) + h) * Int(s.W) + ww]
+                            * w[((k * Cg + c) * Int(s.R) + r) * Int(s.S) + t]
+                    } } }
+                    total += Double(g[((n * Int(s.K) + k) * P + p) * Q + q]) * acc
+                } } } }
+                return total
+            }
+            let xd = x.map(Double.init), wd = w.map(Double.init), bd = [Double](repeating: 0.1, count: Int(s.K))
+            let h = 1e-5
+            func numeric(_ v: [Double], _ f: ([Double]) -> Double) -> [Double] {
+                (0..<v.count).map { i in
+                    var a = v, b = v
+                    a[i] += h; b[i] -= h
+                    return (f(a) - f(b)) / (2 * h)
+                }
+            }
+            let dxNum = numeric(xd) { loss($0, wd, bd) }
+            let dwNum = numeric(wd) { loss(xd, $0, bd) }
+            let dbNum = numeric(bd) { loss(xd, wd, $0) }
+            var dx = [Float](repeating: .nan, count: cs.xCount)
+            var dw = [Float](repeating: 0, count: cs.wCount), db = [Float](repeating: 0, count: Int(s.K))
+            #expect(cnn_conv2d_backward_data(&shape, g, w, &dx) == CNN_OK)
+            #expect(cnn_conv2d_backward_weight(&shape, x, g, &dw, &db) == CNN_OK)
+            // The loss is linear in each variable, so central differences are exact up to the
+            // double rounding of L (~1e-16 * |L| / h ~ 1e-10); the analytic side is float
+            // (~1e-7 relative). Error relative to the largest gradient, bound 1e-5: far below any
+            // indexing mistake.
+            func maxDiff(_ a: [Float], _ b: [Double]) -> Double {
+                let scale = max(b.map { abs($0) }.max() ?? 0, 1e-30)
+                return (zip(a, b).map { abs(Double($0) - $1) }.max() ?? 0) / scale
+            }
+            let e = (maxDiff(dx, dxNum), maxDiff(dw, dwNum), maxDiff(db, dbNum))
+            print("conv finite differences \(cs.name): max |analytic - numeric| / max |numeric| dx \(e.0) dw \(e.1) db \(e.2)")
+            #expect(e.0 < 1e-5, "dx \(cs)")
+            #expect(e.1 < 1e-5, "dw \(cs)")
+            #expect(e.2 < 1e-5, "db \(cs)")
+        }
+    }
+}

@@ -1,0 +1,308 @@
+import CNNKernels
+import Testing
+@testable import CNN
+
+// SGEMM against cnn_sgemm_reference (double accumulation), on every ISA variant this machine runs.
+// Error bound per element: |c - ref| <= 2 (K + 4) eps * |alpha| sum_k |a_ik| |b_kj|
+//                                       + 4 eps (|beta c| + |bias| + |residual|) + tiny,
+// the standard forward-error bound of a K-term float dot product (with FMA-or-not rounding and
+// any summation order), plus one rounding per epilogue term. sum |a||b| comes from the reference
+// run on |A| and |B|.
+
+fileprivate struct GEMMRng {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func float() -> Float { Float(next() >> 40) / Float(1 << 24) * 2 - 1 }
+    mutating func int(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+    mutating func fill(_ n: Int) -> [Float] { (0..<n).map { _ in float() } }
+}
+
+fileprivate enum GEMMPath: CaseIterable { case plain, packedA, packedB }
+
+/// One SGEMM case: shapes, transposes, scalars, leading-dimension padding, epilogue and path.
+fileprivate struct GEMMCase: CustomStringConvertible {
+    var m: Int, n: Int, k: Int
+    var transA = false, transB = false
+    var alpha: Float = 1, beta: Float = 0
+    var pad = 3                 // added to every leading dimension
+    var bias = 0                // 0 none, 1 per row, 2 per column
+    var residual = false
+    var relu = false
+    var path = GEMMPath.plain
+
+    var description: String {
+        "M=\(m) N=\(n) K=\(k) tA=\(transA) tB=\(transB) alpha=\(alpha) beta=\(beta) pad=\(pad) bias=\(bias) res=\(residual) relu=\(relu) \(path)"
+    }
+
+    var lda: Int { (transA ? m : k) + pad }
+    var ldb: Int { (transB ? k : n) + pad }
+    var ldc: Int { n + pad }
+    var ldr: Int { n + pad + 1 }
+}
+
+fileprivate func gemmStatus(_ c: GEMMCase, _ a: UnsafePointer<Float>?, _ b: UnsafePointer<Float>?,
+                            _ cOut: UnsafeMutablePointer<Float>?, _ ep: UnsafePointer<cnn_epilogue>?,
+                            reference: Bool = false, alpha: Float? = nil, beta: Float? = nil) -> cnn_status {
+    let ta = c.transA ? CNN_TRANS : CNN_NO_TRANS, tb = c.transB ? CNN_TRANS : CNN_NO_TRANS
+    let al = alpha ?? c.alpha, be = beta ?? c.beta
+    if reference {
+        return cnn_sgemm_reference(ta, tb, c.m, c.n, c.k, al, a, c.lda, b, c.ldb, be, cOut, c.ldc, ep)
+    }
+    switch c.path {
+    case .plain:
+        return cnn_sgemm(ta, tb, c.m, c.n, c.k, al, a, c.lda, b, c.ldb, be, cOut, c.ldc, ep)
+    case .packedA:
+        var packed = [UInt8](repeating: 0, count: cnn_sgemm_packed_a_size(c.m, c.k))
+        return packed.withUnsafeMutableBytes { p in
+            let s = cnn_sgemm_pack_a(ta, c.m, c.k, a, c.lda, p.baseAddress)
+            guard s == CNN_OK else { return s }
+            return cnn_sgemm_packed_a(p.baseAddress, tb, c.m, c.n, c.k, al, b, c.ldb, be, cOut, c.ldc, ep)
+        }
+    case .packedB:
+        var packed = [UInt8](repeating: 0, count: cnn_sgemm_packed_b_size(c.k, c.n))
+        return packed.withUnsafeMutableBytes { p in
+            let s = cnn_sgemm_pack_b(tb, c.k, c.n, b, c.ldb, p.baseAddress)
+            guard s == CNN_OK else { return s }
+            return cnn_sgemm_packed_b(ta, c.m, c.n, c.k, al, a, c.lda, p.baseAddress, be, cOut, c.ldc, ep)
+        }
+    }
+}
+
+/// Runs `c` and the reference; returns a failure message or nil. The padding columns of C must
+/// be left untouched.
+fileprivate func gemmCheck(_ c: GEMMCase, seed: UInt64) -> String? {
+    var rng = GEMMRng(state: seed)
+    let aCount = (c.transA ? c.k : c.m) * c.lda, bCount = (c.transB ? c.n : c.k) * c.ldb
+    let a = rng.fill(aCount), b = rng.fill(bCount)
+    var c0 = rng.fill(c.m * c.ldc)
+    if c.beta == 0 { for i in c0.indices where i % c.ldc < c.n { c0[i] = .nan } }
+    let bias = rng.fill(max(c.m, c.n)), res = rng.fill(c.m * c.ldr)
+    var got = c0, want = c0, bound = [Float](repeating: 0, count: c.m * c.ldc)
+    let absA = a.map { abs($0) }, absB = b.map { abs($0) }
+    var status = CNN_OK, refStatus = CNN_OK
+    bias.withUnsafeBufferPointer { biasP in
+        res.withUnsafeBufferPointer { resP in
+            var ep = cnn_epilogue(bias: c.bias == 0 ? nil : biasP.baseAddress, bias_per_column: c.bias == 2 ? 1 : 0,
+                                  residual: c.residual ? resP.baseAddress : nil, residual_ld: c.ldr,
+                                  relu: c.relu ? 1 : 0)
+            a.withUnsafeBufferPointer { aP in
+                b.withUnsafeBufferPointer { bP in
+                    status = got.withUnsafeMutableBufferPointer { gemmStatus(c, aP.baseAddress, bP.baseAddress, $0.baseAddress, &ep) }
+                    refStatus = want.withUnsafeMutableBufferPointer {
+                        gemmStatus(c, aP.baseAddress, bP.baseAddress, $0.baseAddress, &ep, reference: true)
+                    }
+                }
+            }
+        }
+    }
+    absA.withUnsafeBufferPointer { aP in
+        absB.withUnsafeBufferPointer { bP in
+            _ = bound.withUnsafeMutableBufferPointer {
+                gemmStatus(c, aP.baseAddress, bP.baseAddress, $0.baseAddress, nil, reference: true, alpha: abs(c.alpha), beta: 0)
+            }
+        }
+    }
+    guard status == CNN_OK, refStatus == CNN_OK else { return "\(c): status \(status) reference \(refStatus)" }
+    let eps = Float.ulpOfOne
+    for i in 0..<c.m {
+        for j in 0..<c.ldc {
+            let idx = i * c.ldc + j
+            if j >= c.n {
+                if got[idx] != c0[idx] { return "\(c): padding C[\(i),\(j)] overwritten" }
+                continue
+            }
+            var other: Float = c.beta == 0 ? 0 : abs(c.beta * c0[idx])
+            if c.bias == 1 { other += abs(bias[i]) }
+            if c.bias == 2 { other += abs(bias[j]) }
+            if c.residual { other += abs(res[i * c.ldr + j]) }
+            let tol = 2 * Float(c.k + 4) * eps * bound[idx] + 4 * eps * other + 1e-30
+            if got[idx].isNaN || !(abs(got[idx] - want[idx]) <= tol) {
+                return "\(c): C[\(i),\(j)] = \(got[idx]), reference \(want[idx]), tolerance \(tol)"
+            }
+        }
+    }
+    return nil
+}
+
+/// Runs the cases on every supported ISA (1 failure message per ISA at most, to keep logs short).
+fileprivate func gemmRunOnEveryISA(_ cases: [GEMMCase], seed: UInt64 = 1) throws {
+    for isa in ComputeRuntime.supportedISAs {
+        try ComputeRuntime.withISA(isa) {
+            var failures = 0, first: String?
+            for (n, c) in cases.enumerated() {
+                if let msg = gemmCheck(c, seed: seed &+ UInt64(n)) {
+                    failures += 1
+                    if first == nil { first = msg }
+                }
+            }
+            #expect(failures == 0, "\(isa): \(failures)/\(cases.count) cases failed; first: \(first ?? "")")
+        }
+    }
+}
+
+@Suite(.serialized) struct GEMMTests {
+    @Test func allSmallMAndNWithRotatingK() throws {
+        var cases: [GEMMCase] = []
+        var rng = GEMMRng(state: 7)
+        let ks = [1, 5, 16, 64, 67]
+        for m in 0...67 {
+            for n in 0...67 where (m + n) % 2 == 0 || m < 20 || n < 20 {
+                var c = GEMMCase(m: m, n: n, k: ks[(m * 7 + n) % ks.count])
+                c.transA = rng.int(2) == 1
+                c.transB = rng.int(2) == 1
+                c.pad = rng.int(3)
+                cases.append(c)
+            }
+        }
+        try gemmRunOnEveryISA(cases, seed: 100)
+    }
+
+    @Test func allSmallKWithSeveralShapes() throws {
+        var cases: [GEMMCase] = []
+        for k in 0...67 {
+            for (m, n) in [(1, 1), (3, 50), (9, 49), (17, 33), (8, 48), (13, 97)] {
+                for t in 0..<4 {
+                    cases.append(GEMMCase(m: m, n: n, k: k, transA: t & 1 != 0, transB: t & 2 != 0, pad: (k + t) % 3))
+                }
+            }
+        }
+        try gemmRunOnEveryISA(cases, seed: 200)
+    }
+
+    @Test func primesAndPowersOfTwo() throws {
+        // Each case stays under ~40 M multiply-adds so the reference is quick.
+        let shapes = [(1031, 67, 257), (67, 1031, 127), (127, 129, 1031), (256, 512, 128), (1024, 32, 509),
+                      (2, 1031, 512), (509, 257, 64), (64, 3136 / 4, 576 / 4), (1000, 8, 4096 / 4), (1, 1031, 257),
+                      (1031, 1, 509)]
+        var cases: [GEMMCase] = []
+        for (i, (m, n, k)) in shapes.enumerated() {
+            cases.append(GEMMCase(m: m, n: n, k: k, transA: i % 2 == 1, transB: i % 3 == 1, pad: i % 4))
+        }
+        try gemmRunOnEveryISA(cases, seed: 300)
+    }
+
+    @Test func transposesAlphaBetaAndNaNInC() throws {
+        var cases: [GEMMCase] = []
+        for t in 0..<4 {
+            for (alpha, beta) in [(Float(1), Float(0)), (1, 1), (-0.5, 0.25), (2, -1), (0, 0.5)] {
+                for (m, n, k) in [(37, 53, 29), (8, 96, 300), (50, 7, 70), (1, 40, 33), (40, 1, 33)] {
+                    cases.append(GEMMCase(m: m, n: n, k: k, transA: t & 1 != 0, transB: t & 2 != 0,
+                                          alpha: alpha, beta: beta, pad: t))
+                }
+            }
+        }
+        try gemmRunOnEveryISA(cases, seed: 400)
+    }
+
+    @Test func epilogueVariants() throws {
+        var cases: [GEMMCase] = []
+        for e in 0..<12 {
+            for (m, n, k) in [(29, 61, 300), (64, 100, 16), (5, 3, 7), (100, 5, 40), (1, 77, 20), (77, 1, 20), (9, 9, 0)] {
+                for beta in [Float(0), 0.5] {
+                    cases.append(GEMMCase(m: m, n: n, k: k, transA: e % 2 == 0, transB: e % 3 == 0, beta: beta,
+                                          pad: e % 3, bias: e % 3, residual: e & 4 != 0, relu: e & 8 != 0 || e % 5 == 0))
+                }
+            }
+        }
+        try gemmRunOnEveryISA(cases, seed: 500)
+    }
+
+    @Test func packedPaths() throws {
+        var cases: [GEMMCase] = []
+        var rng = GEMMRng(state: 9)
+        for path in [GEMMPath.packedA, .packedB] {
+            for (m, n, k) in [(64, 200, 300), (7, 9, 11), (33, 1, 600), (1, 50, 40), (300, 49, 257), (16, 16, 0),
+                              (100, 100, 1)] {
+                for t in 0..<4 {
+                    cases.append(GEMMCase(m: m, n: n, k: k, transA: t & 1 != 0, transB: t & 2 != 0,
+                                          alpha: 0.5, beta: t == 3 ? 1 : 0, pad: t, bias: rng.int(3),
+                                          residual: rng.int(2) == 1, relu: rng.int(2) == 1, path: path))
+                }
+            }
+        }
+        try gemmRunOnEveryISA(cases, seed: 600)
+    }
+
+    @Test func multiThreadMatchesOneThreadBitForBit() throws {
+        let shapes = [(64, 3136, 64), (256, 196, 300), (512, 49, 200), (300, 300, 300), (1000, 8, 512), (1000, 1, 1024),
+                      (1, 900, 700)]
+        let all = ComputeRuntime.threadCount
+        defer { try? ComputeRuntime.setThreadCount(nil) }
+        for isa in ComputeRuntime.supportedISAs {
+            try ComputeRuntime.withISA(isa) {
+                for (s, (m, n, k)) in shapes.enumerated() {
+                    var rng = GEMMRng(state: UInt64(s))
+                    let a = rng.fill(m * k), b = rng.fill(k * n)
+                    func run(_ threads: Int) throws -> [Float] {
+                        try ComputeRuntime.setThreadCount(threads)
+                        var c = [Float](repeating: 0, count: m * n)
+                        let st = c.withUnsafeMutableBufferPointer { cP in
+                            cnn_sgemm(CNN_NO_TRANS, CNN_NO_TRANS, m, n, k, 1, a, k, b, n, 0, cP.baseAddress, n, nil)
+                        }
+                        #expect(st == CNN_OK)
+                        return c
+                    }
+                    let one = try run(1), many = try run(max(all, 2))
+                    #expect(one == many, "\(isa) M=\(m) N=\(n) K=\(k)")
+                }
+            }
+        }
+    }
+
+    @Test func emptyShapesTouchNoMemory() {
+        #expect(cnn_sgemm(CNN_NO_TRANS, CNN_NO_TRANS, 0, 5, 5, 1, nil, 0, nil, 0, 0, nil, 0, nil) == CNN_OK)
+        #expect(cnn_sgemm(CNN_TRANS, CNN_TRANS, 5, 0, 5, 1, nil, 0, nil, 0, 0, nil, 0, nil) == CNN_OK)
+        #expect(cnn_sgemm_packed_a(nil, CNN_NO_TRANS, 0, 3, 3, 1, nil, 0, 0, nil, 0, nil) == CNN_OK)
+        #expect(cnn_sgemm_packed_b(CNN_NO_TRANS, 3, 0, 3, 1, nil, 0, nil, 0, nil, 0, nil) == CNN_OK)
+        // K == 0 reads neither A nor B: C = beta * C.
+        var c: [Float] = [1, 2, 3, 4]
+        #expect(cnn_sgemm(CNN_NO_TRANS, CNN_NO_TRANS, 2, 2, 0, 1, nil, 0, nil, 0, 0.5, &c, 2, nil) == CNN_OK)
+        #expect(c == [0.5, 1, 1.5, 2])
+    }
+
+    @Test func invalidArgumentsAreRejected() {
+        let a = [Float](repeating: 1, count: 64), b = a
+        var c = [Float](repeating: 0, count: 64)
+        let bad = cnn_transpose(rawValue: 7)
+        #expect(cnn_sgemm(bad, CNN_NO_TRANS, 4, 4, 4, 1, a, 4, b, 4, 0, &c, 4, nil) == CNN_ERR_INVALID_ARGUMENT)
+        #expect(cnn_sgemm(CNN_NO_TRANS, CNN_NO_TRANS, 4, 4, 4, 1, a, 3, b, 4, 0, &c, 4, nil) == CNN_ERR_INVALID_ARGUMENT)
+        #expect(cnn_sgemm(CNN_NO_TRANS, CNN_TRANS, 4, 4, 5, 1, a, 5, b, 4, 0, &c, 4, nil) == CNN_ERR_INVALID_ARGUMENT)
+        #expect(cnn_sgemm(CNN_NO_TRANS, CNN_NO_TRANS, 4, 4, 4, 1, a, 4, b, 4, 0, &c, 3, nil) == CNN_ERR_INVALID_ARGUMENT)
+        #expect(cnn_sgemm(CNN_NO_TRANS, CNN_NO_TRANS, 4, 4, 4, 1, nil, 4, b, 4, 0, &c, 4, nil) == CNN_ERR_INVALID_ARGUMENT)
+        #expect(cnn_sgemm(CNN_NO_TRANS, CNN_NO_TRANS, 4, 4, 4, 1, a, 4, b, 4, 0, nil, 4, nil) == CNN_ERR_INVALID_ARGUMENT)
+        a.withUnsafeBufferPointer { res in
+            var ep = cnn_epilogue(bias: nil, bias_per_column: 0, residual: res.baseAddress, residual_ld: 3, relu: 0)
+            #expect(cnn_sgemm(CNN_NO_TRANS, CNN_NO_TRANS, 4, 4, 4, 1, a, 4, b, 4, 0, &c, 4, &ep) == CNN_ERR_INVALID_ARGUMENT)
+        }
+    }
+
+    @Test func packedHeaderMismatchIsRejected() throws {
+        let a = [Float](repeating: 1, count: 8 * 16), b = a
+        var c = [Float](repeating: 0, count: 8 * 16)
+        var pa = [UInt8](repeating: 0, count: cnn_sgemm_packed_a_size(8, 16))
+        var pb = [UInt8](repeating: 0, count: cnn_sgemm_packed_b_size(16, 8))
+        #expect(cnn_sgemm_pack_a(CNN_NO_TRANS, 8, 16, a, 16, &pa) == CNN_OK)
+        #expect(cnn_sgemm_pack_b(CNN_NO_TRANS, 16, 8, b, 8, &pb) == CNN_OK)
+        // Right shapes work; a different M, N or K is rejected.
+        #expect(cnn_sgemm_packed_a(pa, CNN_NO_TRANS, 8, 8, 16, 1, b, 8, 0, &c, 8, nil) == CNN_OK)
+        #expect(cnn_sgemm_packed_a(pa, CNN_NO_TRANS, 7, 8, 16, 1, b, 8, 0, &c, 8, nil) == CNN_ERR_INVALID_ARGUMENT)
+        #expect(cnn_sgemm_packed_a(pa, CNN_NO_TRANS, 8, 8, 15, 1, b, 8, 0, &c, 8, nil) == CNN_ERR_INVALID_ARGUMENT)
+        #expect(cnn_sgemm_packed_b(CNN_NO_TRANS, 8, 8, 16, 1, a, 16, pb, 0, &c, 8, nil) == CNN_OK)
+        #expect(cnn_sgemm_packed_b(CNN_NO_TRANS, 8, 9, 16, 1, a, 16, pb, 0, &c, 9, nil) == CNN_ERR_INVALID_ARGUMENT)
+        // A packed A is not a packed B.
+        #expect(cnn_sgemm_packed_b(CNN_NO_TRANS, 8, 8, 16, 1, a, 16, pa, 0, &c, 8, nil) == CNN_ERR_INVALID_ARGUMENT)
+        // Packed under one ISA, used under another: rejected (repack).
+        let isas = ComputeRuntime.supportedISAs
+        if isas.count > 1 {
+            try ComputeRuntime.withISA(isas[0]) {
+                #expect(cnn_sgemm_packed_a(pa, CNN_NO_TRANS, 8, 8, 16, 1, b, 8, 0, &c, 8, nil) == CNN_ERR_INVALID_ARGUMENT)
+            }
+        }
+    }
+}
