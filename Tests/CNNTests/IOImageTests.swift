@@ -157,6 +157,47 @@ private func randomImage(_ w: Int, _ h: Int, _ c: Int, seed: UInt64) throws -> I
         }
     }
 
+    /// Valid chunk structure and CRCs around random headers (including invalid bit depth / color
+    /// type pairs), palettes and image data of the exact size with mostly valid filter bytes:
+    /// reaches the unfilter and sample-unpacking paths, which must never crash.
+    @Test func randomImageDataNeverCrashes() throws {
+        var rng = IOTestRNG(seed: 99)
+        func be(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
+        var decoded = 0
+        for _ in 0..<3000 {
+            let w = UInt32(1 + rng.below(20)), h = UInt32(1 + rng.below(20))
+            let depth = UInt8([1, 2, 4, 8, 16, 3][rng.below(6)]), color = UInt8([0, 2, 3, 4, 6, 1][rng.below(6)])
+            let interlace = UInt8(rng.below(2))
+            var raw = [UInt8]()
+            let spp = [0: 1, 2: 3, 3: 1, 4: 2, 6: 4][Int(color)] ?? 1
+            var exact = 0
+            let passes = interlace == 1 ? [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)] : [(0, 0, 1, 1)]
+            for (x0, y0, dx, dy) in passes {
+                let pw = (Int(w) - x0 + dx - 1) / dx, ph = (Int(h) - y0 + dy - 1) / dy
+                if pw > 0 && ph > 0 { exact += ph * (1 + (pw * spp * Int(depth) + 7) / 8) }
+            }
+            let count = rng.below(8) == 0 ? rng.below(exact + 10) : exact
+            for _ in 0..<count { raw.append(rng.below(3) == 0 ? UInt8(rng.below(6)) : rng.byte()) }
+            if count == exact {
+                var o = 0
+                for (x0, y0, dx, dy) in passes {
+                    let pw = (Int(w) - x0 + dx - 1) / dx, ph = (Int(h) - y0 + dy - 1) / dy
+                    guard pw > 0 && ph > 0 else { continue }
+                    let rb = 1 + (pw * spp * Int(depth) + 7) / 8
+                    for _ in 0..<ph { raw[o] = UInt8(rng.below(50) == 0 ? 7 : rng.below(5)); o += rb }
+                }
+                if rng.below(3) == 0 { for i in 0..<raw.count where rng.below(2) == 0 { raw[i] = raw[i] & 3 } }
+            }
+            var b = PNG.signature + pngChunk("IHDR", be(w) + be(h) + [depth, color, 0, 0, interlace])
+            if rng.below(2) == 0 { b += pngChunk("PLTE", (0..<(3 * (1 + rng.below(20)))).map { _ in rng.byte() }) }
+            if rng.below(4) == 0 { b += pngChunk("tRNS", (0..<rng.below(30)).map { _ in rng.byte() }) }
+            b += pngChunk("IDAT", try IOZlib.deflate(raw))
+            b += pngChunk("IEND", [])
+            if (try? PNG.decode(b)) != nil { decoded += 1 }
+        }
+        #expect(decoded > 20, "decoded \(decoded)")
+    }
+
     @Test func pnmFormats() throws {
         let p2 = try PNM.decode(Array("P2\n# a comment\n3 2 # inline\n15\n0 15 7\n1 2\n3\n".utf8))
         #expect(p2.channels == 1 && p2.width == 3 && p2.pixels == [0, 255, 119, 17, 34, 51])
