@@ -16,6 +16,9 @@
 #include "gemm_internal.h"
 
 #include <string.h>
+#ifdef GEMM_TUNE
+#include <stdlib.h>
+#endif
 
 /* Workspace slots used here; callers holding cnn_workspace buffers across a cnn_sgemm call must
  * use other slots (see cnn_gemm.h). */
@@ -33,6 +36,11 @@ static const cnn_gemm_variant *variant_for(cnn_isa isa, gemm_blocking *blk) {
 #if CNN_X86
     if (isa == CNN_ISA_AVX512) {
         if (blk) *blk = (gemm_blocking){.kc = 256, .mc = 1024, .nc = 480};
+#ifdef GEMM_TUNE
+        if (blk && getenv("KC")) blk->kc = atoi(getenv("KC"));
+        if (blk && getenv("MC")) blk->mc = atoi(getenv("MC"));
+        if (blk && getenv("NC")) blk->nc = atoi(getenv("NC"));
+#endif
         return &cnn_gemm_variant_avx512;
     }
     if (isa == CNN_ISA_AVX2) {

@@ -4,6 +4,7 @@
  * ymm registers; 12 FMAs per k step for 2 loads and 6 broadcasts, enough independent chains to
  * cover 2 FMA pipes x 4 cycles latency. Edge tiles go through a buffer. */
 #include "gemm_internal.h"
+#include "pack_x86.h"
 
 #if CNN_X86
 #include <immintrin.h>
@@ -60,7 +61,7 @@ static CNN_TARGET_AVX2 void cnn_f32_gemm_6x16__avx2(size_t kc, const float *a, c
 
 static CNN_TARGET_AVX2 void cnn_f32_gemm_pack__avx2(const float *x, size_t rs, size_t ks, size_t mr,
                                                     size_t kc, size_t width, float *dst) {
-    CNN_GEMM_PACK_BODY(x, rs, ks, mr, kc, width, dst);
+    cnn_gemm_pack_x86(x, rs, ks, mr, kc, width, dst);
 }
 
 static inline CNN_TARGET_AVX2 float hsum256(__m256 v) {

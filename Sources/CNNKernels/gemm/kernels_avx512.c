@@ -7,6 +7,7 @@
  * the common CNNs (16..2048), so M rarely has an edge; N edges run narrower copies of the kernel
  * (16 or 32 columns) and masked stores instead of padding a 49-wide layer to 96. */
 #include "gemm_internal.h"
+#include "pack_x86.h"
 
 #if CNN_X86
 #include <immintrin.h>
@@ -80,7 +81,7 @@ static CNN_TARGET_AVX512 void cnn_f32_gemm_8x48__avx512(size_t kc, const float *
 
 static CNN_TARGET_AVX512 void cnn_f32_gemm_pack__avx512(const float *x, size_t rs, size_t ks, size_t mr,
                                                         size_t kc, size_t width, float *dst) {
-    CNN_GEMM_PACK_BODY(x, rs, ks, mr, kc, width, dst);
+    cnn_gemm_pack_x86(x, rs, ks, mr, kc, width, dst);
 }
 
 static inline CNN_TARGET_AVX512 __mmask16 tail_mask(size_t left) {
