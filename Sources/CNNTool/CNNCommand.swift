@@ -6,6 +6,6 @@ struct CNNCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cnn",
         abstract: "Convolutional neural networks on the CPU: train, evaluate, inspect and benchmark.",
-        subcommands: [Bench.self]
+        subcommands: [Train.self, Bench.self]
     )
 }

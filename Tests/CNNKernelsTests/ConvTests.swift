@@ -188,6 +188,32 @@ private let convForwardBound = 1e-5
         for key in worst.keys.sorted() { print("  \(key): \(worst[key]!)") }
     }
 
+    /// A plan made under one ISA (its GEMM panels packed for that ISA) stays correct when the
+    /// process switches ISA: it falls back to the raw weights rather than failing.
+    @Test func planSurvivesISASwitch() throws {
+        var rng = ConvRNG(state: 3)
+        for cs in [convNamedCases[1], convNamedCases[12], convNamedCases[13]] {
+            var shape = cs.shape
+            let x = rng.floats(cs.xCount), w = rng.floats(cs.wCount)
+            let ref = convReference(cs, x: x, w: w, bias: nil, residual: nil, relu: false)
+            for algorithm in convForwardAlgorithms where cnn_conv_algorithm_applies(algorithm, &shape) != 0 {
+                var status = CNN_OK
+                guard let plan = cnn_conv_plan_create(algorithm, &shape, w, &status) else {
+                    Issue.record("plan \(cs)")
+                    continue
+                }
+                defer { cnn_conv_plan_destroy(plan) }
+                for isa in ComputeRuntime.supportedISAs {
+                    try ComputeRuntime.withISA(isa) {
+                        var y = [Float](repeating: .nan, count: cs.yCount)
+                        #expect(cnn_conv_plan_forward(plan, x, nil, nil, 0, &y) == CNN_OK)
+                        #expect(convRelativeError(y, ref) <= convForwardBound, "\(isa) \(cs)")
+                    }
+                }
+            }
+        }
+    }
+
     /// The one-shot entry and AUTO agree with the reference (AUTO may pick Winograd, whose
     /// rounding is larger; its own tests bound it tightly, here 1e-3 only guards the dispatch).
     @Test func oneShotAndAutoMatchReference() throws {

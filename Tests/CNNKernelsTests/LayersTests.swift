@@ -107,7 +107,7 @@ private struct PoolCase: CustomStringConvertible {
     }
 
     /// Max pooling in double: the first element of the window that is strictly greater than all
-    /// before it wins (first maximum on ties).
+    /// before it wins (first maximum on ties); as in PyTorch, every NaN replaces the maximum.
     func maxRef(_ x: [Double], P: Int, Q: Int) -> ([Double], [Int32]) {
         var y = [Double](), ix = [Int32]()
         for plane in 0..<(N * C) {
@@ -117,7 +117,7 @@ private struct PoolCase: CustomStringConvertible {
                     for h in (oh * sh - ph)..<(oh * sh - ph + kh) where h >= 0 && h < H {
                         for w in (ow * sw - pw)..<(ow * sw - pw + kw) where w >= 0 && w < W {
                             let v = x[plane * H * W + h * W + w]
-                            if bi < 0 || v > best { best = v; bi = h * W + w }
+                            if bi < 0 || v > best || v.isNaN { best = v; bi = h * W + w } // NaN propagates
                         }
                     }
                     y.append(best)
@@ -309,19 +309,22 @@ private func crossEntropyRef(rows: Int, classes: Int, _ x: [Double], _ labels: [
         var rng = LayersRNG(seed: 1)
         for c in poolCases(&rng, count: 40) {
             let (P, Q) = c.outputSize()!
-            let ties = rng.int(2) == 0
-            let x: [Float] = (0..<(c.N * c.C * c.H * c.W)).map { _ in ties ? Float(rng.int(4)) : rng.float() }
+            let ties = rng.int(2) == 0, nans = rng.int(4) == 0
+            var x: [Float] = (0..<(c.N * c.C * c.H * c.W)).map { _ in ties ? Float(rng.int(4)) : rng.float() }
+            if nans { for _ in 0..<(1 + x.count / 50) { x[rng.int(x.count)] = .nan } }
             let (yRef, iRef) = c.maxRef(dbl(x), P: P, Q: Q)
             try forEachISA { isa in
                 var s = c.shape
                 var y = [Float](repeating: .nan, count: yRef.count)
                 var ix = [Int32](repeating: -7, count: yRef.count)
                 #expect(cnn_maxpool2d_forward(&s, x, &y, &ix) == CNN_OK)
-                #expect(y.map { Double($0) } == yRef, "\(isa) \(c) values")
-                #expect(ix == iRef, "\(isa) \(c) indices")
+                let badValue = (0..<y.count).first { !(Double(y[$0]) == yRef[$0] || (y[$0].isNaN && yRef[$0].isNaN)) }
+                let badIndex = (0..<ix.count).first { ix[$0] != iRef[$0] }
+                #expect(badValue == nil, "\(isa) \(c) value at \(badValue ?? -1)")
+                #expect(badIndex == nil, "\(isa) \(c) index at \(badIndex ?? -1)")
                 var y2 = [Float](repeating: .nan, count: yRef.count)
                 #expect(cnn_maxpool2d_forward(&s, x, &y2, nil) == CNN_OK)
-                #expect(y2 == y, "\(isa) \(c) without indices")
+                #expect(y2.elementsEqual(y) { $0 == $1 || ($0.isNaN && $1.isNaN) }, "\(isa) \(c) without indices")
             }
         }
     }
@@ -503,6 +506,25 @@ private func crossEntropyRef(rows: Int, classes: Int, _ x: [Double], _ labels: [
                 expectClose(db, gb.map { $0 + 1 }, tol: 1e-5, "\(isa) dbeta")
             }
         }
+    }
+
+    @Test func emptyInputsAreAccepted() {
+        var out = [Float](repeating: 7, count: 4), out2 = out
+        #expect(cnn_batchnorm2d_forward_train(0, 3, 5, nil, nil, nil, 1e-5, 0.1, nil, nil, &out, &out2, nil) == CNN_OK)
+        #expect(cnn_batchnorm2d_forward_inference(0, 3, 5, nil, nil, nil, nil, nil, 1e-5, nil) == CNN_OK)
+        #expect(cnn_batchnorm2d_backward(0, 3, 5, nil, nil, nil, nil, nil, nil, nil, nil) == CNN_OK)
+        #expect(cnn_relu_forward(0, nil, nil) == CNN_OK)
+        #expect(cnn_lrn_forward(0, 3, 5, 5, 1e-4, 0.75, 2, nil, nil, nil) == CNN_OK)
+        #expect(cnn_softmax_forward(0, 10, nil, nil) == CNN_OK)
+        #expect(cnn_adaptive_avgpool2d_forward(0, 3, 4, 4, 1, 1, nil, nil) == CNN_OK)
+        #expect(cnn_dropout_forward(0, 0.5, 1, nil, nil, nil) == CNN_OK)
+        var loss: Float = 0
+        #expect(cnn_cross_entropy_forward(0, 10, nil, nil, 0, 1, &loss, nil) == CNN_OK && loss == 0)
+        #expect(out == [7, 7, 7, 7])
+        // Negative sizes are invalid.
+        #expect(cnn_relu_forward(-1, nil, nil) == CNN_ERR_INVALID_ARGUMENT)
+        #expect(cnn_batchnorm2d_forward_inference(-1, 3, 5, nil, nil, nil, nil, nil, 1e-5, nil) == CNN_ERR_INVALID_ARGUMENT)
+        #expect(cnn_softmax_forward(1, 0, nil, nil) == CNN_ERR_INVALID_ARGUMENT)
     }
 
     // MARK: activations

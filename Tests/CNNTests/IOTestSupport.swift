@@ -16,6 +16,10 @@ enum IOTestSupport {
         try? FileManager.default.removeItem(atPath: path)
     }
 
+    static func makeDirectory(_ path: String) throws {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
     /// The names in a directory, sorted.
     static func list(_ path: String) throws -> [String] {
         try FileManager.default.contentsOfDirectory(atPath: path).sorted()

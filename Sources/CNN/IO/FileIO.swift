@@ -117,12 +117,6 @@ enum IOFile {
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
     }
 
-    /// Whether a directory exists at `path`.
-    static func isDirectory(_ path: String) -> Bool {
-        var st = stat()
-        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
-    }
-
     /// `a/b` (no separator doubled).
     static func join(_ a: String, _ b: String) -> String {
         if a.isEmpty { return b }

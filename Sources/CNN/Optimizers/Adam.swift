@@ -96,26 +96,20 @@ public class Adam: Optimizer {
         // AdamW: p ← p·(1 − γλ) before the Adam step; Adam: λ·p is added to the gradient.
         let shrink = decoupledWeightDecay ? Float(1 - Double(learningRate) * Double(λ)) : 1
         let l2 = decoupledWeightDecay ? 0 : λ
-        if amsgrad {
-            let vMax = state[2]
-            for i in 0..<count {
-                let pi = p[i] * shrink
-                let g = d[i] + l2 * pi
-                let mi = β1 * m[i] + oneMinusβ1 * g
-                let vi = β2 * v[i] + oneMinusβ2 * g * g
-                let vh = Swift.max(vMax[i], vi)
-                m[i] = mi; v[i] = vi; vMax[i] = vh
-                p[i] = pi - stepSize * mi / (vh.squareRoot() * inverseCorrection2Root + ε)
+        let vMax: UnsafeMutablePointer<Float>? = amsgrad ? state[2] : nil
+        forEachOptimizerChunk(count) { i, n in
+            let pv = p.optimizerVector(at: i, count: n) * shrink
+            let g = d.optimizerVector(at: i, count: n) + l2 * pv
+            let mv = β1 * m.optimizerVector(at: i, count: n) + oneMinusβ1 * g
+            let vv = β2 * v.optimizerVector(at: i, count: n) + oneMinusβ2 * g * g
+            m.setOptimizerVector(mv, at: i, count: n)
+            v.setOptimizerVector(vv, at: i, count: n)
+            var vh = vv
+            if let vMax {
+                vh = pointwiseMax(vMax.optimizerVector(at: i, count: n), vv)
+                vMax.setOptimizerVector(vh, at: i, count: n)
             }
-        } else {
-            for i in 0..<count {
-                let pi = p[i] * shrink
-                let g = d[i] + l2 * pi
-                let mi = β1 * m[i] + oneMinusβ1 * g
-                let vi = β2 * v[i] + oneMinusβ2 * g * g
-                m[i] = mi; v[i] = vi
-                p[i] = pi - stepSize * mi / (vi.squareRoot() * inverseCorrection2Root + ε)
-            }
+            p.setOptimizerVector(pv - stepSize * mv / (vh.squareRoot() * inverseCorrection2Root + ε), at: i, count: n)
         }
     }
 }

@@ -162,7 +162,7 @@ open class Optimizer {
     public func step() throws {
         try Optimizer.require(learningRate.isFinite && learningRate >= 0,
                               "\(algorithmName): learning rate must be finite and >= 0, got \(learningRate)")
-        for (name, p) in parameters {
+        for (name, p) in parameters where p.requiresGradient {
             if let g = p.gradient, g.shape != p.value.shape {
                 throw CNNError.shapeMismatch("\(algorithmName): gradient of \"\(name)\" has shape \(g.shape), the parameter has \(p.value.shape)")
             }

@@ -66,24 +66,25 @@ public final class RMSprop: Optimizer {
         let v = state[0]
         let b: UnsafeMutablePointer<Float>? = μ > 0 ? state[1] : nil
         let ḡ: UnsafeMutablePointer<Float>? = centered ? state[state.count - 1] : nil
-        for i in 0..<count {
-            let g = d[i] + λ * p[i]
-            let vi = α * v[i] + oneMinusα * g * g
-            v[i] = vi
-            let denominator: Float
+        forEachOptimizerChunk(count) { i, n in
+            let pv = p.optimizerVector(at: i, count: n)
+            let g = d.optimizerVector(at: i, count: n) + λ * pv
+            let vv = α * v.optimizerVector(at: i, count: n) + oneMinusα * g * g
+            v.setOptimizerVector(vv, at: i, count: n)
+            let denominator: OptimizerVector
             if let ḡ {
-                let mean = α * ḡ[i] + oneMinusα * g
-                ḡ[i] = mean
-                denominator = (vi - mean * mean).squareRoot() + ε
+                let mean = α * ḡ.optimizerVector(at: i, count: n) + oneMinusα * g
+                ḡ.setOptimizerVector(mean, at: i, count: n)
+                denominator = (vv - mean * mean).squareRoot() + ε
             } else {
-                denominator = vi.squareRoot() + ε
+                denominator = vv.squareRoot() + ε
             }
             if let b {
-                let bi = μ * b[i] + g / denominator
-                b[i] = bi
-                p[i] -= γ * bi
+                let bv = μ * b.optimizerVector(at: i, count: n) + g / denominator
+                b.setOptimizerVector(bv, at: i, count: n)
+                p.setOptimizerVector(pv - γ * bv, at: i, count: n)
             } else {
-                p[i] -= γ * (g / denominator)
+                p.setOptimizerVector(pv - γ * (g / denominator), at: i, count: n)
             }
         }
     }

@@ -65,20 +65,17 @@ public final class SGD: Optimizer {
     public override func update(parameter p: UnsafeMutablePointer<Float>, gradient d: UnsafePointer<Float>,
                                 count: Int, state: [UnsafeMutablePointer<Float>], step: Int, weightDecay λ: Float) {
         let γ = learningRate, μ = momentum, oneMinusτ = 1 - dampening
-        guard μ != 0 else {
-            for i in 0..<count { p[i] -= γ * (d[i] + λ * p[i]) }
-            return
-        }
-        let b = state[0]
-        switch (step == 1, nesterov) {
-        case (true, false):
-            for i in 0..<count { let g = d[i] + λ * p[i]; b[i] = g; p[i] -= γ * g }
-        case (true, true):
-            for i in 0..<count { let g = d[i] + λ * p[i]; b[i] = g; p[i] -= γ * (g + μ * g) }
-        case (false, false):
-            for i in 0..<count { let g = d[i] + λ * p[i]; let m = μ * b[i] + oneMinusτ * g; b[i] = m; p[i] -= γ * m }
-        case (false, true):
-            for i in 0..<count { let g = d[i] + λ * p[i]; let m = μ * b[i] + oneMinusτ * g; b[i] = m; p[i] -= γ * (g + μ * m) }
+        let first = step == 1, nesterov = self.nesterov
+        let b: UnsafeMutablePointer<Float>? = μ != 0 ? state[0] : nil
+        forEachOptimizerChunk(count) { i, n in
+            let pv = p.optimizerVector(at: i, count: n)
+            var g = d.optimizerVector(at: i, count: n) + λ * pv
+            if let b {
+                let m = first ? g : μ * b.optimizerVector(at: i, count: n) + oneMinusτ * g
+                b.setOptimizerVector(m, at: i, count: n)
+                g = nesterov ? g + μ * m : m
+            }
+            p.setOptimizerVector(pv - γ * g, at: i, count: n)
         }
     }
 }

@@ -64,7 +64,8 @@ static void depthwise_backward_weight(const conv_geom *g, const float *x, const 
                 const int64_t off = s * g->dw - g->pw;
                 const int64_t lo = CNN_MAX(0, ceil_div(-off, g->sw));
                 const int64_t hi = CNN_MIN(g->Q, floor_div(g->W - 1 - off, g->sw) + 1);
-                /* Float partial sums per row (vectorised), carried in double across rows. */
+                /* Double accumulation: the sum runs over N*P*Q terms (65536 for a batch of 64 at
+                 * 32x32) and this loop is bound by memory, not by the adds. */
                 double acc = 0;
                 for (int64_t n = 0; n < g->N; n++)
                     for (int64_t p = 0; p < g->P; p++) {
@@ -72,13 +73,11 @@ static void depthwise_backward_weight(const conv_geom *g, const float *x, const 
                         if (h < 0 || h >= g->H) continue;
                         const float *CNN_RESTRICT xr = x + (n * g->C + c) * HW + h * g->W;
                         const float *CNN_RESTRICT dr = dy + (n * g->K + k) * PQ + p * g->Q;
-                        float part = 0;
                         if (g->sw == 1) {
-                            for (int64_t q = lo; q < hi; q++) part += dr[q] * xr[q + off];
+                            for (int64_t q = lo; q < hi; q++) acc += (double)dr[q] * xr[q + off];
                         } else {
-                            for (int64_t q = lo; q < hi; q++) part += dr[q] * xr[q * g->sw + off];
+                            for (int64_t q = lo; q < hi; q++) acc += (double)dr[q] * xr[q * g->sw + off];
                         }
-                        acc += part;
                     }
                 dw[(k * g->R + r) * g->S + s] += (float)acc;
             }
@@ -141,16 +140,14 @@ cnn_status cnn_conv2d_backward_weight(const cnn_conv_shape *shape, const float *
     if (!x || !dy || !dw) return CNN_ERR_INVALID_ARGUMENT;
     const int64_t crs = g.Cg * g.R * g.S, PQ = g.P * g.Q, HW = g.H * g.W;
     if (db) {
-        /* db[k] += sum over n, p, q of dy: float partials per plane, double across planes. */
+        /* db[k] += sum over n, p, q of dy, accumulated in double (memory-bound either way). */
         const int nt = cnn_threads_for(g.K);
         CNN_OMP_PARALLEL_FOR(nt)
         for (int64_t k = 0; k < g.K; k++) {
             double acc = 0;
             for (int64_t n = 0; n < g.N; n++) {
                 const float *CNN_RESTRICT d = dy + (n * g.K + k) * PQ;
-                float part = 0;
-                for (int64_t i = 0; i < PQ; i++) part += d[i];
-                acc += part;
+                for (int64_t i = 0; i < PQ; i++) acc += d[i];
             }
             db[k] += (float)acc;
         }

@@ -96,7 +96,9 @@ int cnn_conv_algorithm_applies(cnn_conv_algorithm algorithm, const cnn_conv_shap
 }
 
 /*
- * AUTO, profiled with `cnn bench conv` on 2 cores of an AMD EPYC (Zen 5, AVX-512), 2 threads:
+ * AUTO, for 2 cores of an AMD EPYC (Zen 5, AVX-512), 2 threads. PROVISIONAL: set before the blocked
+ * SGEMM and the Winograd kernels landed (the GEMM was still the reference loop, so im2col could not
+ * be timed fairly, and the machine was shared with other builds); re-profile with `cnn bench conv`:
  *  - one input channel per group (depthwise): the direct loop; a GEMM with one row per group
  *    cannot use its register tile.
  *  - 1x1, pad 0: GEMM1X1 (the input image is already the column matrix at stride 1).
@@ -136,6 +138,8 @@ struct cnn_conv_plan {
     cnn_conv_shape shape;
     conv_geom g;
     float *weight;                /* copy of (K, Cg, R, S) for the GEMM and direct algorithms */
+    float *packed;                /* direct: weights packed for the channel-vectorised kernel */
+    void *packed_a;               /* im2col, gemm1x1: W_g packed as GEMM panels, per group */
     cnn_winograd_weights *wino;   /* Winograd's transformed weights */
     size_t weight_bytes, workspace_bytes;
 };
@@ -198,6 +202,31 @@ cnn_conv_plan *cnn_conv_plan_create(cnn_conv_algorithm algorithm, const cnn_conv
         }
         memcpy(plan->weight, weight, bytes);
         plan->weight_bytes = bytes;
+        if (algorithm == CNN_CONV_IM2COL || algorithm == CNN_CONV_GEMM1X1) {
+            /* The weights as GEMM panels once, so no call packs them again. A failure here only
+             * costs speed: the raw copy is always there. */
+            const size_t stride = cnn_conv_gemm_packed_stride(&g);
+            if (stride > 0 && (plan->packed_a = cnn_aligned_alloc(stride * (size_t)g.G)) != NULL) {
+                if (cnn_conv_gemm_pack(&g, weight, plan->packed_a) == CNN_OK) {
+                    plan->weight_bytes += stride * (size_t)g.G;
+                } else {
+                    cnn_aligned_free(plan->packed_a);
+                    plan->packed_a = NULL;
+                }
+            }
+        }
+        const size_t packed = algorithm == CNN_CONV_DIRECT ? cnn_conv_direct_packed_floats(&g) : 0;
+        if (packed > 0) {
+            plan->packed = (float *)cnn_aligned_alloc(packed * sizeof(float));
+            if (!plan->packed) {
+                cnn_aligned_free(plan->weight);
+                free(plan);
+                *status = CNN_ERR_OUT_OF_MEMORY;
+                return NULL;
+            }
+            cnn_conv_direct_pack(&g, weight, plan->packed);
+            plan->weight_bytes += packed * sizeof(float);
+        }
         plan->workspace_bytes = workspace_bytes(algorithm, &g);
     }
     plan->algorithm = algorithm;
@@ -209,6 +238,8 @@ void cnn_conv_plan_destroy(cnn_conv_plan *plan) {
     if (!plan) return;
     if (plan->wino) cnn_winograd_weights_destroy(plan->wino);
     cnn_aligned_free(plan->weight);
+    cnn_aligned_free(plan->packed);
+    cnn_aligned_free(plan->packed_a);
     free(plan);
 }
 
@@ -224,12 +255,12 @@ size_t cnn_conv_plan_workspace_bytes(const cnn_conv_plan *plan) {
 
 /* Runs a non-Winograd algorithm on raw (K, Cg, R, S) weights. */
 static cnn_status run_algorithm(cnn_conv_algorithm a, const conv_geom *g, const float *x,
-                                const float *w, const float *bias, const float *residual, int relu,
-                                float *y) {
+                                const float *w, const float *packed, const void *packed_a,
+                                const float *bias, const float *residual, int relu, float *y) {
     switch (a) {
-    case CNN_CONV_DIRECT: return cnn_conv_direct_forward(g, x, w, bias, residual, relu, y);
-    case CNN_CONV_IM2COL: return cnn_conv_im2col_forward(g, x, w, bias, residual, relu, y);
-    case CNN_CONV_GEMM1X1: return cnn_conv_gemm1x1_forward(g, x, w, bias, residual, relu, y);
+    case CNN_CONV_DIRECT: return cnn_conv_direct_forward(g, x, w, packed, bias, residual, relu, y);
+    case CNN_CONV_IM2COL: return cnn_conv_im2col_forward(g, x, w, packed_a, bias, residual, relu, y);
+    case CNN_CONV_GEMM1X1: return cnn_conv_gemm1x1_forward(g, x, w, packed_a, bias, residual, relu, y);
     default: return CNN_ERR_INVALID_ARGUMENT;
     }
 }
@@ -241,7 +272,8 @@ cnn_status cnn_conv_plan_forward(const cnn_conv_plan *plan, const float *x, cons
     if (!x || !y) return CNN_ERR_INVALID_ARGUMENT;
     if (plan->wino)
         return cnn_winograd_forward(plan->wino, &plan->shape, x, bias, residual, relu ? 1 : 0, y);
-    return run_algorithm(plan->algorithm, &plan->g, x, plan->weight, bias, residual, relu ? 1 : 0, y);
+    return run_algorithm(plan->algorithm, &plan->g, x, plan->weight, plan->packed, plan->packed_a,
+                         bias, residual, relu ? 1 : 0, y);
 }
 
 cnn_status cnn_conv2d_forward(cnn_conv_algorithm algorithm, const cnn_conv_shape *shape,
@@ -256,7 +288,7 @@ cnn_status cnn_conv2d_forward(cnn_conv_algorithm algorithm, const cnn_conv_shape
     if (!x || !weight || !y) return CNN_ERR_INVALID_ARGUMENT;
     const cnn_conv_algorithm resolved = algorithm == CNN_CONV_AUTO ? auto_algorithm(&g) : algorithm;
     if (!is_winograd(resolved)) /* no plan needed: run on the caller's weights without a copy */
-        return run_algorithm(resolved, &g, x, weight, bias, residual, relu ? 1 : 0, y);
+        return run_algorithm(resolved, &g, x, weight, NULL, NULL, bias, residual, relu ? 1 : 0, y);
     cnn_conv_plan *plan = cnn_conv_plan_create(algorithm, shape, weight, &st);
     if (!plan) return st;
     st = cnn_conv_plan_forward(plan, x, bias, residual, relu, y);

@@ -18,9 +18,10 @@ typedef struct conv_geom {
  * empty batch). */
 cnn_status cnn_conv_geom_init(const cnn_conv_shape *s, conv_geom *g);
 
-/* Workspace slots of the calling thread used by this family (cnn_workspace). The GEMM uses its own
- * slots (0, 1), Winograd 4..7; convolution takes 2 (column / gather buffer) and 3 (direct
- * convolution's per-thread accumulator rows). */
+/* Workspace slots of the calling thread used by this family (cnn_workspace); the buffers are held
+ * across cnn_sgemm calls, so they must differ from the GEMM's packing slots (the upper ones, see
+ * cnn_gemm.h) and Winograd's. Convolution takes 2 (column / gather buffer, direct's packed weights
+ * in a one-shot call) and 3 (direct convolution's per-thread accumulator rows). */
 #define CNN_CONV_SLOT_COL 2
 #define CNN_CONV_SLOT_ACC 3
 
@@ -47,12 +48,25 @@ void cnn_conv_im2col(const conv_geom *g, const float *x, int64_t p0, int64_t row
 void cnn_conv_col2im(const conv_geom *g, const float *col, int64_t p0, int64_t rows, float *dx);
 
 /* Forward algorithms. w is the (K, Cg, R, S) weight as given. */
+/* Direct: `wpacked` is NULL or w packed by cnn_conv_direct_pack (a plan's copy); when the shape uses
+ * the packed kernel and it is NULL, the call packs into its workspace. */
 cnn_status cnn_conv_direct_forward(const conv_geom *g, const float *x, const float *w,
-                                   const float *bias, const float *residual, int relu, float *y);
+                                   const float *wpacked, const float *bias, const float *residual,
+                                   int relu, float *y);
+int cnn_conv_direct_uses_packed(const conv_geom *g);
+size_t cnn_conv_direct_packed_floats(const conv_geom *g); /* 0 when unused */
+void cnn_conv_direct_pack(const conv_geom *g, const float *w, float *wp);
+/* im2col and 1x1: `packed` is NULL or the plan's per-group weights W_g (Kg x CgRS) packed with
+ * cnn_sgemm_pack_a, group g at packed + g * packed_stride bytes. Packed panels belong to the ISA
+ * active when the plan was made; after cnn_isa_set changed it, the raw weights are used instead. */
+size_t cnn_conv_gemm_packed_stride(const conv_geom *g);
+cnn_status cnn_conv_gemm_pack(const conv_geom *g, const float *w, void *packed);
 cnn_status cnn_conv_im2col_forward(const conv_geom *g, const float *x, const float *w,
-                                   const float *bias, const float *residual, int relu, float *y);
+                                   const void *packed, const float *bias, const float *residual,
+                                   int relu, float *y);
 cnn_status cnn_conv_gemm1x1_forward(const conv_geom *g, const float *x, const float *w,
-                                    const float *bias, const float *residual, int relu, float *y);
+                                    const void *packed, const float *bias, const float *residual,
+                                    int relu, float *y);
 /* Peak bytes of per-call workspace the algorithm takes (summed over threads where per-thread). */
 size_t cnn_conv_im2col_workspace_bytes(const conv_geom *g);
 size_t cnn_conv_gemm1x1_workspace_bytes(const conv_geom *g);

@@ -1,12 +1,20 @@
-/* Direct convolution: valid for every shape, no column buffer. The readable fallback, and the path
- * for depthwise convolution (one input channel per group), where a GEMM would have a single row.
+/* Direct convolution: valid for every shape, no column buffer. Two kernels:
  *
- * Work item: one output row p of DIRECT_KB output channels of one image. The row of each channel is
- * accumulated in a small per-thread buffer, vectorised over the output width q:
- *     acc[j][q] += w[k0+j][c][r][s] * x[c][p*sh - ph + r*dh][q*sw - pw + s*dw]
- * for the q whose tap lies inside the image (padding is skipped, never read). DIRECT_KB channels
- * share each loaded input vector. The inner loops are plain C compiled three times, once per ISA
- * target, so the compiler vectorises them for AVX-512, AVX2+FMA or the baseline. */
+ * - Vectorised over output channels (groups with >= DIRECT_K_MIN output channels): the weights are
+ *   packed once as (group, block of 16 output channels, c, r, s, 16), zero-padded past Kg, and a
+ *   register tile of 16 channels x QB output columns accumulates
+ *       acc[q][j] += wp[c][r][s][j] * x[c][p*sh - ph + r*dh][q*sw - pw + s*dw]
+ *   over every (c, r, s): one weight vector and QB broadcast inputs per step, like a GEMM
+ *   microkernel with the im2col done implicitly. Columns whose taps reach into the padding run
+ *   one at a time with a per-tap check.
+ * - Vectorised over the output row (depthwise and other groups with few output channels): a row of
+ *   up to DIRECT_KB channels is accumulated in a small per-thread buffer,
+ *       acc[j][q] += w[k0+j][c][r][s] * x[c][p*sh - ph + r*dh][q*sw - pw + s*dw]
+ *   for the q whose tap lies inside the image (padding is skipped, never read).
+ *
+ * Both are plain C compiled three times, once per ISA target, so the compiler vectorises them for
+ * AVX-512, AVX2+FMA or the baseline; work items (image, group, channel block, output row) are
+ * spread over the threads. */
 #include "conv_internal.h"
 
 #include <string.h>
@@ -101,62 +109,199 @@ static ALWAYS_INLINE void direct_item(const conv_geom *g, const float *x, const 
     }
 }
 
+/* ---- Vectorised over output channels ---------------------------------------------------- */
+
+/* Output channels per packed block: one AVX-512 vector, two AVX2 vectors, four SSE vectors. */
+#define DK 16
+/* Groups with fewer output channels waste most of the 16 lanes: use the row kernel instead. */
+#define DIRECT_K_MIN 8
+#define QB_MAX 12
+
+static int64_t kblocks16(const conv_geom *g) { return (g->Kg + DK - 1) / DK; }
+
+int cnn_conv_direct_uses_packed(const conv_geom *g) { return g->Kg >= DIRECT_K_MIN; }
+
+size_t cnn_conv_direct_packed_floats(const conv_geom *g) {
+    if (!cnn_conv_direct_uses_packed(g)) return 0;
+    return (size_t)(g->G * kblocks16(g) * g->Cg * g->R * g->S * DK);
+}
+
+// w is (K,Cg,R,S); wp is (G, ceil(Kg/16), Cg, R, S, 16), zero past Kg
+void cnn_conv_direct_pack(const conv_geom *g, const float *w, float *wp) {
+    const int64_t crs = g->Cg * g->R * g->S, kbs = kblocks16(g);
+    for (int64_t grp = 0; grp < g->G; grp++)
+        for (int64_t b = 0; b < kbs; b++) {
+            float *dst = wp + (grp * kbs + b) * crs * DK;
+            for (int64_t i = 0; i < crs; i++)
+                for (int64_t j = 0; j < DK; j++) {
+                    const int64_t kk = b * DK + j;
+                    dst[i * DK + j] = kk < g->Kg ? w[(grp * g->Kg + kk) * crs + i] : 0.0f;
+                }
+        }
+}
+
+/* One tile: 16 channels x QB consecutive output columns starting at q0, every tap inside the image
+ * when `interior`, else each (column, tap) checked against the row. Result in out[QB][16]. */
+static ALWAYS_INLINE void kvec_tile(const conv_geom *g, const float *CNN_RESTRICT xg,
+                                    const float *CNN_RESTRICT wp, int64_t p, int64_t q0,
+                                    const int QB, const int interior, float (*CNN_RESTRICT out)[DK]) {
+    float acc[QB_MAX][DK];
+    for (int qi = 0; qi < QB; qi++)
+        for (int j = 0; j < DK; j++) acc[qi][j] = 0.0f;
+    const int64_t sw = g->sw, dw = g->dw, S = g->S;
+    for (int64_t c = 0; c < g->Cg; c++)
+        for (int64_t r = 0; r < g->R; r++) {
+            const int64_t h = p * g->sh - g->ph + r * g->dh;
+            if (h < 0 || h >= g->H) continue;
+            const float *CNN_RESTRICT xr = xg + (c * g->H + h) * g->W;
+            const float *CNN_RESTRICT wr = wp + (c * g->R + r) * S * DK;
+            const int64_t base = q0 * sw - g->pw; /* input column of tap s = 0 at q0 */
+            for (int64_t s = 0; s < S; s++) {
+                const float *CNN_RESTRICT wv = wr + s * DK;
+                if (interior) {
+                    const float *CNN_RESTRICT xs = xr + base + s * dw;
+                    for (int qi = 0; qi < QB; qi++) {
+                        const float xv = xs[qi * sw];
+                        for (int j = 0; j < DK; j++) acc[qi][j] += wv[j] * xv;
+                    }
+                } else {
+                    for (int qi = 0; qi < QB; qi++) {
+                        const int64_t col = base + s * dw + qi * sw;
+                        if (col < 0 || col >= g->W) continue;
+                        const float xv = xr[col];
+                        for (int j = 0; j < DK; j++) acc[qi][j] += wv[j] * xv;
+                    }
+                }
+            }
+        }
+    for (int qi = 0; qi < QB; qi++)
+        for (int j = 0; j < DK; j++) out[qi][j] = acc[qi][j];
+}
+
+// x is (N,C,H,W), wp packed (see cnn_conv_direct_pack), y is (N,K,P,Q);
+// item = (n, group, block of 16 channels, output row p)
+static ALWAYS_INLINE void kvec_item(const conv_geom *g, const float *x, const float *wp,
+                                    const float *bias, const float *residual, int relu, float *y,
+                                    int64_t item, const int QB) {
+    const int64_t kbs = kblocks16(g);
+    const int64_t p = item % g->P;
+    int64_t t = item / g->P;
+    const int64_t b = t % kbs;
+    t /= kbs;
+    const int64_t grp = t % g->G, n = t / g->G;
+    const int64_t k0 = grp * g->Kg + b * DK;
+    const int64_t kb = CNN_MIN(DK, g->Kg - b * DK);
+    const int64_t Q = g->Q, crs = g->Cg * g->R * g->S;
+    const float *xg = x + (n * g->C + grp * g->Cg) * g->H * g->W;
+    const float *wb = wp + (grp * kbs + b) * crs * DK;
+    /* Interior columns: every tap s in [0, S) reads inside the row,
+     * 0 <= q*sw - pw and q*sw - pw + (S-1)*dw <= W-1. */
+    int64_t qa = ceil_div(g->pw, g->sw), qb = floor_div(g->W - 1 + g->pw - (g->S - 1) * g->dw, g->sw) + 1;
+    qa = CNN_MIN(CNN_MAX(qa, 0), Q);
+    qb = CNN_MAX(CNN_MIN(qb, Q), qa);
+    float tile[QB_MAX][DK];
+    int64_t q = 0;
+    /* Tiles of QB columns where all taps are inside, then tiles of 4 (the tail of the interior and
+     * the padded edges, checked), then single columns: a 7-wide layer still runs 4-column tiles. */
+    while (q < Q) {
+        int nq;
+        if (q >= qa && q + QB <= qb) {
+            kvec_tile(g, xg, wb, p, q, QB, 1, tile);
+            nq = QB;
+        } else if (q + 4 <= Q) {
+            if (q >= qa && q + 4 <= qb) kvec_tile(g, xg, wb, p, q, 4, 1, tile);
+            else kvec_tile(g, xg, wb, p, q, 4, 0, tile);
+            nq = 4;
+        } else {
+            kvec_tile(g, xg, wb, p, q, 1, 0, tile);
+            nq = 1;
+        }
+        /* Epilogue: y = relu?(acc + bias + residual), transposed into the (K, P, Q) layout. */
+        for (int64_t j = 0; j < kb; j++) {
+            const int64_t o = ((n * g->K + k0 + j) * g->P + p) * Q + q;
+            const float bj = bias ? bias[k0 + j] : 0.0f;
+            for (int qi = 0; qi < nq; qi++) {
+                float v = tile[qi][j] + bj;
+                if (residual) v += residual[o + qi];
+                if (relu) v = v < 0.0f ? 0.0f : v;
+                y[o + qi] = v;
+            }
+        }
+        q += nq;
+    }
+}
+
 typedef void (*direct_fn)(const conv_geom *, const float *, const float *, const float *,
                           const float *, int, float *, int64_t, float *);
 
-static void cnn_f32_conv_direct__generic(const conv_geom *g, const float *x, const float *w,
-                                         const float *bias, const float *residual, int relu,
-                                         float *y, int64_t item, float *acc) {
-    direct_item(g, x, w, bias, residual, relu, y, item, acc);
-}
+/* Register tile widths QB per ISA (16-channel accumulators): AVX-512 12 of its 32 zmm registers,
+ * AVX2 6 x 2 = 12 of 16 ymm, SSE 3 x 4 = 12 of 16 xmm, leaving room for the weight vector(s). */
+#define DEFINE_DIRECT(isa, attr, qb)                                                                \
+    attr static void cnn_f32_conv_direct_rows__##isa(const conv_geom *g, const float *x,             \
+                                                     const float *w, const float *bias,              \
+                                                     const float *residual, int relu, float *y,      \
+                                                     int64_t item, float *acc) {                     \
+        direct_item(g, x, w, bias, residual, relu, y, item, acc);                                     \
+    }                                                                                                 \
+    attr static void cnn_f32_conv_direct_kvec__##isa(const conv_geom *g, const float *x,             \
+                                                     const float *wp, const float *bias,             \
+                                                     const float *residual, int relu, float *y,      \
+                                                     int64_t item, float *acc) {                     \
+        (void)acc;                                                                                    \
+        kvec_item(g, x, wp, bias, residual, relu, y, item, qb);                                       \
+    }
 
+DEFINE_DIRECT(generic, , 3)
 #if CNN_X86
-CNN_TARGET_AVX2 static void cnn_f32_conv_direct__avx2(const conv_geom *g, const float *x,
-                                                      const float *w, const float *bias,
-                                                      const float *residual, int relu, float *y,
-                                                      int64_t item, float *acc) {
-    direct_item(g, x, w, bias, residual, relu, y, item, acc);
-}
-
-CNN_TARGET_AVX512 static void cnn_f32_conv_direct__avx512(const conv_geom *g, const float *x,
-                                                          const float *w, const float *bias,
-                                                          const float *residual, int relu,
-                                                          float *y, int64_t item, float *acc) {
-    direct_item(g, x, w, bias, residual, relu, y, item, acc);
-}
+DEFINE_DIRECT(avx2, CNN_TARGET_AVX2, 6)
+DEFINE_DIRECT(avx512, CNN_TARGET_AVX512, 12)
 #endif
 
-static direct_fn direct_variant(void) {
+static direct_fn direct_variant(int kvec) {
 #if CNN_X86
     switch (cnn_isa_active()) {
-    case CNN_ISA_AVX512: return cnn_f32_conv_direct__avx512;
-    case CNN_ISA_AVX2: return cnn_f32_conv_direct__avx2;
+    case CNN_ISA_AVX512: return kvec ? cnn_f32_conv_direct_kvec__avx512 : cnn_f32_conv_direct_rows__avx512;
+    case CNN_ISA_AVX2: return kvec ? cnn_f32_conv_direct_kvec__avx2 : cnn_f32_conv_direct_rows__avx2;
     default: break;
     }
 #endif
-    return cnn_f32_conv_direct__generic;
+    return kvec ? cnn_f32_conv_direct_kvec__generic : cnn_f32_conv_direct_rows__generic;
 }
 
 static int64_t direct_items(const conv_geom *g) {
+    if (cnn_conv_direct_uses_packed(g)) return g->N * g->G * kblocks16(g) * g->P;
     return g->N * g->G * ((g->Kg + DIRECT_KB - 1) / DIRECT_KB) * g->P;
 }
 
 size_t cnn_conv_direct_workspace_bytes(const conv_geom *g) {
-    const int64_t items = direct_items(g);
-    return (size_t)cnn_threads_for(items) * (size_t)(DIRECT_KB * g->Q) * sizeof(float);
+    if (cnn_conv_direct_uses_packed(g)) return 0; /* the tile lives in registers / on the stack */
+    return (size_t)cnn_threads_for(direct_items(g)) * (size_t)(DIRECT_KB * g->Q) * sizeof(float);
 }
 
 cnn_status cnn_conv_direct_forward(const conv_geom *g, const float *x, const float *w,
-                                   const float *bias, const float *residual, int relu, float *y) {
+                                   const float *wpacked, const float *bias, const float *residual,
+                                   int relu, float *y) {
     const int64_t items = direct_items(g);
     if (items == 0) return CNN_OK;
     const int nt = cnn_threads_for(items);
+    if (cnn_conv_direct_uses_packed(g)) {
+        if (!wpacked) { /* one-shot call: pack into the caller's workspace */
+            float *wp = (float *)cnn_workspace(CNN_CONV_SLOT_COL, cnn_conv_direct_packed_floats(g) * sizeof(float));
+            if (!wp) return CNN_ERR_OUT_OF_MEMORY;
+            cnn_conv_direct_pack(g, w, wp);
+            wpacked = wp;
+        }
+        const direct_fn fn = direct_variant(1);
+        CNN_OMP_PARALLEL_FOR(nt)
+        for (int64_t i = 0; i < items; i++) fn(g, x, wpacked, bias, residual, relu, y, i, NULL);
+        return CNN_OK;
+    }
     /* One accumulator block per thread, carved from the calling thread's workspace. Rows rounded
      * to 16 floats so each thread's block starts on its own cache line. */
     const int64_t per = ((DIRECT_KB * g->Q + 15) / 16) * 16;
     float *acc = (float *)cnn_workspace(CNN_CONV_SLOT_ACC, (size_t)(nt * per) * sizeof(float));
     if (!acc) return CNN_ERR_OUT_OF_MEMORY;
-    const direct_fn fn = direct_variant();
+    const direct_fn fn = direct_variant(0);
     CNN_OMP_PARALLEL_FOR(nt)
     for (int64_t i = 0; i < items; i++)
         fn(g, x, w, bias, residual, relu, y, i, acc + CNN_OMP_THREAD_NUM() * per);

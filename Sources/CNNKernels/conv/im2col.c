@@ -80,6 +80,38 @@ void cnn_conv_col2im(const conv_geom *g, const float *col, int64_t p0, int64_t r
     }
 }
 
+size_t cnn_conv_gemm_packed_stride(const conv_geom *g) {
+    const size_t bytes = cnn_sgemm_packed_a_size((size_t)g->Kg, (size_t)(g->Cg * g->R * g->S));
+    return (bytes + 63) & ~(size_t)63;
+}
+
+cnn_status cnn_conv_gemm_pack(const conv_geom *g, const float *w, void *packed) {
+    const int64_t crs = g->Cg * g->R * g->S;
+    const size_t stride = cnn_conv_gemm_packed_stride(g);
+    for (int64_t grp = 0; grp < g->G; grp++) {
+        cnn_status st = cnn_sgemm_pack_a(CNN_NO_TRANS, (size_t)g->Kg, (size_t)crs, w + grp * g->Kg * crs,
+                                         (size_t)crs, (char *)packed + (size_t)grp * stride);
+        if (st != CNN_OK) return st;
+    }
+    return CNN_OK;
+}
+
+/* y (Kg x n, ldy) = W_g (Kg x crs) * col (crs x n, ldb), then the epilogue: from the plan's packed
+ * panels when they match the active ISA, else from the raw weights. */
+static cnn_status weights_times(const conv_geom *g, const float *w, const void *packed, int64_t grp,
+                                int64_t n, const float *b, size_t ldb, float *y, size_t ldy,
+                                const cnn_epilogue *ep) {
+    const int64_t crs = g->Cg * g->R * g->S;
+    if (packed) {
+        const void *pg = (const char *)packed + (size_t)grp * cnn_conv_gemm_packed_stride(g);
+        cnn_status st = cnn_sgemm_packed_a(pg, CNN_NO_TRANS, (size_t)g->Kg, (size_t)n, (size_t)crs, 1.0f,
+                                           b, ldb, 0.0f, y, ldy, ep);
+        if (st != CNN_ERR_INVALID_ARGUMENT) return st; /* INVALID: packed for another ISA */
+    }
+    return cnn_sgemm(CNN_NO_TRANS, CNN_NO_TRANS, (size_t)g->Kg, (size_t)n, (size_t)crs, 1.0f,
+                     w + grp * g->Kg * crs, (size_t)crs, b, ldb, 0.0f, y, ldy, ep);
+}
+
 static int64_t im2col_band(const conv_geom *g) { return conv_band_rows(g->Cg * g->R * g->S * g->Q, g->P); }
 
 size_t cnn_conv_im2col_workspace_bytes(const conv_geom *g) {
@@ -89,14 +121,14 @@ size_t cnn_conv_im2col_workspace_bytes(const conv_geom *g) {
 // x is (N,C,H,W), w is (K,C/groups,R,S), y is (N,K,P,Q): per image, group and band of output rows,
 // y[k, band] = W_g (Kg x CgRS) * col (CgRS x rows*Q), the epilogue fused into the GEMM.
 cnn_status cnn_conv_im2col_forward(const conv_geom *g, const float *x, const float *w,
-                                   const float *bias, const float *residual, int relu, float *y) {
+                                   const void *packed, const float *bias, const float *residual,
+                                   int relu, float *y) {
     const int64_t crs = g->Cg * g->R * g->S, PQ = g->P * g->Q, band = im2col_band(g);
     float *col = (float *)cnn_workspace(CNN_CONV_SLOT_COL, (size_t)(crs * band * g->Q) * sizeof(float));
     if (!col) return CNN_ERR_OUT_OF_MEMORY;
     for (int64_t n = 0; n < g->N; n++)
         for (int64_t grp = 0; grp < g->G; grp++) {
             const float *xg = x + (n * g->C + grp * g->Cg) * g->H * g->W;
-            const float *wg = w + grp * g->Kg * crs;
             for (int64_t p0 = 0; p0 < g->P; p0 += band) {
                 const int64_t rows = CNN_MIN(band, g->P - p0);
                 const int64_t yoff = (n * g->K + grp * g->Kg) * PQ + p0 * g->Q;
@@ -107,9 +139,8 @@ cnn_status cnn_conv_im2col_forward(const conv_geom *g, const float *x, const flo
                     .residual_ld = (size_t)PQ,
                     .relu = relu,
                 };
-                cnn_status st = cnn_sgemm(CNN_NO_TRANS, CNN_NO_TRANS, (size_t)g->Kg, (size_t)(rows * g->Q),
-                                          (size_t)crs, 1.0f, wg, (size_t)crs, col, (size_t)(rows * g->Q),
-                                          0.0f, y + yoff, (size_t)PQ, &ep);
+                cnn_status st = weights_times(g, w, packed, grp, rows * g->Q, col, (size_t)(rows * g->Q),
+                                              y + yoff, (size_t)PQ, &ep);
                 if (st != CNN_OK) return st;
             }
         }
@@ -124,10 +155,11 @@ size_t cnn_conv_gemm1x1_workspace_bytes(const conv_geom *g) {
 
 // x is (N,C,H,W), w is (K,C/groups,1,1), y is (N,K,P,Q): y_n,g (Kg x PQ) = W_g (Kg x Cg) * x_n,g
 cnn_status cnn_conv_gemm1x1_forward(const conv_geom *g, const float *x, const float *w,
-                                    const float *bias, const float *residual, int relu, float *y) {
+                                    const void *packed, const float *bias, const float *residual,
+                                    int relu, float *y) {
     /* With a stride, the strided gather of a band of output rows is im2col of a 1x1 kernel without
      * padding: one plain copy per channel row, bounded like im2col. */
-    if (g->sh != 1 || g->sw != 1) return cnn_conv_im2col_forward(g, x, w, bias, residual, relu, y);
+    if (g->sh != 1 || g->sw != 1) return cnn_conv_im2col_forward(g, x, w, packed, bias, residual, relu, y);
     const int64_t HW = g->H * g->W; /* == P*Q: pad 0, stride 1 */
     for (int64_t n = 0; n < g->N; n++)
         for (int64_t grp = 0; grp < g->G; grp++) {
@@ -138,10 +170,8 @@ cnn_status cnn_conv_gemm1x1_forward(const conv_geom *g, const float *x, const fl
                 .residual_ld = (size_t)HW,
                 .relu = relu,
             };
-            cnn_status st = cnn_sgemm(CNN_NO_TRANS, CNN_NO_TRANS, (size_t)g->Kg, (size_t)HW, (size_t)g->Cg,
-                                      1.0f, w + grp * g->Kg * g->Cg, (size_t)g->Cg,
-                                      x + (n * g->C + grp * g->Cg) * HW, (size_t)HW, 0.0f, y + yoff,
-                                      (size_t)HW, &ep);
+            cnn_status st = weights_times(g, w, packed, grp, HW, x + (n * g->C + grp * g->Cg) * HW,
+                                          (size_t)HW, y + yoff, (size_t)HW, &ep);
             if (st != CNN_OK) return st;
         }
     return CNN_OK;

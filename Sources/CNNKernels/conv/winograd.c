@@ -1,22 +1,647 @@
-/* TEMPORARY placeholder so the conv branch links before the Winograd kernels land: every entry
- * point declines. Dropped at merge in favour of the real conv/winograd.c. */
+/* Winograd convolution F(m x m, 3x3) for m = 2, 4, 6 (Lavin & Gray, "Fast Algorithms for
+ * Convolutional Neural Networks", 2016): 3x3 kernels, stride 1, dilation 1, groups 1, any padding.
+ *
+ * x is (N, C, H, W), w is (K, C, 3, 3), y is (N, K, P, Q) with P = H + 2*pad_h - 2, Q likewise.
+ * The output is cut into m x m tiles (edge tiles clipped); tile t reads the alpha x alpha input
+ * patch (alpha = m + 2) at (ty*m - pad_h, tx*m - pad_w), zero outside the image. With
+ *   U[k][c] = G g[k][c] G^T          (alpha x alpha, computed once in create, in double)
+ *   V[c][t] = B^T d[c][t] B          (alpha x alpha input transform)
+ *   M[k][t] = sum_c U[k][c] (.) V[c][t]   (element-wise: alpha^2 independent GEMMs, K x C by C x T)
+ *   y[k][t] = A^T M[k][t] A          (m x m output transform, fused with bias, residual and ReLU)
+ *
+ * Interpolation points (Toom-Cook, alpha - 1 finite points plus the point at infinity):
+ *   F(2x2): 0, 1, -1, inf
+ *   F(4x4): 0, 1, -1, 2, -2, inf
+ *   F(6x6): 0, 1, -1, 2, -2, 1/2, -1/2, inf
+ * Small points keep the entries of A^T (powers p^i) and B^T (coefficients of prod (x - p_l)) close
+ * to 1: the float32 error grows with their magnitude. Pairs +-p make A^T and B^T share rows up to
+ * sign, and the reciprocal pair +-1/2 (instead of +-3, as in NNPACK and ncnn) keeps F(6x6)'s largest
+ * A^T entry at 32 instead of 243. All entries of A^T and B^T are exact in binary; the fractions of G
+ * (1/90, 2/9, ...) only ever meet the weights in double precision. Row j of B^T and row j of G may
+ * be scaled by reciprocal factors; here B^T's rows are the monic polynomials prod_{l != j}(x - p_l)
+ * (so G carries 1/prod_{l != j}(p_j - p_l)), with row 0 negated in both for F(2) and F(6) to
+ * match the published tables. The tests re-derive these tables from the points independently.
+ *
+ * Data flow of one forward call, per group of Tg tiles (Tg bounded so the transformed input and
+ * output stay within WINO_GROUP_BUDGET bytes): three OpenMP work-sharing phases inside one parallel
+ * region: input transform (over channels x 16-tile chunks), the alpha^2 GEMMs (over transform
+ * positions x tile blocks x K blocks, each item one register-blocked microkernel call), output
+ * transform (over K x 16-tile chunks). The transforms run on 16 tiles at once: vectorised across
+ * tiles, and the GEMM's right operand comes out of the input transform already in the layout the
+ * microkernel reads (rows of Tg tiles), so nothing is packed per call.
+ */
 #include "winograd.h"
 
+#include <stdlib.h>
+#include <string.h>
+
+#if CNN_X86
+#include <immintrin.h>
+#endif
+
+/* ---- Transform matrices (derived from the points above; see the header comment) ---------- */
+
+/* F(2x2, 3x3), alpha = 4. */
+static const float wino_bt2[4][4] = {
+    {1, 0, -1, 0},
+    {0, 1, 1, 0},
+    {0, -1, 1, 0},
+    {0, -1, 0, 1},
+};
+static const double wino_g2[4][3] = {
+    {1, 0, 0},
+    {0.5, 0.5, 0.5},
+    {0.5, -0.5, 0.5},
+    {0, 0, 1},
+};
+static const float wino_at2[2][4] = {
+    {1, 1, 1, 0},
+    {0, 1, -1, 1},
+};
+
+/* F(4x4, 3x3), alpha = 6. */
+static const float wino_bt4[6][6] = {
+    {4, 0, -5, 0, 1, 0},
+    {0, -4, -4, 1, 1, 0},
+    {0, 4, -4, -1, 1, 0},
+    {0, -2, -1, 2, 1, 0},
+    {0, 2, -1, -2, 1, 0},
+    {0, 4, 0, -5, 0, 1},
+};
+static const double wino_g4[6][3] = {
+    {1.0 / 4, 0, 0},
+    {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+    {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+    {1.0 / 24, 1.0 / 12, 1.0 / 6},
+    {1.0 / 24, -1.0 / 12, 1.0 / 6},
+    {0, 0, 1},
+};
+static const float wino_at4[4][6] = {
+    {1, 1, 1, 1, 1, 0},
+    {0, 1, -1, 2, -2, 0},
+    {0, 1, 1, 4, 4, 0},
+    {0, 1, -1, 8, -8, 1},
+};
+
+/* F(6x6, 3x3), alpha = 8. */
+static const float wino_bt6[8][8] = {
+    {1, 0, -5.25f, 0, 5.25f, 0, -1, 0},
+    {0, 1, 1, -4.25f, -4.25f, 1, 1, 0},
+    {0, -1, 1, 4.25f, -4.25f, -1, 1, 0},
+    {0, 0.5f, 0.25f, -2.5f, -1.25f, 2, 1, 0},
+    {0, -0.5f, 0.25f, 2.5f, -1.25f, -2, 1, 0},
+    {0, 2, 4, -2.5f, -5, 0.5f, 1, 0},
+    {0, -2, 4, 2.5f, -5, -0.5f, 1, 0},
+    {0, -1, 0, 5.25f, 0, -5.25f, 0, 1},
+};
+static const double wino_g6[8][3] = {
+    {1, 0, 0},
+    {-2.0 / 9, -2.0 / 9, -2.0 / 9},
+    {-2.0 / 9, 2.0 / 9, -2.0 / 9},
+    {1.0 / 90, 1.0 / 45, 2.0 / 45},
+    {1.0 / 90, -1.0 / 45, 2.0 / 45},
+    {32.0 / 45, 16.0 / 45, 8.0 / 45},
+    {32.0 / 45, -16.0 / 45, 8.0 / 45},
+    {0, 0, 1},
+};
+static const float wino_at6[6][8] = {
+    {1, 1, 1, 1, 1, 1, 1, 0},
+    {0, 1, -1, 2, -2, 0.5f, -0.5f, 0},
+    {0, 1, 1, 4, 4, 0.25f, 0.25f, 0},
+    {0, 1, -1, 8, -8, 0.125f, -0.125f, 0},
+    {0, 1, 1, 16, 16, 0.0625f, 0.0625f, 0},
+    {0, 1, -1, 32, -32, 0.03125f, -0.03125f, 1},
+};
+
+/* ---- Blocking constants ------------------------------------------------------------------ */
+
+/* Tiles transformed at once: one 512-bit vector (two 256-bit ones) of floats per matrix entry. */
+#define WINO_LANES 16
+/* GEMM register block: WINO_MR rows of K (U is packed in WINO_MR-row panels) by WINO_NR tiles.
+ * AVX-512: 8 x 32 = 16 zmm accumulators, 2 loads of V and 8 broadcasts of U per 16 FMAs. */
+#define WINO_MR 8
+#define WINO_NR 32
+/* Bytes of transformed input plus transformed output per tile group. 8 MiB keeps a group mostly in
+ * the L3 share of the reference machine (2 cores of a Zen 5 EPYC) while giving a 512x512 layer's U
+ * (alpha^2 * 1 MiB) enough tiles to be reused over; the floor of WINO_MIN_GROUP tiles is what bounds
+ * U's reuse when C + K is large. */
+#define WINO_GROUP_BUDGET ((size_t)8 << 20)
+#define WINO_MIN_GROUP 64
+/* Hard cap on the workspace; the group shrinks (down to WINO_NR tiles) to stay under it. */
+#define WINO_WORKSPACE_CAP ((size_t)64 << 20)
+
+struct cnn_winograd_weights {
+    int m, alpha;
+    int64_t K, C, Kp; /* Kp: K rounded up to WINO_MR */
+    float *u;         /* [alpha^2][Kp / WINO_MR][C][WINO_MR], zero rows past K */
+    size_t bytes;
+};
+
+/* ---- Shape checks ------------------------------------------------------------------------- */
+
+static cnn_status wino_check(int m, const cnn_conv_shape *s) {
+    if (!s) return CNN_ERR_INVALID_ARGUMENT;
+    if (s->N < 1 || s->C < 1 || s->H < 1 || s->W < 1 || s->K < 1 || s->R < 1 || s->S < 1 ||
+        s->stride_h < 1 || s->stride_w < 1 || s->dilation_h < 1 || s->dilation_w < 1 ||
+        s->pad_h < 0 || s->pad_w < 0 || s->groups < 1 || s->C % s->groups || s->K % s->groups)
+        return CNN_ERR_INVALID_ARGUMENT;
+    const int64_t P = (s->H + 2 * s->pad_h - s->dilation_h * (s->R - 1) - 1) / s->stride_h + 1;
+    const int64_t Q = (s->W + 2 * s->pad_w - s->dilation_w * (s->S - 1) - 1) / s->stride_w + 1;
+    if (s->H + 2 * s->pad_h < s->dilation_h * (s->R - 1) + 1 ||
+        s->W + 2 * s->pad_w < s->dilation_w * (s->S - 1) + 1 || P < 1 || Q < 1)
+        return CNN_ERR_INVALID_ARGUMENT;
+    if (m != 2 && m != 4 && m != 6) return CNN_ERR_UNSUPPORTED;
+    if (s->R != 3 || s->S != 3 || s->stride_h != 1 || s->stride_w != 1 || s->dilation_h != 1 ||
+        s->dilation_w != 1 || s->groups != 1)
+        return CNN_ERR_UNSUPPORTED;
+    return CNN_OK;
+}
+
+/* ---- Weights: U = G g G^T in double, packed in WINO_MR-row panels per transform position ---- */
+
+// w is (K, C, 3, 3); u is [alpha^2][Kp/MR][C][MR]
 cnn_winograd_weights *cnn_winograd_weights_create(int m, const cnn_conv_shape *s, const float *w,
                                                   cnn_status *status) {
-    (void)m; (void)s; (void)w;
-    if (status) *status = CNN_ERR_UNSUPPORTED;
-    return NULL;
+    cnn_status st = wino_check(m, s);
+    if (st == CNN_OK && !w) st = CNN_ERR_INVALID_ARGUMENT;
+    if (st != CNN_OK) {
+        if (status) *status = st;
+        return NULL;
+    }
+    const int alpha = m + 2, a2 = alpha * alpha;
+    const double *G = m == 2 ? &wino_g2[0][0] : m == 4 ? &wino_g4[0][0] : &wino_g6[0][0];
+    const int64_t K = s->K, C = s->C, Kp = (K + WINO_MR - 1) / WINO_MR * WINO_MR;
+    cnn_winograd_weights *u = (cnn_winograd_weights *)calloc(1, sizeof *u);
+    const size_t n = (size_t)a2 * (size_t)Kp * (size_t)C;
+    if (u) u->u = (float *)cnn_aligned_alloc(n * sizeof(float));
+    if (!u || !u->u) {
+        free(u);
+        if (status) *status = CNN_ERR_OUT_OF_MEMORY;
+        return NULL;
+    }
+    u->m = m;
+    u->alpha = alpha;
+    u->K = K;
+    u->C = C;
+    u->Kp = Kp;
+    u->bytes = n * sizeof(float) + sizeof *u;
+    memset(u->u, 0, n * sizeof(float));
+    const size_t pos_stride = (size_t)Kp * (size_t)C; /* floats per transform position */
+    for (int64_t k = 0; k < K; k++) {
+        for (int64_t c = 0; c < C; c++) {
+            const float *g = w + (k * C + c) * 9;
+            double t[8][3]; /* G g */
+            for (int i = 0; i < alpha; i++)
+                for (int j = 0; j < 3; j++)
+                    t[i][j] = G[i * 3] * g[j] + G[i * 3 + 1] * g[3 + j] + G[i * 3 + 2] * g[6 + j];
+            float *dst = u->u + (size_t)(k / WINO_MR) * (size_t)C * WINO_MR + (size_t)c * WINO_MR +
+                         (size_t)(k % WINO_MR);
+            for (int i = 0; i < alpha; i++)
+                for (int j = 0; j < alpha; j++) {
+                    const double v = t[i][0] * G[j * 3] + t[i][1] * G[j * 3 + 1] + t[i][2] * G[j * 3 + 2];
+                    dst[(size_t)(i * alpha + j) * pos_stride] = (float)v;
+                }
+        }
+    }
+    if (status) *status = CNN_OK;
+    return u;
 }
-void cnn_winograd_weights_destroy(cnn_winograd_weights *u) { (void)u; }
-size_t cnn_winograd_weights_bytes(const cnn_winograd_weights *u) { (void)u; return 0; }
+
+void cnn_winograd_weights_destroy(cnn_winograd_weights *u) {
+    if (!u) return;
+    cnn_aligned_free(u->u);
+    free(u);
+}
+
+size_t cnn_winograd_weights_bytes(const cnn_winograd_weights *u) { return u ? u->bytes : 0; }
+
+/* ---- Tiling plan --------------------------------------------------------------------------- */
+
+typedef struct wino_plan {
+    int m, alpha, a2;
+    int64_t P, Q, th, tw, tiles_per_image, tiles; /* tiles: over the whole batch */
+    int64_t group;                                /* Tg: tiles per group, a multiple of WINO_NR */
+    size_t v_floats, m_floats;                    /* per group: a2*C*Tg and a2*Kp*Tg */
+} wino_plan;
+
+static void wino_make_plan(const cnn_winograd_weights *u, const cnn_conv_shape *s, wino_plan *p) {
+    p->m = u->m;
+    p->alpha = u->alpha;
+    p->a2 = u->alpha * u->alpha;
+    p->P = s->H + 2 * s->pad_h - 2;
+    p->Q = s->W + 2 * s->pad_w - 2;
+    p->th = (p->P + p->m - 1) / p->m;
+    p->tw = (p->Q + p->m - 1) / p->m;
+    p->tiles_per_image = p->th * p->tw;
+    p->tiles = s->N * p->tiles_per_image;
+    const size_t per_tile = (size_t)p->a2 * (size_t)(u->C + u->Kp) * sizeof(float);
+    int64_t g = (int64_t)(WINO_GROUP_BUDGET / per_tile);
+    if (g < WINO_MIN_GROUP) g = WINO_MIN_GROUP;
+    const int64_t cap = (int64_t)(WINO_WORKSPACE_CAP / per_tile);
+    if (g > cap) g = cap;
+    g = g / WINO_NR * WINO_NR;
+    if (g < WINO_NR) g = WINO_NR; /* only when C + K exceeds ~16k channels: cap not met */
+    /* Balance the groups so the last one is not a sliver (U is streamed once per group). */
+    const int64_t ngroups = (p->tiles + g - 1) / g;
+    const int64_t even = (p->tiles + ngroups - 1) / ngroups;
+    p->group = (even + WINO_NR - 1) / WINO_NR * WINO_NR;
+    p->v_floats = (size_t)p->a2 * (size_t)u->C * (size_t)p->group;
+    p->m_floats = (size_t)p->a2 * (size_t)u->Kp * (size_t)p->group;
+}
+
 size_t cnn_winograd_workspace_bytes(const cnn_winograd_weights *u, const cnn_conv_shape *s) {
-    (void)u; (void)s;
-    return 0;
+    if (!u || wino_check(u->m, s) != CNN_OK) return 0;
+    wino_plan p;
+    wino_make_plan(u, s, &p);
+    return (p.v_floats + p.m_floats) * sizeof(float);
 }
+
+/* ---- Transforms on 16 tiles at once -----------------------------------------------------------
+ * One routine per step, written as plain C over WINO_LANES lanes and stamped out once per ISA with
+ * that ISA's target attribute, so the compiler emits zmm / ymm / xmm code from one source. The
+ * matrix is a compile-time table and every loop over it is fully unrolled: zero entries drop out
+ * and +-1 entries become adds, so the op count is that of the sparse matrix. Accumulators start at
+ * -0.0f, the exact identity of IEEE addition, so the first add folds away too. */
+
+#define WINO_INLINE static inline __attribute__((always_inline))
+
+/* out[i * os] = sum_j mat[i][j] * in[j * is], each entry a vector of WINO_LANES floats. */
+WINO_INLINE void wino_apply(const int rows, const int cols, const float *mat, const float *in,
+                            const size_t is, float *out, const size_t os) {
+#pragma clang loop unroll(full)
+    for (int i = 0; i < rows; i++) {
+        float acc[WINO_LANES];
+        for (int l = 0; l < WINO_LANES; l++) acc[l] = -0.0f;
+#pragma clang loop unroll(full)
+        for (int j = 0; j < cols; j++) {
+            const float c = mat[i * cols + j];
+            const float *v = in + (size_t)j * is;
+            if (c == 0.0f) continue;
+            if (c == 1.0f) {
+                for (int l = 0; l < WINO_LANES; l++) acc[l] += v[l];
+            } else if (c == -1.0f) {
+                for (int l = 0; l < WINO_LANES; l++) acc[l] -= v[l];
+            } else {
+                for (int l = 0; l < WINO_LANES; l++) acc[l] += c * v[l];
+            }
+        }
+        for (int l = 0; l < WINO_LANES; l++) out[(size_t)i * os + l] = acc[l];
+    }
+}
+
+/* d is [alpha][alpha][LANES] (the input patches); writes V entry (i, j) of lane l to
+ * v[(i*alpha + j) * vstride + l]. V = B^T d B: columns first, then rows. */
+WINO_INLINE void wino_input_tile(const int alpha, const float *bt, const float *d, float *v,
+                                 const size_t vstride) {
+    float t[8 * 8 * WINO_LANES];
+    const size_t row = (size_t)alpha * WINO_LANES;
+#pragma clang loop unroll(full)
+    for (int j = 0; j < alpha; j++)
+        wino_apply(alpha, alpha, bt, d + j * WINO_LANES, row, t + j * WINO_LANES, row);
+#pragma clang loop unroll(full)
+    for (int i = 0; i < alpha; i++)
+        wino_apply(alpha, alpha, bt, t + i * row, WINO_LANES, v + (size_t)i * alpha * vstride,
+                   vstride);
+}
+
+/* mm: entry (i, j) of lane l at mm[(i*alpha + j) * mstride + l]; writes o = A^T mm A as
+ * [m][m][LANES]. */
+WINO_INLINE void wino_output_tile(const int m, const int alpha, const float *at, const float *mm,
+                                  const size_t mstride, float *o) {
+    float t[6 * 8 * WINO_LANES];
+    const size_t row = (size_t)alpha * WINO_LANES;
+#pragma clang loop unroll(full)
+    for (int j = 0; j < alpha; j++)
+        wino_apply(m, alpha, at, mm + (size_t)j * mstride, (size_t)alpha * mstride,
+                   t + j * WINO_LANES, row);
+#pragma clang loop unroll(full)
+    for (int i = 0; i < m; i++)
+        wino_apply(m, alpha, at, t + i * row, WINO_LANES, o + (size_t)i * m * WINO_LANES,
+                   WINO_LANES);
+}
+
+/* The per-ISA transform entry points: F(m) input and output transform of 16 tiles. */
+#define WINO_TRANSFORMS(ISA, TARGET)                                                              \
+    TARGET static void cnn_f32_winograd_input_f2__##ISA(const float *d, float *v, size_t vs) {    \
+        wino_input_tile(4, &wino_bt2[0][0], d, v, vs);                                             \
+    }                                                                                              \
+    TARGET static void cnn_f32_winograd_input_f4__##ISA(const float *d, float *v, size_t vs) {    \
+        wino_input_tile(6, &wino_bt4[0][0], d, v, vs);                                             \
+    }                                                                                              \
+    TARGET static void cnn_f32_winograd_input_f6__##ISA(const float *d, float *v, size_t vs) {    \
+        wino_input_tile(8, &wino_bt6[0][0], d, v, vs);                                             \
+    }                                                                                              \
+    TARGET static void cnn_f32_winograd_output_f2__##ISA(const float *mm, size_t ms, float *o) {  \
+        wino_output_tile(2, 4, &wino_at2[0][0], mm, ms, o);                                        \
+    }                                                                                              \
+    TARGET static void cnn_f32_winograd_output_f4__##ISA(const float *mm, size_t ms, float *o) {  \
+        wino_output_tile(4, 6, &wino_at4[0][0], mm, ms, o);                                        \
+    }                                                                                              \
+    TARGET static void cnn_f32_winograd_output_f6__##ISA(const float *mm, size_t ms, float *o) {  \
+        wino_output_tile(6, 8, &wino_at6[0][0], mm, ms, o);                                        \
+    }
+
+WINO_TRANSFORMS(generic, )
+#if CNN_X86
+WINO_TRANSFORMS(avx2, CNN_TARGET_AVX2)
+WINO_TRANSFORMS(avx512, CNN_TARGET_AVX512)
+#endif
+
+typedef void (*wino_input_fn)(const float *d, float *v, size_t vstride);
+typedef void (*wino_output_fn)(const float *mm, size_t mstride, float *o);
+
+/* ---- GEMM microkernels: c[MR][NR] (row stride ldc) = sum_k a[k][MR] * b[k][NR] (stride ldb) ---- */
+
+// a is a packed U panel [kc][MR], b is V rows [kc][ldb] (NR used), c is M rows [MR][ldc]
+static void cnn_f32_winograd_gemm_8x32__generic(size_t kc, const float *CNN_RESTRICT a,
+                                                const float *CNN_RESTRICT b, size_t ldb,
+                                                float *CNN_RESTRICT c, size_t ldc) {
+    /* 4 x 8 blocks: 8 SSE accumulators, so the portable build keeps them in registers. */
+    for (int i0 = 0; i0 < WINO_MR; i0 += 4)
+        for (int j0 = 0; j0 < WINO_NR; j0 += 8) {
+            float acc[4][8] = {{0}};
+            for (size_t k = 0; k < kc; k++) {
+                const float *bk = b + k * ldb + j0;
+                const float *ak = a + k * WINO_MR + i0;
+                for (int i = 0; i < 4; i++)
+                    for (int j = 0; j < 8; j++) acc[i][j] += ak[i] * bk[j];
+            }
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 8; j++) c[(size_t)(i0 + i) * ldc + j0 + j] = acc[i][j];
+        }
+}
+
+#if CNN_X86
+CNN_TARGET_AVX2
+static void cnn_f32_winograd_gemm_8x32__avx2(size_t kc, const float *CNN_RESTRICT a,
+                                             const float *CNN_RESTRICT b, size_t ldb,
+                                             float *CNN_RESTRICT c, size_t ldc) {
+    /* 4 rows x 16 tiles per pass: 8 ymm accumulators + 2 loads + 1 broadcast of 16 registers. */
+    for (int i0 = 0; i0 < WINO_MR; i0 += 4)
+        for (int j0 = 0; j0 < WINO_NR; j0 += 16) {
+            __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+            __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+            __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+            __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+            const float *ap = a + i0, *bp = b + j0;
+            for (size_t k = 0; k < kc; k++, ap += WINO_MR, bp += ldb) {
+                const __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
+                __m256 t = _mm256_broadcast_ss(ap);
+                c00 = _mm256_fmadd_ps(t, b0, c00);
+                c01 = _mm256_fmadd_ps(t, b1, c01);
+                t = _mm256_broadcast_ss(ap + 1);
+                c10 = _mm256_fmadd_ps(t, b0, c10);
+                c11 = _mm256_fmadd_ps(t, b1, c11);
+                t = _mm256_broadcast_ss(ap + 2);
+                c20 = _mm256_fmadd_ps(t, b0, c20);
+                c21 = _mm256_fmadd_ps(t, b1, c21);
+                t = _mm256_broadcast_ss(ap + 3);
+                c30 = _mm256_fmadd_ps(t, b0, c30);
+                c31 = _mm256_fmadd_ps(t, b1, c31);
+            }
+            float *cp = c + (size_t)i0 * ldc + j0;
+            _mm256_storeu_ps(cp, c00);
+            _mm256_storeu_ps(cp + 8, c01);
+            _mm256_storeu_ps(cp + ldc, c10);
+            _mm256_storeu_ps(cp + ldc + 8, c11);
+            _mm256_storeu_ps(cp + 2 * ldc, c20);
+            _mm256_storeu_ps(cp + 2 * ldc + 8, c21);
+            _mm256_storeu_ps(cp + 3 * ldc, c30);
+            _mm256_storeu_ps(cp + 3 * ldc + 8, c31);
+        }
+}
+
+CNN_TARGET_AVX512
+static void cnn_f32_winograd_gemm_8x32__avx512(size_t kc, const float *CNN_RESTRICT a,
+                                               const float *CNN_RESTRICT b, size_t ldb,
+                                               float *CNN_RESTRICT c, size_t ldc) {
+    __m512 acc[WINO_MR][2];
+    for (int i = 0; i < WINO_MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (size_t k = 0; k < kc; k++, a += WINO_MR, b += ldb) {
+        const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+        for (int i = 0; i < WINO_MR; i++) {
+            const __m512 t = _mm512_set1_ps(a[i]);
+            acc[i][0] = _mm512_fmadd_ps(t, b0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(t, b1, acc[i][1]);
+        }
+    }
+    for (int i = 0; i < WINO_MR; i++) {
+        _mm512_storeu_ps(c + (size_t)i * ldc, acc[i][0]);
+        _mm512_storeu_ps(c + (size_t)i * ldc + 16, acc[i][1]);
+    }
+}
+#endif
+
+typedef void (*wino_gemm_fn)(size_t kc, const float *a, const float *b, size_t ldb, float *c,
+                             size_t ldc);
+
+typedef struct wino_kernels {
+    wino_input_fn input;
+    wino_output_fn output;
+    wino_gemm_fn gemm;
+} wino_kernels;
+
+static wino_kernels wino_select(int m) {
+    wino_kernels k;
+#if CNN_X86
+    const cnn_isa isa = cnn_isa_active();
+    if (isa == CNN_ISA_AVX512) {
+        k.input = m == 2 ? cnn_f32_winograd_input_f2__avx512
+                : m == 4 ? cnn_f32_winograd_input_f4__avx512
+                         : cnn_f32_winograd_input_f6__avx512;
+        k.output = m == 2 ? cnn_f32_winograd_output_f2__avx512
+                 : m == 4 ? cnn_f32_winograd_output_f4__avx512
+                          : cnn_f32_winograd_output_f6__avx512;
+        k.gemm = cnn_f32_winograd_gemm_8x32__avx512;
+        return k;
+    }
+    if (isa == CNN_ISA_AVX2) {
+        k.input = m == 2 ? cnn_f32_winograd_input_f2__avx2
+                : m == 4 ? cnn_f32_winograd_input_f4__avx2
+                         : cnn_f32_winograd_input_f6__avx2;
+        k.output = m == 2 ? cnn_f32_winograd_output_f2__avx2
+                 : m == 4 ? cnn_f32_winograd_output_f4__avx2
+                          : cnn_f32_winograd_output_f6__avx2;
+        k.gemm = cnn_f32_winograd_gemm_8x32__avx2;
+        return k;
+    }
+#endif
+    k.input = m == 2 ? cnn_f32_winograd_input_f2__generic
+            : m == 4 ? cnn_f32_winograd_input_f4__generic
+                     : cnn_f32_winograd_input_f6__generic;
+    k.output = m == 2 ? cnn_f32_winograd_output_f2__generic
+             : m == 4 ? cnn_f32_winograd_output_f4__generic
+                      : cnn_f32_winograd_output_f6__generic;
+    k.gemm = cnn_f32_winograd_gemm_8x32__generic;
+    return k;
+}
+
+/* ---- Gather and scatter between the image and 16-tile lanes ---------------------------------- */
+
+/* Tile t of the batch -> image n and the tile's top-left output position. */
+static inline void wino_tile_origin(const wino_plan *p, int64_t t, int64_t *n, int64_t *oy,
+                                    int64_t *ox) {
+    *n = t / p->tiles_per_image;
+    const int64_t r = t - *n * p->tiles_per_image;
+    const int64_t ty = r / p->tw;
+    *oy = ty * p->m;
+    *ox = (r - ty * p->tw) * p->m;
+}
+
+// x is (N, C, H, W); d is [alpha][alpha][LANES]: lane l holds the input patch of tile t0 + l of
+// channel c, zero outside the image and for tiles past the batch.
+static void wino_gather(const wino_plan *p, const cnn_conv_shape *s, const float *x, int64_t c,
+                        int64_t t0, float *CNN_RESTRICT d) {
+    const int alpha = p->alpha;
+    const int64_t H = s->H, W = s->W;
+    for (int l = 0; l < WINO_LANES; l++) {
+        const int64_t t = t0 + l;
+        if (t >= p->tiles) {
+            for (int i = 0; i < alpha * alpha; i++) d[i * WINO_LANES + l] = 0.0f;
+            continue;
+        }
+        int64_t n, oy, ox;
+        wino_tile_origin(p, t, &n, &oy, &ox);
+        const int64_t iy = oy - s->pad_h, ix = ox - s->pad_w;
+        const float *src = x + ((n * s->C + c) * H) * W;
+        if (iy >= 0 && ix >= 0 && iy + alpha <= H && ix + alpha <= W) {
+            for (int i = 0; i < alpha; i++) {
+                const float *row = src + (iy + i) * W + ix;
+                for (int j = 0; j < alpha; j++) d[(i * alpha + j) * WINO_LANES + l] = row[j];
+            }
+        } else {
+            for (int i = 0; i < alpha; i++) {
+                const int64_t yy = iy + i;
+                for (int j = 0; j < alpha; j++) {
+                    const int64_t xx = ix + j;
+                    d[(i * alpha + j) * WINO_LANES + l] =
+                        (yy >= 0 && yy < H && xx >= 0 && xx < W) ? src[yy * W + xx] : 0.0f;
+                }
+            }
+        }
+    }
+}
+
+// o is [m][m][LANES] for output channel k of tiles t0.. ; y and residual are (N, K, P, Q).
+// y = relu?(o + bias[k] + residual), clipped to the image.
+static void wino_scatter(const wino_plan *p, const cnn_conv_shape *s, const float *o, int64_t k,
+                         int64_t t0, const float *bias, const float *residual, int relu,
+                         float *y) {
+    const int m = p->m;
+    const float b = bias ? bias[k] : 0.0f;
+    for (int l = 0; l < WINO_LANES; l++) {
+        const int64_t t = t0 + l;
+        if (t >= p->tiles) break;
+        int64_t n, oy, ox;
+        wino_tile_origin(p, t, &n, &oy, &ox);
+        const size_t base = (size_t)((n * s->K + k) * p->P) * (size_t)p->Q;
+        const int rows = (int)CNN_MIN((int64_t)m, p->P - oy);
+        const int cols = (int)CNN_MIN((int64_t)m, p->Q - ox);
+        for (int i = 0; i < rows; i++) {
+            const size_t at = base + (size_t)(oy + i) * (size_t)p->Q + (size_t)ox;
+            float *yr = y + at;
+            const float *rr = residual ? residual + at : NULL;
+            for (int j = 0; j < cols; j++) {
+                float v = o[(i * m + j) * WINO_LANES + l] + b;
+                if (rr) v += rr[j];
+                if (relu && v < 0.0f) v = 0.0f; /* NaN passes through, as in the reference */
+                yr[j] = v;
+            }
+        }
+    }
+}
+
+/* ---- Forward ------------------------------------------------------------------------------- */
+
 cnn_status cnn_winograd_forward(const cnn_winograd_weights *u, const cnn_conv_shape *s,
                                 const float *x, const float *bias, const float *residual, int relu,
                                 float *y) {
-    (void)u; (void)s; (void)x; (void)bias; (void)residual; (void)relu; (void)y;
-    return CNN_ERR_UNSUPPORTED;
+    if (!u) return CNN_ERR_INVALID_ARGUMENT;
+    cnn_status st = wino_check(u->m, s);
+    if (st != CNN_OK) return st;
+    if (s->K != u->K || s->C != u->C || !x || !y) return CNN_ERR_INVALID_ARGUMENT;
+    wino_plan p;
+    wino_make_plan(u, s, &p);
+    float *vbuf = (float *)cnn_workspace(4, p.v_floats * sizeof(float));
+    float *mbuf = (float *)cnn_workspace(5, p.m_floats * sizeof(float));
+    if (!vbuf || !mbuf) return CNN_ERR_OUT_OF_MEMORY;
+
+    const wino_kernels kern = wino_select(u->m);
+    const int a2 = p.a2;
+    const int64_t C = u->C, K = u->K, Kp = u->Kp, Tg = p.group;
+    const int64_t kblocks = Kp / WINO_MR, nblocks = Tg / WINO_NR, chunks = Tg / WINO_LANES;
+    const size_t vpos = (size_t)C * (size_t)Tg, mpos = (size_t)Kp * (size_t)Tg;
+    const int threads = cnn_threads_for(C * chunks > (int64_t)a2 * nblocks * kblocks
+                                            ? C * chunks
+                                            : (int64_t)a2 * nblocks * kblocks);
+    CNN_UNUSED(threads);
+
+#if CNN_OMP
+#pragma omp parallel num_threads(threads) if (threads > 1)
+#endif
+    {
+        float d[8 * 8 * WINO_LANES] __attribute__((aligned(64)));
+        for (int64_t g0 = 0; g0 < p.tiles; g0 += Tg) {
+            /* 1. Input transform: V[pos][c][t] for the group's tiles. */
+            CNN_PRAGMA(omp for schedule(static))
+            for (int64_t it = 0; it < C * chunks; it++) {
+                const int64_t c = it / chunks, ch = it - c * chunks;
+                wino_gather(&p, s, x, c, g0 + ch * WINO_LANES, d);
+                kern.input(d, vbuf + (size_t)c * (size_t)Tg + (size_t)ch * WINO_LANES, vpos);
+            }
+            /* 2. alpha^2 GEMMs: M[pos] (Kp x Tg) = U[pos] (Kp x C) * V[pos] (C x Tg). Order
+             *    (pos, tile block, K block): a V block stays in L1/L2 across the K blocks. */
+            CNN_PRAGMA(omp for schedule(static))
+            for (int64_t it = 0; it < (int64_t)a2 * nblocks * kblocks; it++) {
+                const int64_t pos = it / (nblocks * kblocks);
+                const int64_t r = it - pos * nblocks * kblocks;
+                const int64_t nb = r / kblocks, kb = r - nb * kblocks;
+                kern.gemm((size_t)C, u->u + (size_t)pos * (size_t)Kp * (size_t)C + (size_t)kb * (size_t)C * WINO_MR,
+                          vbuf + (size_t)pos * vpos + (size_t)nb * WINO_NR, (size_t)Tg,
+                          mbuf + (size_t)pos * mpos + (size_t)kb * WINO_MR * (size_t)Tg + (size_t)nb * WINO_NR,
+                          (size_t)Tg);
+            }
+            /* 3. Output transform fused with the epilogue, clipped edge tiles. */
+            CNN_PRAGMA(omp for schedule(static))
+            for (int64_t it = 0; it < K * chunks; it++) {
+                const int64_t k = it / chunks, ch = it - k * chunks;
+                if (g0 + ch * WINO_LANES >= p.tiles) continue;
+                kern.output(mbuf + (size_t)k * (size_t)Tg + (size_t)ch * WINO_LANES, mpos, d);
+                wino_scatter(&p, s, d, k, g0 + ch * WINO_LANES, bias, residual, relu, y);
+            }
+        }
+    }
+    return CNN_OK;
+}
+
+/* One-shot test entry (declared in cnn_conv.h): create, forward, destroy. */
+cnn_status cnn_winograd_conv2d(int m, const cnn_conv_shape *s, const float *x, const float *w,
+                               const float *bias, const float *residual, int relu, float *y) {
+    cnn_status st = CNN_OK;
+    cnn_winograd_weights *u = cnn_winograd_weights_create(m, s, w, &st);
+    if (!u) return st;
+    st = cnn_winograd_forward(u, s, x, bias, residual, relu, y);
+    cnn_winograd_weights_destroy(u);
+    return st;
+}
+
+cnn_status cnn_winograd_matrices(int m, double *at, double *g, double *bt) {
+    if (m != 2 && m != 4 && m != 6) return CNN_ERR_UNSUPPORTED;
+    if (!at || !g || !bt) return CNN_ERR_INVALID_ARGUMENT;
+    const int alpha = m + 2;
+    const float *A = m == 2 ? &wino_at2[0][0] : m == 4 ? &wino_at4[0][0] : &wino_at6[0][0];
+    const float *B = m == 2 ? &wino_bt2[0][0] : m == 4 ? &wino_bt4[0][0] : &wino_bt6[0][0];
+    const double *G = m == 2 ? &wino_g2[0][0] : m == 4 ? &wino_g4[0][0] : &wino_g6[0][0];
+    for (int i = 0; i < m * alpha; i++) at[i] = A[i];
+    for (int i = 0; i < alpha * 3; i++) g[i] = G[i];
+    for (int i = 0; i < alpha * alpha; i++) bt[i] = B[i];
+    return CNN_OK;
+}
+
+size_t cnn_winograd_conv2d_workspace_bytes(int m, const cnn_conv_shape *s) {
+    if (wino_check(m, s) != CNN_OK) return 0;
+    /* The plan needs only m, C and K of the weights: no transform is computed. */
+    cnn_winograd_weights u = {.m = m, .alpha = m + 2, .K = s->K, .C = s->C,
+                              .Kp = (s->K + WINO_MR - 1) / WINO_MR * WINO_MR};
+    return cnn_winograd_workspace_bytes(&u, s);
 }

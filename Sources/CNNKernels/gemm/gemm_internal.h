@@ -29,10 +29,11 @@ typedef struct cnn_gemm_tile {
  * tile (edges, transposed orientation). */
 void cnn_gemm_store_tile(const float *acc, size_t ld, size_t mr, size_t nr, const cnn_gemm_tile *t);
 
-/* A microkernel: acc(MR x NR) = sum_k a[k*MR + i] * b[k*NR + j] over kc steps, then stores the
- * valid mr x nr corner through t. a and b are zero-padded packed panels. */
-typedef void (*cnn_gemm_kernel_fn)(size_t kc, const float *a, const float *b, size_t mr, size_t nr,
-                                   const cnn_gemm_tile *t);
+/* A microkernel: acc(MR x NR) = sum_k a[k*MR + i] * b[k*bs + j] over kc steps, then stores the
+ * valid mr x nr corner through t. a is a zero-padded packed panel; b is a packed panel (bs = NR,
+ * zero-padded) or, for a full-width panel, rows of B read in place (bs = B's row stride). */
+typedef void (*cnn_gemm_kernel_fn)(size_t kc, const float *a, const float *b, size_t bs, size_t mr,
+                                   size_t nr, const cnn_gemm_tile *t);
 
 /* Packs an mr x kc block of X (element (i,k) at x[i*rs + k*ks]) into a kc x MR panel, rows >= mr
  * zeroed. Used for A panels (width MR) and, with (rs, ks) = B's (column, row) strides, for B panels
@@ -47,6 +48,12 @@ typedef void (*cnn_gemv_dot_fn)(size_t m, size_t k, const float *a, size_t lda, 
 typedef void (*cnn_gemv_axpy_fn)(size_t n, size_t k, const float *b, size_t ldb, const float *x,
                                  float *y);
 
+/* Few-column GEMM in dot form: out[r*8 + j] = sum_k x[r*ldx + k] * y[j*ys + k] for r < rows,
+ * j < 8 (y holds 8 rows ys apart, zero-padded). Streams x once: a 1000 x 4096 weight matrix
+ * times a batch of 8 is bound by reading the matrix, not by FMAs. */
+typedef void (*cnn_gemm_dot8_fn)(size_t rows, size_t k_len, const float *x, size_t ldx, const float *y,
+                                 size_t ys, float *out);
+
 /* One row of the family's table: a microkernel and the packing and GEMV routines of one ISA. */
 typedef struct cnn_gemm_variant {
     cnn_isa isa;
@@ -56,6 +63,7 @@ typedef struct cnn_gemm_variant {
     cnn_gemm_pack_fn pack;
     cnn_gemv_dot_fn gemv_dot;
     cnn_gemv_axpy_fn gemv_axpy;
+    cnn_gemm_dot8_fn dot8;
 } cnn_gemm_variant;
 
 extern const cnn_gemm_variant cnn_gemm_variant_generic;

@@ -4,6 +4,7 @@
  * ymm registers; 12 FMAs per k step for 2 loads and 6 broadcasts, enough independent chains to
  * cover 2 FMA pipes x 4 cycles latency. Edge tiles go through a buffer. */
 #include "gemm_internal.h"
+#include "pack_x86.h"
 
 #if CNN_X86
 #include <immintrin.h>
@@ -11,8 +12,8 @@
 #define AVX2_MR 6
 #define AVX2_NR 16
 
-static CNN_TARGET_AVX2 void cnn_f32_gemm_6x16__avx2(size_t kc, const float *a, const float *b, size_t mr,
-                                                    size_t nr, const cnn_gemm_tile *t) {
+static CNN_TARGET_AVX2 void cnn_f32_gemm_6x16__avx2(size_t kc, const float *a, const float *b, size_t bs,
+                                                    size_t mr, size_t nr, const cnn_gemm_tile *t) {
     // a is (kc, 6) packed, b is (kc, 16) packed; tile (mr <= 6, nr <= 16)
     __m256 acc[AVX2_MR][2];
     for (int i = 0; i < AVX2_MR; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
@@ -24,7 +25,7 @@ static CNN_TARGET_AVX2 void cnn_f32_gemm_6x16__avx2(size_t kc, const float *a, c
             acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
         }
         a += AVX2_MR;
-        b += AVX2_NR;
+        b += bs;
     }
     if (mr == AVX2_MR && nr == AVX2_NR && t->cs_c == 1 && (!t->res || t->cs_r == 1)) {
         const __m256 alpha = _mm256_set1_ps(t->alpha), beta = _mm256_set1_ps(t->beta);
@@ -60,7 +61,7 @@ static CNN_TARGET_AVX2 void cnn_f32_gemm_6x16__avx2(size_t kc, const float *a, c
 
 static CNN_TARGET_AVX2 void cnn_f32_gemm_pack__avx2(const float *x, size_t rs, size_t ks, size_t mr,
                                                     size_t kc, size_t width, float *dst) {
-    CNN_GEMM_PACK_BODY(x, rs, ks, mr, kc, width, dst);
+    cnn_gemm_pack_x86(x, rs, ks, mr, kc, width, dst);
 }
 
 static inline CNN_TARGET_AVX2 float hsum256(__m256 v) {
@@ -138,6 +139,27 @@ static CNN_TARGET_AVX2 void cnn_f32_gemv_axpy__avx2(size_t n, size_t k, const fl
     }
 }
 
+static CNN_TARGET_AVX2 void cnn_f32_gemm_dot8__avx2(size_t rows, size_t k_len, const float *x, size_t ldx,
+                                                    const float *y, size_t ys, float *out) {
+    // x is (rows, k_len) with leading dimension ldx, y is (8, k_len) with row stride ys, out is (rows, 8):
+    // 1 row x 8 columns = 8 accumulators (16 ymm registers leave no room for 2 rows)
+    const size_t k8 = k_len & ~(size_t)7;
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * ldx;
+        __m256 s[8];
+        for (int j = 0; j < 8; j++) s[j] = _mm256_setzero_ps();
+        for (size_t p = 0; p < k8; p += 8) {
+            const __m256 a = _mm256_loadu_ps(xr + p);
+            for (int j = 0; j < 8; j++) s[j] = _mm256_fmadd_ps(a, _mm256_loadu_ps(y + j * ys + p), s[j]);
+        }
+        for (int j = 0; j < 8; j++) {
+            float v = hsum256(s[j]);
+            for (size_t p = k8; p < k_len; p++) v += xr[p] * y[j * ys + p];
+            out[r * 8 + j] = v;
+        }
+    }
+}
+
 const cnn_gemm_variant cnn_gemm_variant_avx2 = {
     .isa = CNN_ISA_AVX2,
     .mr = AVX2_MR,
@@ -147,5 +169,6 @@ const cnn_gemm_variant cnn_gemm_variant_avx2 = {
     .pack = cnn_f32_gemm_pack__avx2,
     .gemv_dot = cnn_f32_gemv_dot__avx2,
     .gemv_axpy = cnn_f32_gemv_axpy__avx2,
+    .dot8 = cnn_f32_gemm_dot8__avx2,
 };
 #endif

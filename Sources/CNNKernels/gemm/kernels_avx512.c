@@ -7,6 +7,7 @@
  * the common CNNs (16..2048), so M rarely has an edge; N edges run narrower copies of the kernel
  * (16 or 32 columns) and masked stores instead of padding a 49-wide layer to 96. */
 #include "gemm_internal.h"
+#include "pack_x86.h"
 
 #if CNN_X86
 #include <immintrin.h>
@@ -15,7 +16,7 @@
 #define AVX512_NR 48
 
 static inline __attribute__((always_inline)) CNN_TARGET_AVX512 void
-gemm_8xnv__avx512(size_t kc, const float *a, const float *b, size_t mr, size_t nr,
+gemm_8xnv__avx512(size_t kc, const float *a, const float *b, size_t bs, size_t mr, size_t nr,
                   const cnn_gemm_tile *t, const int nv) {
     // a is (kc, 8) packed, b is (kc, 48) packed (only the first 16*nv columns used); tile (mr, nr)
     __m512 acc[AVX512_MR][3];
@@ -29,7 +30,7 @@ gemm_8xnv__avx512(size_t kc, const float *a, const float *b, size_t mr, size_t n
             for (int v = 0; v < nv; v++) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
         }
         a += AVX512_MR;
-        b += AVX512_NR;
+        b += bs;
     }
     if (t->cs_c == 1 && (!t->res || t->cs_r == 1)) {
         /* Row-major tile: store straight from the registers, N edge through masks. */
@@ -71,16 +72,17 @@ gemm_8xnv__avx512(size_t kc, const float *a, const float *b, size_t mr, size_t n
 }
 
 static CNN_TARGET_AVX512 void cnn_f32_gemm_8x48__avx512(size_t kc, const float *a, const float *b,
-                                                        size_t mr, size_t nr, const cnn_gemm_tile *t) {
-    // a is (kc, 8) packed, b is (kc, 48) packed; tile (mr <= 8, nr <= 48)
-    if (nr > 32) gemm_8xnv__avx512(kc, a, b, mr, nr, t, 3);
-    else if (nr > 16) gemm_8xnv__avx512(kc, a, b, mr, nr, t, 2);
-    else gemm_8xnv__avx512(kc, a, b, mr, nr, t, 1);
+                                                        size_t bs, size_t mr, size_t nr,
+                                                        const cnn_gemm_tile *t) {
+    // a is (kc, 8) packed, b is (kc, 48) with row stride bs; tile (mr <= 8, nr <= 48)
+    if (nr > 32) gemm_8xnv__avx512(kc, a, b, bs, mr, nr, t, 3);
+    else if (nr > 16) gemm_8xnv__avx512(kc, a, b, bs, mr, nr, t, 2);
+    else gemm_8xnv__avx512(kc, a, b, bs, mr, nr, t, 1);
 }
 
 static CNN_TARGET_AVX512 void cnn_f32_gemm_pack__avx512(const float *x, size_t rs, size_t ks, size_t mr,
                                                         size_t kc, size_t width, float *dst) {
-    CNN_GEMM_PACK_BODY(x, rs, ks, mr, kc, width, dst);
+    cnn_gemm_pack_x86(x, rs, ks, mr, kc, width, dst);
 }
 
 static inline CNN_TARGET_AVX512 __mmask16 tail_mask(size_t left) {
@@ -141,6 +143,31 @@ static CNN_TARGET_AVX512 void cnn_f32_gemv_axpy__avx512(size_t n, size_t k, cons
     }
 }
 
+static CNN_TARGET_AVX512 void cnn_f32_gemm_dot8__avx512(size_t rows, size_t k_len, const float *x,
+                                                        size_t ldx, const float *y, size_t ys, float *out) {
+    // x is (rows, k_len) with leading dimension ldx, y is (8, k_len) with row stride ys, out is (rows, 8):
+    // 2 rows x 8 columns = 16 accumulators; 10 loads per 16 FMAs, y stays in L1/L2
+    size_t r = 0;
+    for (; r < rows; r += 2) {
+        const int two = r + 1 < rows;
+        const float *x0 = x + r * ldx, *x1 = two ? x0 + ldx : x0;
+        __m512 s0[8], s1[8];
+        for (int j = 0; j < 8; j++) s0[j] = s1[j] = _mm512_setzero_ps();
+        for (size_t p = 0; p < k_len; p += 16) {
+            const __mmask16 mk = tail_mask(k_len - p);
+            const __m512 a0 = _mm512_maskz_loadu_ps(mk, x0 + p), a1 = _mm512_maskz_loadu_ps(mk, x1 + p);
+            for (int j = 0; j < 8; j++) {
+                const __m512 yj = _mm512_maskz_loadu_ps(mk, y + j * ys + p);
+                s0[j] = _mm512_fmadd_ps(a0, yj, s0[j]);
+                s1[j] = _mm512_fmadd_ps(a1, yj, s1[j]);
+            }
+        }
+        for (int j = 0; j < 8; j++) out[r * 8 + j] = _mm512_reduce_add_ps(s0[j]);
+        if (two)
+            for (int j = 0; j < 8; j++) out[(r + 1) * 8 + j] = _mm512_reduce_add_ps(s1[j]);
+    }
+}
+
 const cnn_gemm_variant cnn_gemm_variant_avx512 = {
     .isa = CNN_ISA_AVX512,
     .mr = AVX512_MR,
@@ -150,5 +177,6 @@ const cnn_gemm_variant cnn_gemm_variant_avx512 = {
     .pack = cnn_f32_gemm_pack__avx512,
     .gemv_dot = cnn_f32_gemv_dot__avx512,
     .gemv_axpy = cnn_f32_gemv_axpy__avx512,
+    .dot8 = cnn_f32_gemm_dot8__avx512,
 };
 #endif

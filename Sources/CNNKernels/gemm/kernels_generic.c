@@ -21,12 +21,12 @@ void cnn_gemm_store_tile(const float *acc, size_t ld, size_t mr, size_t nr, cons
 #define GENERIC_MR 6
 #define GENERIC_NR 8
 
-static void cnn_f32_gemm_6x8__generic(size_t kc, const float *a, const float *b, size_t mr, size_t nr,
-                                      const cnn_gemm_tile *t) {
+static void cnn_f32_gemm_6x8__generic(size_t kc, const float *a, const float *b, size_t bs, size_t mr,
+                                      size_t nr, const cnn_gemm_tile *t) {
     // a is (kc, 6) packed, b is (kc, 8) packed; tile is (mr <= 6, nr <= 8)
     float acc[GENERIC_MR][GENERIC_NR] = {{0}};
     for (size_t k = 0; k < kc; k++) {
-        const float *ak = a + k * GENERIC_MR, *bk = b + k * GENERIC_NR;
+        const float *ak = a + k * GENERIC_MR, *bk = b + k * bs;
         for (int i = 0; i < GENERIC_MR; i++)
             for (int j = 0; j < GENERIC_NR; j++) acc[i][j] += ak[i] * bk[j];
     }
@@ -63,6 +63,24 @@ static void cnn_f32_gemv_axpy__generic(size_t n, size_t k, const float *b, size_
     }
 }
 
+static void cnn_f32_gemm_dot8__generic(size_t rows, size_t k_len, const float *x, size_t ldx,
+                                       const float *y, size_t ys, float *out) {
+    // x is (rows, k_len) with leading dimension ldx, y is (8, k_len) with row stride ys, out is (rows, 8)
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * ldx;
+        for (int j = 0; j < 8; j++) {
+            const float *yj = y + j * ys;
+            float s[8] = {0};
+            size_t p = 0;
+            for (; p + 8 <= k_len; p += 8)
+                for (int l = 0; l < 8; l++) s[l] += xr[p + l] * yj[p + l];
+            float tail = 0;
+            for (; p < k_len; p++) tail += xr[p] * yj[p];
+            out[r * 8 + j] = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7])) + tail;
+        }
+    }
+}
+
 const cnn_gemm_variant cnn_gemm_variant_generic = {
     .isa = CNN_ISA_GENERIC,
     .mr = GENERIC_MR,
@@ -72,4 +90,5 @@ const cnn_gemm_variant cnn_gemm_variant_generic = {
     .pack = cnn_f32_gemm_pack__generic,
     .gemv_dot = cnn_f32_gemv_dot__generic,
     .gemv_axpy = cnn_f32_gemv_axpy__generic,
+    .dot8 = cnn_f32_gemm_dot8__generic,
 };

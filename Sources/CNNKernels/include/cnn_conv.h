@@ -87,6 +87,20 @@ cnn_status cnn_conv2d_backward_data_reference(const cnn_conv_shape *shape, const
                                               const float *weight, float *dx);
 cnn_status cnn_conv2d_backward_weight_reference(const cnn_conv_shape *shape, const float *x,
                                                 const float *dy, float *dw, float *db);
+/** Test entry for the Winograd kernels F(m x m, 3x3), m = 2, 4 or 6: transforms the weights, runs
+ *  one forward pass y = relu?(conv(x) + bias + residual) and frees the transformed weights.
+ *  CNN_ERR_UNSUPPORTED unless 3x3, stride 1, dilation 1, groups 1. Use a plan for real work. */
+cnn_status cnn_winograd_conv2d(int m, const cnn_conv_shape *shape, const float *x, const float *w,
+                               const float *bias, const float *residual, int relu, float *y);
+
+/** Test entry: copies the literal transform tables of F(m x m, 3x3) (alpha = m + 2) as doubles:
+ *  at is A^T (m x alpha), g is G (alpha x 3), bt is B^T (alpha x alpha), all row-major, such that
+ *  y = A^T [(G g G^T) (.) (B^T d B)] A is the correlation of the alpha x alpha patch d with g.
+ *  CNN_ERR_UNSUPPORTED for m other than 2, 4, 6. */
+cnn_status cnn_winograd_matrices(int m, double *at, double *g, double *bt);
+/** Test entry: the peak per-call workspace bytes of Winograd F(m x m, 3x3) on `shape` (0 if the
+ *  shape does not apply). */
+size_t cnn_winograd_conv2d_workspace_bytes(int m, const cnn_conv_shape *shape);
 
 #ifdef __cplusplus
 }

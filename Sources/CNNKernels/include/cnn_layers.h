@@ -40,9 +40,11 @@ cnn_status cnn_adaptive_avgpool2d_backward(int64_t N, int64_t C, int64_t H, int6
 
 /* ---------------------------------------------------------------- batch norm 2-D (NCHW) */
 
-/** Training forward: per-channel batch mean and biased variance (Welford/parallel-combined, in
- *  double), y = (x - mean) * invstd * gamma + beta; saves mean and invstd = 1/sqrt(var + eps) (C);
- *  updates running_mean/var (may be NULL) with momentum, the running variance unbiased (n/(n-1)). */
+/** Training forward: per-channel batch mean and biased variance (in double, from sums shifted by
+ *  a sample of the channel, combined per channel in a fixed order: the same for any thread count),
+ *  y = (x - mean) * invstd * gamma + beta; saves mean and invstd = 1/sqrt(var + eps) (C);
+ *  updates running_mean/var (may be NULL) with momentum, the running variance unbiased (n/(n-1)).
+ *  gamma and beta may be NULL (1 and 0). N*HW == 0 does nothing; N*HW == 1 is invalid (PyTorch). */
 cnn_status cnn_batchnorm2d_forward_train(int64_t N, int64_t C, int64_t HW, const float *x,
                                          const float *gamma, const float *beta, float eps,
                                          float momentum, float *running_mean, float *running_var,

@@ -10,13 +10,27 @@
 #include <math.h>
 #include <string.h>
 
-/* s^-beta; AlexNet's beta = 0.75 as 1/(sqrt(s) * sqrt(sqrt(s))), which vectorises, unlike powf. */
-static inline float lrn_pow_neg(float s, float beta) {
+/* y = x * s^-beta - f * x * acc over n floats (acc NULL: no second term). AlexNet's beta = 0.75
+ * is computed as x / (sqrt(s) * sqrt(sqrt(s))), which vectorises, unlike powf; the test on beta is
+ * outside the loops so that each loop vectorises. */
+static void lrn_apply(int64_t n, float beta, const float *CNN_RESTRICT x, const float *CNN_RESTRICT s,
+                      float f, const float *CNN_RESTRICT xa, const float *CNN_RESTRICT acc,
+                      float *CNN_RESTRICT y) {
     if (beta == 0.75f) {
-        const float r = sqrtf(s);
-        return 1.0f / (r * sqrtf(r));
+        if (acc) {
+            for (int64_t j = 0; j < n; j++) {
+                const float r = sqrtf(s[j]);
+                y[j] = x[j] / (r * sqrtf(r)) - f * xa[j] * acc[j];
+            }
+        } else {
+            for (int64_t j = 0; j < n; j++) {
+                const float r = sqrtf(s[j]);
+                y[j] = x[j] / (r * sqrtf(r));
+            }
+        }
+    } else {
+        for (int64_t j = 0; j < n; j++) y[j] = x[j] * powf(s[j], -beta) - (acc ? f * xa[j] * acc[j] : 0.0f);
     }
-    return powf(s, -beta);
 }
 
 /* scale of plane (n, c) into out (HW). xn is image n, (C, HW). */
@@ -53,9 +67,7 @@ cnn_status cnn_lrn_forward(int64_t N, int64_t C, int64_t HW, int64_t size, float
         float *sc = scale ? scale + i * HW : cnn_workspace(0, (size_t)HW * sizeof(float));
         if (!sc) { oom = 1; continue; }
         lrn_plane_scale(C, HW, size, alpha, k, x + n * C * HW, c, sc);
-        const float *CNN_RESTRICT xp = x + i * HW;
-        float *CNN_RESTRICT yp = y + i * HW;
-        for (int64_t j = 0; j < HW; j++) yp[j] = xp[j] * lrn_pow_neg(sc[j], beta);
+        lrn_apply(HW, beta, x + i * HW, sc, 0.0f, NULL, NULL, y + i * HW);
     }
     return oom ? CNN_ERR_OUT_OF_MEMORY : CNN_OK;
 }
@@ -92,9 +104,8 @@ cnn_status cnn_lrn_backward(int64_t N, int64_t C, int64_t HW, int64_t size, floa
         const float *si;
         if (scale) si = scale + i * HW;
         else { lrn_plane_scale(C, HW, size, alpha, k, xn, c, tmp); si = tmp; }
-        const float *CNN_RESTRICT xp = x + i * HW, *CNN_RESTRICT g = dy + i * HW;
-        float *CNN_RESTRICT d = dx + i * HW;
-        for (int64_t j = 0; j < HW; j++) d[j] = g[j] * lrn_pow_neg(si[j], beta) - f * xp[j] * acc[j];
+        /* dx = dy * scale^-beta - f * x * acc */
+        lrn_apply(HW, beta, dy + i * HW, si, f, x + i * HW, acc, dx + i * HW);
     }
     return oom ? CNN_ERR_OUT_OF_MEMORY : CNN_OK;
 }

@@ -66,11 +66,11 @@ void cnn_f32_maxpool_plane_cols__generic(const cnn_pool_shape *s, int64_t P, int
             int64_t mi = hs * W + ws;
             for (int64_t h = hs; h < he; h++) {
                 for (int64_t w = ws; w < we; w++) {
+                    /* Written as selects, not a branch: on random data the branch mispredicts. */
                     const float v = x[h * W + w];
-                    if (v > m || isnan(v)) {
-                        m = v;
-                        mi = h * W + w;
-                    }
+                    const int take = (v > m) | (v != v);
+                    m = take ? v : m;
+                    mi = take ? h * W + w : mi;
                 }
             }
             y[oh * Q + ow] = m;
@@ -94,9 +94,47 @@ void cnn_pool_interior_cols(const cnn_pool_shape *s, int64_t Q, int64_t *lo, int
 typedef void (*maxpool_plane_fn)(const cnn_pool_shape *, int64_t, int64_t, const float *, float *,
                                  int32_t *);
 
+/* The generic variant: border columns by the reference; interior columns (no clipping) one window
+ * cell at a time across the whole output row, so the inner loop runs over ow and vectorises
+ * (a strided load for stride 2). Cells are visited in the same row-major window order as the
+ * reference, so ties and NaN resolve identically. */
 static void maxpool_plane__generic(const cnn_pool_shape *s, int64_t P, int64_t Q, const float *x,
                                    float *y, int32_t *ind) {
-    cnn_f32_maxpool_plane_cols__generic(s, P, Q, 0, Q, x, y, ind);
+    int64_t lo, hi;
+    cnn_pool_interior_cols(s, Q, &lo, &hi);
+    if (lo > 0) cnn_f32_maxpool_plane_cols__generic(s, P, Q, 0, lo, x, y, ind);
+    if (hi < Q) cnn_f32_maxpool_plane_cols__generic(s, P, Q, hi, Q, x, y, ind);
+    const int64_t H = s->H, W = s->W, sw = s->stride_w, pw = s->pad_w;
+    for (int64_t oh = 0; oh < P; oh++) {
+        int64_t hs = oh * s->stride_h - s->pad_h;
+        const int64_t he = CNN_MIN(hs + s->kernel_h, H);
+        hs = CNN_MAX(hs, 0);
+        float *CNN_RESTRICT m = y + oh * Q;
+        int32_t *CNN_RESTRICT mi = ind ? ind + oh * Q : NULL;
+        for (int64_t ow = lo; ow < hi; ow++) m[ow] = -INFINITY;
+        if (mi)
+            for (int64_t ow = lo; ow < hi; ow++) mi[ow] = (int32_t)(hs * W + ow * sw - pw);
+        for (int64_t h = hs; h < he; h++) {
+            for (int64_t kw = 0; kw < s->kernel_w; kw++) {
+                const float *CNN_RESTRICT r = x + h * W + kw - pw;
+                const int32_t base = (int32_t)(h * W + kw - pw);
+                if (mi) {
+                    for (int32_t ow = (int32_t)lo; ow < (int32_t)hi; ow++) {
+                        const float v = r[ow * sw];
+                        const int32_t idx = base + ow * (int32_t)sw;
+                        const int32_t take = (v > m[ow]) | (v != v);
+                        m[ow] = take ? v : m[ow];
+                        mi[ow] = take ? idx : mi[ow];
+                    }
+                } else {
+                    for (int64_t ow = lo; ow < hi; ow++) {
+                        const float v = r[ow * sw];
+                        m[ow] = ((v > m[ow]) | (v != v)) ? v : m[ow];
+                    }
+                }
+            }
+        }
+    }
 }
 
 // x is (N, C, H, W), y and indices are (N, C, P, Q)

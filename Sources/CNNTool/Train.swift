@@ -1,0 +1,170 @@
+import ArgumentParser
+import CNN
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Options shared by the commands that load a data set.
+struct DataOptions: ParsableArguments {
+    @Option(help: "Data set: mnist or cifar10.")
+    var dataset: String = "mnist"
+
+    @Option(help: "Directory holding the data set's files (default: the bundled Data/mnist, or CNN_DATA_DIR).")
+    var dataDir: String?
+
+    /// Loads (train, test) as labeled data sets in [0, 1].
+    func load() throws -> (train: LabeledDataset, test: LabeledDataset, normalization: (mean: [Float], standardDeviation: [Float]), augmentation: Augmentation) {
+        switch dataset.lowercased() {
+        case "mnist":
+            let mnist = try MNIST(directory: dataDir)
+            return (try LabeledDataset(images: mnist.train.images, labels: mnist.train.labels, classes: 10),
+                    try LabeledDataset(images: mnist.test.images, labels: mnist.test.labels, classes: 10),
+                    ([0.1307], [0.3081]), .none)
+        case "cifar10":
+            guard let dir = dataDir else {
+                throw ValidationError("--dataset cifar10 needs --data-dir with data_batch_1..5.bin and test_batch.bin")
+            }
+            let cifar = try CIFAR10(directory: dir)
+            return (try LabeledDataset(images: cifar.train.images, labels: cifar.train.labels, classes: 10, classNames: CIFAR10.classNames),
+                    try LabeledDataset(images: cifar.test.images, labels: cifar.test.labels, classes: 10, classNames: CIFAR10.classNames),
+                    ([0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]), .cifar)
+        default:
+            throw ValidationError("unknown --dataset '\(dataset)'; use mnist or cifar10")
+        }
+    }
+}
+
+func setThreads(_ threads: Int?) throws {
+    if let threads {
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        try ComputeRuntime.setThreadCount(threads)
+    }
+}
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a model (default: LeNet-5 on the bundled MNIST).",
+        discussion: "Writes checkpoints, a CSV log and an SVG training curve into --checkpoint-dir.")
+
+    @Option(help: "Model name (see `cnn summary --list`).")
+    var model: String = "lenet5"
+    @OptionGroup var data: DataOptions
+    @Option(help: "Epochs to train (in total, counting resumed ones).")
+    var epochs: Int = 3
+    @Option(help: "Mini-batch size.")
+    var batchSize: Int = 64
+    @Option(help: "sgd, adam, adamw or rmsprop.")
+    var optimizer: String = "sgd"
+    @Option(help: "Learning rate.")
+    var lr: Float = 0.05
+    @Option(help: "Momentum (SGD, RMSprop).")
+    var momentum: Float = 0.9
+    @Option(help: "Weight decay (not applied to biases and batch-norm parameters).")
+    var weightDecay: Float = 0
+    @Option(help: "constant, step:<epochs>[:gamma], cosine, plateau[:patience] or warmup:<epochs>.")
+    var schedule: String = "constant"
+    @Option(help: "Seed for weights, shuffling, augmentation and dropout.")
+    var seed: UInt64 = 1
+    @Option(help: "Threads for the kernels (default: all cores).")
+    var threads: Int?
+    @Option(help: "Convolution algorithm for every layer: auto, direct, im2col, gemm1x1, winograd2x2, winograd4x4, winograd6x6, autotune.")
+    var convAlgorithm: String = "auto"
+    @Option(help: "Where checkpoints, the CSV log and the plot go.")
+    var checkpointDir: String = "runs/train"
+    @Flag(help: "Continue from <checkpoint-dir>/checkpoint.safetensors.")
+    var resume = false
+    @Option(help: "CSV log path (default: <checkpoint-dir>/log.csv).")
+    var log: String?
+    @Option(help: "Use only the first N training images.")
+    var limitTrain: Int?
+    @Option(help: "Use only the first N test images.")
+    var limitTest: Int?
+
+    func validate() throws {
+        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be positive, got \(lr)") }
+        guard ConvolutionAlgorithm(rawValue: convAlgorithm) != nil else {
+            throw ValidationError("unknown --conv-algorithm '\(convAlgorithm)'; use one of \(ConvolutionAlgorithm.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        if let limitTrain, limitTrain < 1 { throw ValidationError("--limit-train must be at least 1, got \(limitTrain)") }
+    }
+
+    func makeOptimizer(_ params: [(String, Variable)]) throws -> Optimizer {
+        switch optimizer.lowercased() {
+        case "sgd": return try SGD(parameters: params, learningRate: lr, momentum: momentum, weightDecay: weightDecay,
+                                   weightDecayExclusion: .biasesAndNormalization)
+        case "adam": return try Adam(parameters: params, learningRate: lr, weightDecay: weightDecay, weightDecayExclusion: .biasesAndNormalization)
+        case "adamw": return try AdamW(parameters: params, learningRate: lr, weightDecay: weightDecay, weightDecayExclusion: .biasesAndNormalization)
+        case "rmsprop": return try RMSprop(parameters: params, learningRate: lr, weightDecay: weightDecay, momentum: momentum,
+                                           weightDecayExclusion: .biasesAndNormalization)
+        default: throw ValidationError("unknown --optimizer '\(optimizer)'; use sgd, adam, adamw or rmsprop")
+        }
+    }
+
+    func makeSchedule() throws -> ScheduleChoice {
+        let parts = schedule.lowercased().split(separator: ":").map(String.init)
+        switch parts.first ?? "constant" {
+        case "constant": return .constant
+        case "step":
+            guard parts.count >= 2, let size = Int(parts[1]) else { throw ValidationError("--schedule step needs step:<epochs>[:gamma]") }
+            return .epochs(try StepLR(stepSize: size, gamma: parts.count > 2 ? Double(parts[2]) ?? 0.1 : 0.1))
+        case "cosine": return .epochs(try CosineAnnealingLR(maximumEpochs: epochs))
+        case "plateau": return .plateau(factor: 0.1, patience: parts.count > 1 ? Int(parts[1]) ?? 2 : 2)
+        case "warmup":
+            let n = parts.count > 1 ? Int(parts[1]) ?? 1 : 1
+            return .epochs(try LinearWarmup(epochs: n, startFactor: 0.1, then: CosineAnnealingLR(maximumEpochs: max(epochs - n, 1))))
+        default: throw ValidationError("unknown --schedule '\(schedule)'; use constant, step:<n>[:gamma], cosine, plateau[:patience] or warmup:<n>")
+        }
+    }
+
+    func run() throws {
+        try setThreads(threads)
+        ConvolutionAlgorithm.defaultAlgorithm = ConvolutionAlgorithm(rawValue: convAlgorithm) ?? .auto
+        var (train, test, normalization, augmentation) = try data.load()
+        if let limitTrain { train = try train.prefix(limitTrain) }
+        if let limitTest { test = try test.prefix(limitTest) }
+        GlobalGenerator.seed(seed)
+        let net = try ModelZoo.make(name: model, classes: train.classes, inputChannels: train.images.shape[1])
+        let trainLoader = try DataLoader(dataset: train, batchSize: batchSize, shuffle: true, seed: seed,
+                                         normalization: normalization, augmentation: augmentation)
+        let testLoader = try DataLoader(dataset: test, batchSize: 500, shuffle: false, normalization: normalization, prefetch: true)
+        let trainer = try Trainer(model: net, optimizer: try makeOptimizer(net.namedParameters()), trainLoader: trainLoader,
+                                  testLoader: testLoader, schedule: try makeSchedule())
+        try FileManager.default.createDirectory(atPath: checkpointDir, withIntermediateDirectories: true)
+        let checkpoint = checkpointDir + "/checkpoint.safetensors"
+        if resume {
+            guard FileManager.default.fileExists(atPath: checkpoint) else {
+                throw ValidationError("--resume: no checkpoint at \(checkpoint)")
+            }
+            try trainer.loadCheckpoint(from: checkpoint)
+            print("resumed from \(checkpoint) after epoch \(trainer.epoch)")
+        }
+        let logPath = log ?? checkpointDir + "/log.csv"
+        let terminal = isatty(1) != 0
+        print("# \(BenchOutput.machineLine())")
+        print("training \(model) (\(net.parameterCount) parameters) on \(data.dataset) (\(train.count) train, \(test.count) test), batch \(batchSize), \(optimizer) lr \(lr), conv \(convAlgorithm)")
+        while trainer.epoch < epochs {
+            let e = trainer.epoch
+            let record = try trainer.trainEpoch { p in
+                guard terminal else { return }
+                let width = 30, done = Int(Double(width) * Double(p.batch) / Double(p.batchCount))
+                let eta = p.elapsed / Double(p.batch) * Double(p.batchCount - p.batch)
+                let bar = String(repeating: "=", count: done) + String(repeating: " ", count: width - done)
+                print(String(format: "\repoch %d/%d [%@] %d/%d loss %.4f acc %.4f %.0f img/s ETA %.0fs ", e + 1, epochs, bar, p.batch, p.batchCount,
+                             p.loss, p.accuracy, p.imagesPerSecond, eta), terminator: "")
+                FileHandle.standardOutput.synchronizeFile()
+            }
+            if terminal { print("") }
+            print(String(format: "epoch %d/%d: train loss %.4f acc %.4f | test loss %.4f acc %.4f | lr %.4g | %.1f s (%.0f img/s)",
+                         e + 1, epochs, record.trainLoss, record.trainAccuracy, record.testLoss, record.testAccuracy, record.learningRate,
+                         record.seconds, Double(train.count) / record.seconds))
+            try trainer.saveCheckpoint(to: checkpoint)
+            try net.saveWeights(to: checkpointDir + "/model.safetensors", metadata: ["model": model, "classes": "\(train.classes)"])
+            try TrainingLog.write(trainer.history, csv: logPath, svg: (logPath as NSString).deletingPathExtension + ".svg")
+        }
+        print("wrote \(checkpoint), \(checkpointDir)/model.safetensors, \(logPath)")
+    }
+}
