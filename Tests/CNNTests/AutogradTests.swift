@@ -108,8 +108,10 @@ private func gradientCheck(_ params: [(String, Variable)], samples: Int = 6, ste
         #expect(net.namedParameters().map(\.0).contains("2.body.1.weight"))
         var g = SeededGenerator(seed: 5)
         let x = Variable(try Tensor.normal(shape: [4, 2, 6, 5], generator: &g))
-        // Double-check batch-norm training mode inside: running stats move but the loss uses batch stats.
-        try gradientCheck(net.namedParameters()) {
+        // Batch norm in training mode over few values per channel amplifies every ReLU-kink crossing
+        // of the float32 central difference, so this whole-network check uses a 5% tolerance; the
+        // kernels themselves are checked against float64 finite differences in CNNKernelsTests.
+        try gradientCheck(net.namedParameters(), tolerance: 5e-2) {
             try Functional.crossEntropy(logits: try net(x), labels: [0, 1, 2, 1])
         }
     }
