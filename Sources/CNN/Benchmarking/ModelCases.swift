@@ -1,0 +1,32 @@
+/// One whole-network inference case of `cnn bench models`: a zoo model at a batch and input size,
+/// with the reference figures it is measured against.
+public struct ModelBenchCase: Sendable, Hashable {
+    /// A stable name (`resnet50`, `resnet50.batch8`).
+    public var name: String
+    /// The ``ModelZoo`` name.
+    public var model: String
+    public var batch: Int
+    /// Input height and width.
+    public var inputSize: Int
+    /// The best peer's time on the reference machine, 2 threads, milliseconds
+    /// (/work/shared/reference/ANCHORS.md: ONNX Runtime or ncnn, whichever was faster).
+    public var peerMilliseconds: Double?
+    /// The time this project aims for on the reference machine, 2 threads, milliseconds.
+    public var targetMilliseconds: Double?
+
+    /// `[batch, 3, inputSize, inputSize]`.
+    public var inputShape: [Int] { [batch, 3, inputSize, inputSize] }
+}
+
+/// The case list of `cnn bench models` (batch 1 at 224x224 for the classic networks, and ResNet-50
+/// at batch 8), also usable by the `Benchmarks/` package.
+public enum ModelCases {
+    public static let all: [ModelBenchCase] = [
+        ModelBenchCase(name: "alexnet", model: "alexnet", batch: 1, inputSize: 224, peerMilliseconds: 10.0, targetMilliseconds: 10),
+        ModelBenchCase(name: "vgg16", model: "vgg16", batch: 1, inputSize: 224, peerMilliseconds: 51.2, targetMilliseconds: 45),
+        ModelBenchCase(name: "googlenet", model: "googlenet", batch: 1, inputSize: 224, peerMilliseconds: 7.2, targetMilliseconds: 7.5),
+        ModelBenchCase(name: "resnet18", model: "resnet18", batch: 1, inputSize: 224, peerMilliseconds: 8.4, targetMilliseconds: 8.4),
+        ModelBenchCase(name: "resnet50", model: "resnet50", batch: 1, inputSize: 224, peerMilliseconds: 19.4, targetMilliseconds: 19),
+        ModelBenchCase(name: "resnet50.batch8", model: "resnet50", batch: 8, inputSize: 224, peerMilliseconds: 263, targetMilliseconds: nil),
+    ]
+}
