@@ -6,6 +6,6 @@ struct CNNCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cnn",
         abstract: "Convolutional neural networks on the CPU: train, evaluate, inspect and benchmark.",
-        subcommands: [Train.self, Bench.self]
+        subcommands: [Train.self, Eval.self, Predict.self, Visualize.self, Summary.self, Run.self, Bench.self]
     )
 }

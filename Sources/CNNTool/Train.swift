@@ -15,24 +15,46 @@ struct DataOptions: ParsableArguments {
     var dataDir: String?
 
     /// Loads (train, test) as labeled data sets in [0, 1].
-    func load() throws -> (train: LabeledDataset, test: LabeledDataset, normalization: (mean: [Float], standardDeviation: [Float]), augmentation: Augmentation) {
+    func load() throws -> (train: LabeledDataset, test: LabeledDataset, normalization: ChannelNormalization, augmentation: Augmentation) {
         switch dataset.lowercased() {
         case "mnist":
             let mnist = try MNIST(directory: dataDir)
             return (try LabeledDataset(images: mnist.train.images, labels: mnist.train.labels, classes: 10),
                     try LabeledDataset(images: mnist.test.images, labels: mnist.test.labels, classes: 10),
-                    ([0.1307], [0.3081]), .none)
+                    .mnist, .none)
         case "cifar10":
-            guard let dir = dataDir else {
-                throw ValidationError("--dataset cifar10 needs --data-dir with data_batch_1..5.bin and test_batch.bin")
-            }
-            let cifar = try CIFAR10(directory: dir)
+            let cifar = try CIFAR10(directory: try cifarDirectory())
             return (try LabeledDataset(images: cifar.train.images, labels: cifar.train.labels, classes: 10, classNames: CIFAR10.classNames),
                     try LabeledDataset(images: cifar.test.images, labels: cifar.test.labels, classes: 10, classNames: CIFAR10.classNames),
-                    ([0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]), .cifar)
+                    .cifar10, .cifar)
         default:
             throw ValidationError("unknown --dataset '\(dataset)'; use mnist or cifar10")
         }
+    }
+
+    /// Loads only the test split, in [0, 1], with the normalisation training used.
+    func loadTest() throws -> (test: LabeledDataset, normalization: ChannelNormalization) {
+        switch dataset.lowercased() {
+        case "mnist":
+            let split = try MNIST.load(.test, directory: try dataDir ?? MNIST.defaultDirectory())
+            return (try LabeledDataset(images: split.images, labels: split.labels, classes: 10), .mnist)
+        case "cifar10":
+            let dir = try cifarDirectory()
+            let nested = (dir as NSString).appendingPathComponent("cifar-10-batches-bin")
+            let direct = (dir as NSString).appendingPathComponent(CIFAR10.testFile)
+            let path = FileManager.default.fileExists(atPath: direct) ? direct : (nested as NSString).appendingPathComponent(CIFAR10.testFile)
+            let batch = try CIFAR10.readBatch(contentsOf: path)
+            return (try LabeledDataset(images: batch.images, labels: batch.labels, classes: 10, classNames: CIFAR10.classNames), .cifar10)
+        default:
+            throw ValidationError("unknown --dataset '\(dataset)'; use mnist or cifar10")
+        }
+    }
+
+    private func cifarDirectory() throws -> String {
+        guard let dir = dataDir else {
+            throw ValidationError("--dataset cifar10 needs --data-dir with data_batch_1..5.bin and test_batch.bin")
+        }
+        return dir
     }
 }
 
@@ -90,6 +112,18 @@ struct Train: ParsableCommand {
             throw ValidationError("unknown --conv-algorithm '\(convAlgorithm)'; use one of \(ConvolutionAlgorithm.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         if let limitTrain, limitTrain < 1 { throw ValidationError("--limit-train must be at least 1, got \(limitTrain)") }
+        if let limitTest, limitTest < 1 { throw ValidationError("--limit-test must be at least 1, got \(limitTest)") }
+        guard momentum >= 0, momentum.isFinite else { throw ValidationError("--momentum must be non-negative, got \(momentum)") }
+        guard weightDecay >= 0, weightDecay.isFinite else { throw ValidationError("--weight-decay must be non-negative, got \(weightDecay)") }
+        // Names are checked here, before the data set is loaded.
+        do { _ = try ModelZoo.entry(named: model) } catch let e as CNNError { throw ValidationError("--model: \(e.message)") }
+        guard ["sgd", "adam", "adamw", "rmsprop"].contains(optimizer.lowercased()) else {
+            throw ValidationError("unknown --optimizer '\(optimizer)'; use sgd, adam, adamw or rmsprop")
+        }
+        _ = try makeSchedule()
+        guard ["mnist", "cifar10"].contains(data.dataset.lowercased()) else {
+            throw ValidationError("unknown --dataset '\(data.dataset)'; use mnist or cifar10")
+        }
     }
 
     func makeOptimizer(_ params: [(String, Variable)]) throws -> Optimizer {
@@ -127,10 +161,10 @@ struct Train: ParsableCommand {
         if let limitTrain { train = try train.prefix(limitTrain) }
         if let limitTest { test = try test.prefix(limitTest) }
         GlobalGenerator.seed(seed)
-        let net = try ModelZoo.make(name: model, classes: train.classes, inputChannels: train.images.shape[1])
+        let net = try makeModel(name: model, classes: train.classes, inputChannels: train.images.shape[1], inputSize: train.images.shape[2])
         let trainLoader = try DataLoader(dataset: train, batchSize: batchSize, shuffle: true, seed: seed,
-                                         normalization: normalization, augmentation: augmentation)
-        let testLoader = try DataLoader(dataset: test, batchSize: 500, shuffle: false, normalization: normalization, prefetch: true)
+                                         normalization: normalization.pair, augmentation: augmentation)
+        let testLoader = try DataLoader(dataset: test, batchSize: 500, shuffle: false, normalization: normalization.pair, prefetch: true)
         let trainer = try Trainer(model: net, optimizer: try makeOptimizer(net.namedParameters()), trainLoader: trainLoader,
                                   testLoader: testLoader, schedule: try makeSchedule())
         try FileManager.default.createDirectory(atPath: checkpointDir, withIntermediateDirectories: true)
@@ -162,7 +196,10 @@ struct Train: ParsableCommand {
                          e + 1, epochs, record.trainLoss, record.trainAccuracy, record.testLoss, record.testAccuracy, record.learningRate,
                          record.seconds, Double(train.count) / record.seconds))
             try trainer.saveCheckpoint(to: checkpoint)
-            try net.saveWeights(to: checkpointDir + "/model.safetensors", metadata: ["model": model, "classes": "\(train.classes)"])
+            try net.saveWeights(to: checkpointDir + "/model.safetensors",
+                                metadata: ModelMetadata.make(model: model.lowercased(), classes: train.classes, dataset: data.dataset,
+                                                             inputShape: train.images.shape, normalization: normalization,
+                                                             classNames: train.classNames))
             try TrainingLog.write(trainer.history, csv: logPath, svg: (logPath as NSString).deletingPathExtension + ".svg")
         }
         print("wrote \(checkpoint), \(checkpointDir)/model.safetensors, \(logPath)")

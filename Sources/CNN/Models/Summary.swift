@@ -194,12 +194,18 @@ final class SummaryRecorder: Sendable {
         var layers: [ModelSummary.Layer] = []
         /// Set once the innermost layer has named itself in an error, so enclosing modules pass it on.
         var errorAnnotated = false
+        /// The first output of the module ``captureTarget`` names (``Module/output(ofLayer:for:)``).
+        var captured: Tensor?
     }
+
+    /// The module whose output to keep, if any.
+    private let captureTarget: ObjectIdentifier?
 
     /// Locked only between calls, never across a forward pass (calls nest).
     private let state = Mutex(State())
 
-    init(root: Module) {
+    init(root: Module, capturing target: Module? = nil) {
+        captureTarget = target.map(ObjectIdentifier.init)
         var modules: [ObjectIdentifier: (name: String, isLeaf: Bool)] = [:]
         for (name, module) in root.namedModules() where modules[ObjectIdentifier(module)] == nil {
             modules[ObjectIdentifier(module)] = (name.isEmpty ? "(model)" : name, module.namedChildren().isEmpty)
@@ -210,12 +216,18 @@ final class SummaryRecorder: Sendable {
     /// The leaf layers recorded so far, in call order.
     var layers: [ModelSummary.Layer] { state.withLock { $0.layers } }
 
+    /// The captured output of the target module, once it has run.
+    var captured: Tensor? { state.withLock { $0.captured } }
+
     func call(_ module: Module, _ input: Variable) throws -> Variable {
         let type = String(describing: Swift.type(of: module))
         let entry: (name: String, isLeaf: Bool) = state.withLock { $0.modules[ObjectIdentifier(module)] }
             ?? ("(\(type) outside the model's tree)", module.namedChildren().isEmpty)
         do {
             let output = try module.forward(input)
+            if let captureTarget, captureTarget == ObjectIdentifier(module) {
+                state.withLock { if $0.captured == nil { $0.captured = output.value } }
+            }
             if entry.isLeaf {
                 let layer = ModelSummary.Layer(
                     name: entry.name, type: type, configuration: module.configurationDescription,

@@ -94,7 +94,9 @@ cnn_status cnn_conv2d_backward_data(const cnn_conv_shape *shape, const float *dy
     if (st != CNN_OK) return st;
     if (g.N == 0) return CNN_OK;
     if (!dy || !w || !dx) return CNN_ERR_INVALID_ARGUMENT;
-    if (g.Cg == 1) {
+    /* Depthwise (one input channel per group, several groups) runs direct loops; a single-group
+     * convolution of a 1-channel input (LeNet's conv1) is better served by the GEMM path. */
+    if (g.Cg == 1 && g.G > 1) {
         depthwise_backward_data(&g, dy, w, dx);
         return CNN_OK;
     }
@@ -152,7 +154,7 @@ cnn_status cnn_conv2d_backward_weight(const cnn_conv_shape *shape, const float *
             db[k] += (float)acc;
         }
     }
-    if (g.Cg == 1) {
+    if (g.Cg == 1 && g.G > 1) {
         depthwise_backward_weight(&g, x, dy, dw);
         return CNN_OK;
     }

@@ -28,7 +28,7 @@
  * positions x tile blocks x K blocks, each item one register-blocked microkernel call), output
  * transform (over K x 16-tile chunks). The transforms run on 16 tiles at once: vectorised across
  * tiles, and the GEMM's right operand comes out of the input transform already in the layout the
- * microkernel reads (rows of Tg tiles), so nothing is packed per call.
+ * microkernel reads (contiguous panels of C x 32 tiles), so nothing is packed per call.
  */
 #include "winograd.h"
 
@@ -125,9 +125,12 @@ static const float wino_at6[6][8] = {
  * the L3 share of the reference machine (2 cores of a Zen 5 EPYC) while giving a 512x512 layer's U
  * (alpha^2 * 1 MiB) enough tiles to be reused over; the floor of WINO_MIN_GROUP tiles is what bounds
  * U's reuse when C + K is large. */
+#ifndef WINO_GROUP_BUDGET /* overridable at build time, to exercise many small groups */
 #define WINO_GROUP_BUDGET ((size_t)8 << 20)
 #define WINO_MIN_GROUP 64
-/* Hard cap on the workspace; the group shrinks (down to WINO_NR tiles) to stay under it. */
+#endif
+/* Hard cap on the workspace (transformed input and output plus the tile table); the group shrinks
+ * (down to WINO_NR tiles) to stay under it. */
 #define WINO_WORKSPACE_CAP ((size_t)64 << 20)
 
 struct cnn_winograd_weights {
@@ -217,10 +220,20 @@ size_t cnn_winograd_weights_bytes(const cnn_winograd_weights *u) { return u ? u-
 
 /* ---- Tiling plan --------------------------------------------------------------------------- */
 
+/* Where one tile of a group reads and writes: computed once per group (two divisions per tile)
+ * rather than once per channel. */
+typedef struct wino_tile {
+    int64_t x_img, y_off; /* x + x_img: channel 0 of the tile's image; y + y_off: its first output */
+    int32_t iy, ix;       /* top-left input position (may be negative: padding) */
+    int32_t rows, cols;   /* output rows and columns inside the image (edge tiles are clipped) */
+    int32_t interior;     /* the alpha x alpha patch lies inside the image */
+    int32_t valid;        /* 0 for the padding tiles past the batch */
+} wino_tile;
+
 typedef struct wino_plan {
     int m, alpha, a2;
     int64_t P, Q, th, tw, tiles_per_image, tiles; /* tiles: over the whole batch */
-    int64_t group;                                /* Tg: tiles per group, a multiple of WINO_NR */
+    int64_t group;                                /* Tg: tiles per group, a multiple of 16 */
     size_t v_floats, m_floats;                    /* per group: a2*C*Tg and a2*Kp*Tg */
 } wino_plan;
 
@@ -234,17 +247,19 @@ static void wino_make_plan(const cnn_winograd_weights *u, const cnn_conv_shape *
     p->tw = (p->Q + p->m - 1) / p->m;
     p->tiles_per_image = p->th * p->tw;
     p->tiles = s->N * p->tiles_per_image;
-    const size_t per_tile = (size_t)p->a2 * (size_t)(u->C + u->Kp) * sizeof(float);
+    const size_t per_tile = (size_t)p->a2 * (size_t)(u->C + u->Kp) * sizeof(float) + sizeof(wino_tile);
     int64_t g = (int64_t)(WINO_GROUP_BUDGET / per_tile);
     if (g < WINO_MIN_GROUP) g = WINO_MIN_GROUP;
     const int64_t cap = (int64_t)(WINO_WORKSPACE_CAP / per_tile);
     if (g > cap) g = cap;
     g = g / WINO_NR * WINO_NR;
     if (g < WINO_NR) g = WINO_NR; /* only when C + K exceeds ~16k channels: cap not met */
+    /* Groups are multiples of 16 tiles, not 32: a 14x14 layer has 9 F(6x6) tiles, and padding them
+     * to 32 would triple its GEMM work; the last 16 of a group run the 8 x 16 tail kernel. */
     /* Balance the groups so the last one is not a sliver (U is streamed once per group). */
     const int64_t ngroups = (p->tiles + g - 1) / g;
     const int64_t even = (p->tiles + ngroups - 1) / ngroups;
-    p->group = (even + WINO_NR - 1) / WINO_NR * WINO_NR;
+    p->group = (even + WINO_LANES - 1) / WINO_LANES * WINO_LANES;
     p->v_floats = (size_t)p->a2 * (size_t)u->C * (size_t)p->group;
     p->m_floats = (size_t)p->a2 * (size_t)u->Kp * (size_t)p->group;
 }
@@ -253,7 +268,7 @@ size_t cnn_winograd_workspace_bytes(const cnn_winograd_weights *u, const cnn_con
     if (!u || wino_check(u->m, s) != CNN_OK) return 0;
     wino_plan p;
     wino_make_plan(u, s, &p);
-    return (p.v_floats + p.m_floats) * sizeof(float);
+    return (p.v_floats + p.m_floats) * sizeof(float) + (size_t)p.group * sizeof(wino_tile);
 }
 
 /* ---- Transforms on 16 tiles at once -----------------------------------------------------------
@@ -352,13 +367,15 @@ typedef void (*wino_output_fn)(const float *mm, size_t mstride, float *o);
 
 /* ---- GEMM microkernels: c[MR][NR] (row stride ldc) = sum_k a[k][MR] * b[k][NR] (stride ldb) ---- */
 
-// a is a packed U panel [kc][MR], b is V rows [kc][ldb] (NR used), c is M rows [MR][ldc]
-static void cnn_f32_winograd_gemm_8x32__generic(size_t kc, const float *CNN_RESTRICT a,
-                                                const float *CNN_RESTRICT b, size_t ldb,
+// a is a packed U panel [kc][MR], b is a V panel [kc][nr] (nr = 32, or 16 at a group's end),
+// c is M rows [MR][ldc]
+static void cnn_f32_winograd_gemm_8x32__generic(size_t kc, int nr, const float *CNN_RESTRICT a,
+                                                const float *CNN_RESTRICT b,
                                                 float *CNN_RESTRICT c, size_t ldc) {
+    const size_t ldb = (size_t)nr;
     /* 4 x 8 blocks: 8 SSE accumulators, so the portable build keeps them in registers. */
     for (int i0 = 0; i0 < WINO_MR; i0 += 4)
-        for (int j0 = 0; j0 < WINO_NR; j0 += 8) {
+        for (int j0 = 0; j0 < nr; j0 += 8) {
             float acc[4][8] = {{0}};
             for (size_t k = 0; k < kc; k++) {
                 const float *bk = b + k * ldb + j0;
@@ -373,12 +390,13 @@ static void cnn_f32_winograd_gemm_8x32__generic(size_t kc, const float *CNN_REST
 
 #if CNN_X86
 CNN_TARGET_AVX2
-static void cnn_f32_winograd_gemm_8x32__avx2(size_t kc, const float *CNN_RESTRICT a,
-                                             const float *CNN_RESTRICT b, size_t ldb,
+static void cnn_f32_winograd_gemm_8x32__avx2(size_t kc, int nr, const float *CNN_RESTRICT a,
+                                             const float *CNN_RESTRICT b,
                                              float *CNN_RESTRICT c, size_t ldc) {
+    const size_t ldb = (size_t)nr;
     /* 4 rows x 16 tiles per pass: 8 ymm accumulators + 2 loads + 1 broadcast of 16 registers. */
     for (int i0 = 0; i0 < WINO_MR; i0 += 4)
-        for (int j0 = 0; j0 < WINO_NR; j0 += 16) {
+        for (int j0 = 0; j0 < nr; j0 += 16) {
             __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
             __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
             __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
@@ -412,9 +430,27 @@ static void cnn_f32_winograd_gemm_8x32__avx2(size_t kc, const float *CNN_RESTRIC
 }
 
 CNN_TARGET_AVX512
-static void cnn_f32_winograd_gemm_8x32__avx512(size_t kc, const float *CNN_RESTRICT a,
-                                               const float *CNN_RESTRICT b, size_t ldb,
+static void cnn_f32_winograd_gemm_8x16__avx512(size_t kc, const float *CNN_RESTRICT a,
+                                               const float *CNN_RESTRICT b,
                                                float *CNN_RESTRICT c, size_t ldc) {
+    __m512 acc[WINO_MR];
+    for (int i = 0; i < WINO_MR; i++) acc[i] = _mm512_setzero_ps();
+    for (size_t k = 0; k < kc; k++, a += WINO_MR, b += 16) {
+        const __m512 b0 = _mm512_loadu_ps(b);
+        for (int i = 0; i < WINO_MR; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i]), b0, acc[i]);
+    }
+    for (int i = 0; i < WINO_MR; i++) _mm512_storeu_ps(c + (size_t)i * ldc, acc[i]);
+}
+
+CNN_TARGET_AVX512
+static void cnn_f32_winograd_gemm_8x32__avx512(size_t kc, int nr, const float *CNN_RESTRICT a,
+                                               const float *CNN_RESTRICT b,
+                                               float *CNN_RESTRICT c, size_t ldc) {
+    if (nr != WINO_NR) {
+        cnn_f32_winograd_gemm_8x16__avx512(kc, a, b, c, ldc);
+        return;
+    }
+    const size_t ldb = WINO_NR;
     __m512 acc[WINO_MR][2];
     for (int i = 0; i < WINO_MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
     for (size_t k = 0; k < kc; k++, a += WINO_MR, b += ldb) {
@@ -432,7 +468,7 @@ static void cnn_f32_winograd_gemm_8x32__avx512(size_t kc, const float *CNN_RESTR
 }
 #endif
 
-typedef void (*wino_gemm_fn)(size_t kc, const float *a, const float *b, size_t ldb, float *c,
+typedef void (*wino_gemm_fn)(size_t kc, int nr, const float *a, const float *b, float *c,
                              size_t ldc);
 
 typedef struct wino_kernels {
@@ -478,33 +514,41 @@ static wino_kernels wino_select(int m) {
 
 /* ---- Gather and scatter between the image and 16-tile lanes ---------------------------------- */
 
-/* Tile t of the batch -> image n and the tile's top-left output position. */
-static inline void wino_tile_origin(const wino_plan *p, int64_t t, int64_t *n, int64_t *oy,
-                                    int64_t *ox) {
-    *n = t / p->tiles_per_image;
-    const int64_t r = t - *n * p->tiles_per_image;
-    const int64_t ty = r / p->tw;
-    *oy = ty * p->m;
-    *ox = (r - ty * p->tw) * p->m;
+static void wino_tile_table(const wino_plan *p, const cnn_conv_shape *s, int64_t t0, int64_t count,
+                            wino_tile *tab) {
+    for (int64_t i = 0; i < count; i++) {
+        const int64_t t = t0 + i;
+        wino_tile *e = &tab[i];
+        memset(e, 0, sizeof *e);
+        if (t >= p->tiles) continue;
+        const int64_t n = t / p->tiles_per_image, r = t - n * p->tiles_per_image;
+        const int64_t ty = r / p->tw, oy = ty * p->m, ox = (r - ty * p->tw) * p->m;
+        e->valid = 1;
+        e->x_img = n * s->C * s->H * s->W;
+        e->y_off = (n * s->K * p->P + oy) * p->Q + ox;
+        e->iy = (int32_t)(oy - s->pad_h);
+        e->ix = (int32_t)(ox - s->pad_w);
+        e->rows = (int32_t)CNN_MIN((int64_t)p->m, p->P - oy);
+        e->cols = (int32_t)CNN_MIN((int64_t)p->m, p->Q - ox);
+        e->interior = e->iy >= 0 && e->ix >= 0 && e->iy + p->alpha <= s->H && e->ix + p->alpha <= s->W;
+    }
 }
 
-// x is (N, C, H, W); d is [alpha][alpha][LANES]: lane l holds the input patch of tile t0 + l of
+// x is (N, C, H, W); d is [alpha][alpha][LANES]: lane l holds the input patch of tile tab[l] in
 // channel c, zero outside the image and for tiles past the batch.
 static void wino_gather(const wino_plan *p, const cnn_conv_shape *s, const float *x, int64_t c,
-                        int64_t t0, float *CNN_RESTRICT d) {
+                        const wino_tile *tab, float *CNN_RESTRICT d) {
     const int alpha = p->alpha;
     const int64_t H = s->H, W = s->W;
     for (int l = 0; l < WINO_LANES; l++) {
-        const int64_t t = t0 + l;
-        if (t >= p->tiles) {
+        const wino_tile *e = &tab[l];
+        if (!e->valid) {
             for (int i = 0; i < alpha * alpha; i++) d[i * WINO_LANES + l] = 0.0f;
             continue;
         }
-        int64_t n, oy, ox;
-        wino_tile_origin(p, t, &n, &oy, &ox);
-        const int64_t iy = oy - s->pad_h, ix = ox - s->pad_w;
-        const float *src = x + ((n * s->C + c) * H) * W;
-        if (iy >= 0 && ix >= 0 && iy + alpha <= H && ix + alpha <= W) {
+        const float *src = x + e->x_img + c * H * W;
+        const int64_t iy = e->iy, ix = e->ix;
+        if (e->interior) {
             for (int i = 0; i < alpha; i++) {
                 const float *row = src + (iy + i) * W + ix;
                 for (int j = 0; j < alpha; j++) d[(i * alpha + j) * WINO_LANES + l] = row[j];
@@ -522,26 +566,21 @@ static void wino_gather(const wino_plan *p, const cnn_conv_shape *s, const float
     }
 }
 
-// o is [m][m][LANES] for output channel k of tiles t0.. ; y and residual are (N, K, P, Q).
+// o is [m][m][LANES] for output channel k of the tiles tab[0..15]; y and residual are (N, K, P, Q).
 // y = relu?(o + bias[k] + residual), clipped to the image.
-static void wino_scatter(const wino_plan *p, const cnn_conv_shape *s, const float *o, int64_t k,
-                         int64_t t0, const float *bias, const float *residual, int relu,
-                         float *y) {
+static void wino_scatter(const wino_plan *p, const float *o, int64_t k, const wino_tile *tab,
+                         const float *bias, const float *residual, int relu, float *y) {
     const int m = p->m;
     const float b = bias ? bias[k] : 0.0f;
+    const size_t kplane = (size_t)k * (size_t)p->P * (size_t)p->Q;
     for (int l = 0; l < WINO_LANES; l++) {
-        const int64_t t = t0 + l;
-        if (t >= p->tiles) break;
-        int64_t n, oy, ox;
-        wino_tile_origin(p, t, &n, &oy, &ox);
-        const size_t base = (size_t)((n * s->K + k) * p->P) * (size_t)p->Q;
-        const int rows = (int)CNN_MIN((int64_t)m, p->P - oy);
-        const int cols = (int)CNN_MIN((int64_t)m, p->Q - ox);
-        for (int i = 0; i < rows; i++) {
-            const size_t at = base + (size_t)(oy + i) * (size_t)p->Q + (size_t)ox;
+        const wino_tile *e = &tab[l];
+        if (!e->valid) break;
+        for (int i = 0; i < e->rows; i++) {
+            const size_t at = (size_t)e->y_off + kplane + (size_t)i * (size_t)p->Q;
             float *yr = y + at;
             const float *rr = residual ? residual + at : NULL;
-            for (int j = 0; j < cols; j++) {
+            for (int j = 0; j < e->cols; j++) {
                 float v = o[(i * m + j) * WINO_LANES + l] + b;
                 if (rr) v += rr[j];
                 if (relu && v < 0.0f) v = 0.0f; /* NaN passes through, as in the reference */
@@ -564,16 +603,18 @@ cnn_status cnn_winograd_forward(const cnn_winograd_weights *u, const cnn_conv_sh
     wino_make_plan(u, s, &p);
     float *vbuf = (float *)cnn_workspace(4, p.v_floats * sizeof(float));
     float *mbuf = (float *)cnn_workspace(5, p.m_floats * sizeof(float));
-    if (!vbuf || !mbuf) return CNN_ERR_OUT_OF_MEMORY;
+    wino_tile *tab = (wino_tile *)cnn_workspace(6, (size_t)p.group * sizeof(wino_tile));
+    if (!vbuf || !mbuf || !tab) return CNN_ERR_OUT_OF_MEMORY;
 
     const wino_kernels kern = wino_select(u->m);
     const int a2 = p.a2;
     const int64_t C = u->C, K = u->K, Kp = u->Kp, Tg = p.group;
-    const int64_t kblocks = Kp / WINO_MR, nblocks = Tg / WINO_NR, chunks = Tg / WINO_LANES;
+    /* V[pos] is a sequence of panels, C x 32 tiles each (the last C x 16 when Tg is odd in 16s),
+     * each contiguous so the microkernel streams it; M[pos] is Kp x Tg, row-major. */
+    const int64_t kblocks = Kp / WINO_MR, nblocks = (Tg + WINO_NR - 1) / WINO_NR, chunks = Tg / WINO_LANES;
     const size_t vpos = (size_t)C * (size_t)Tg, mpos = (size_t)Kp * (size_t)Tg;
-    const int threads = cnn_threads_for(C * chunks > (int64_t)a2 * nblocks * kblocks
-                                            ? C * chunks
-                                            : (int64_t)a2 * nblocks * kblocks);
+    const int64_t gemm_items = (int64_t)a2 * nblocks * kblocks;
+    const int threads = cnn_threads_for(C * chunks > gemm_items ? C * chunks : gemm_items);
     CNN_UNUSED(threads);
 
 #if CNN_OMP
@@ -582,22 +623,28 @@ cnn_status cnn_winograd_forward(const cnn_winograd_weights *u, const cnn_conv_sh
     {
         float d[8 * 8 * WINO_LANES] __attribute__((aligned(64)));
         for (int64_t g0 = 0; g0 < p.tiles; g0 += Tg) {
-            /* 1. Input transform: V[pos][c][t] for the group's tiles. */
+            CNN_PRAGMA(omp for schedule(static))
+            for (int64_t ch = 0; ch < chunks; ch++)
+                wino_tile_table(&p, s, g0 + ch * WINO_LANES, WINO_LANES, tab + ch * WINO_LANES);
+            /* 1. Input transform: V[pos] panels for the group's tiles. */
             CNN_PRAGMA(omp for schedule(static))
             for (int64_t it = 0; it < C * chunks; it++) {
-                const int64_t c = it / chunks, ch = it - c * chunks;
-                wino_gather(&p, s, x, c, g0 + ch * WINO_LANES, d);
-                kern.input(d, vbuf + (size_t)c * (size_t)Tg + (size_t)ch * WINO_LANES, vpos);
+                const int64_t ch = it / C, c = it - ch * C;
+                const int64_t nb = ch / 2, width = CNN_MIN((int64_t)WINO_NR, Tg - nb * WINO_NR);
+                wino_gather(&p, s, x, c, tab + ch * WINO_LANES, d);
+                kern.input(d, vbuf + (size_t)(nb * WINO_NR * C + c * width + (ch % 2) * WINO_LANES), vpos);
             }
             /* 2. alpha^2 GEMMs: M[pos] (Kp x Tg) = U[pos] (Kp x C) * V[pos] (C x Tg). Order
-             *    (pos, tile block, K block): a V block stays in L1/L2 across the K blocks. */
+             *    (pos, tile block, K block): a V panel stays in L1/L2 across the K blocks. */
             CNN_PRAGMA(omp for schedule(static))
-            for (int64_t it = 0; it < (int64_t)a2 * nblocks * kblocks; it++) {
+            for (int64_t it = 0; it < gemm_items; it++) {
                 const int64_t pos = it / (nblocks * kblocks);
                 const int64_t r = it - pos * nblocks * kblocks;
                 const int64_t nb = r / kblocks, kb = r - nb * kblocks;
-                kern.gemm((size_t)C, u->u + (size_t)pos * (size_t)Kp * (size_t)C + (size_t)kb * (size_t)C * WINO_MR,
-                          vbuf + (size_t)pos * vpos + (size_t)nb * WINO_NR, (size_t)Tg,
+                const int nr = (int)CNN_MIN((int64_t)WINO_NR, Tg - nb * WINO_NR);
+                kern.gemm((size_t)C, nr,
+                          u->u + (size_t)pos * (size_t)Kp * (size_t)C + (size_t)kb * (size_t)C * WINO_MR,
+                          vbuf + (size_t)pos * vpos + (size_t)(nb * WINO_NR * C),
                           mbuf + (size_t)pos * mpos + (size_t)kb * WINO_MR * (size_t)Tg + (size_t)nb * WINO_NR,
                           (size_t)Tg);
             }
@@ -605,9 +652,9 @@ cnn_status cnn_winograd_forward(const cnn_winograd_weights *u, const cnn_conv_sh
             CNN_PRAGMA(omp for schedule(static))
             for (int64_t it = 0; it < K * chunks; it++) {
                 const int64_t k = it / chunks, ch = it - k * chunks;
-                if (g0 + ch * WINO_LANES >= p.tiles) continue;
+                if (!tab[ch * WINO_LANES].valid) continue;
                 kern.output(mbuf + (size_t)k * (size_t)Tg + (size_t)ch * WINO_LANES, mpos, d);
-                wino_scatter(&p, s, d, k, g0 + ch * WINO_LANES, bias, residual, relu, y);
+                wino_scatter(&p, d, k, tab + ch * WINO_LANES, bias, residual, relu, y);
             }
         }
     }

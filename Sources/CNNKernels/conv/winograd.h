@@ -13,7 +13,7 @@ cnn_winograd_weights *cnn_winograd_weights_create(int m, const cnn_conv_shape *s
                                                   cnn_status *status);
 void cnn_winograd_weights_destroy(cnn_winograd_weights *u);
 size_t cnn_winograd_weights_bytes(const cnn_winograd_weights *u);
-/* Peak workspace bytes one forward call takes (from cnn_workspace slots 4 and 5 of each thread; the GEMM owns 6 and 7, convolution 2 and 3). */
+/* Peak workspace bytes one forward call takes (from the calling thread's cnn_workspace slots 4 to 6; the kernels never call cnn_sgemm, whose packing buffers use slots 6 and 7, so nothing is held across a GEMM call). */
 size_t cnn_winograd_workspace_bytes(const cnn_winograd_weights *u, const cnn_conv_shape *s);
 /* y = relu?(conv(x) + bias + residual), the output transform fused with the epilogue. */
 cnn_status cnn_winograd_forward(const cnn_winograd_weights *u, const cnn_conv_shape *s,
