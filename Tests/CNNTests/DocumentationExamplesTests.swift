@@ -30,7 +30,7 @@ private final class TinyResidual: Module {
             try Conv2d(inputChannels: 1, outputChannels: 8, kernelSize: 3, padding: 1), ReLU(),
             try MaxPool2d(kernelSize: 2),
             Flatten(), try Linear(inputFeatures: 8 * 14 * 14, outputFeatures: 10))
-        let optimizer = try SGD(parameters: model.namedParameters(), learningRate: 0.1, momentum: 0.9)
+        let optimizer = try SGD(parameters: model.namedParameters(), learningRate: 0.01, momentum: 0.9)
 
         var generator = SeededGenerator(seed: 2)
         let images = try Tensor.normal(shape: [16, 1, 28, 28], generator: &generator)

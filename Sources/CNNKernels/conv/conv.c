@@ -103,14 +103,23 @@ int cnn_conv_algorithm_applies(cnn_conv_algorithm algorithm, const cnn_conv_shap
  *    cannot use its register tile.
  *  - 1x1, pad 0: GEMM1X1 (the input image is already the column matrix at stride 1).
  *  - 3x3 stride 1 with C, K >= 16: Winograd F(4x4, 3x3) cuts the multiplies 4x; for fewer channels
- *    the transforms dominate. (Chosen from the literature and peers' defaults — ncnn uses F(4x4)
+ *    the transforms dominate; with few output tiles F(2x2) (see below). (Chosen from the literature and peers' defaults — ncnn uses F(4x4)
  *    on this class of layer — before winograd.c was measured here.)
  *  - everything else (first layers with C = 3, 5x5, 7x7/2, 11x11/4, grouped): im2col + GEMM.
  */
 static cnn_conv_algorithm auto_algorithm(const conv_geom *g) {
     if (g->Cg == 1) return CNN_CONV_DIRECT;
     if (applies(CNN_CONV_GEMM1X1, g)) return CNN_CONV_GEMM1X1;
-    if (applies(CNN_CONV_WINOGRAD_4X4, g) && g->C >= 16 && g->K >= 16) return CNN_CONV_WINOGRAD_4X4;
+    if (applies(CNN_CONV_WINOGRAD_4X4, g) && g->C >= 16 && g->K >= 16) {
+        /* Winograd streams its transformed weights (36·K·C floats for F(4x4)) once per tile group,
+         * so it needs enough tiles to amortise them. Measured on this machine, 1 thread, batch 1:
+         * ResNet l3 (C=K=256, 14x14: 16 F(4x4) tiles) F(4x4) 257 GFLOP/s; ResNet l4 (C=K=512, 7x7:
+         * 4 F(4x4) tiles) F(4x4) 27, F(2x2) 109 (16 tiles), im2col ~68. */
+        const int64_t tiles4 = g->N * ((g->P + 3) / 4) * ((g->Q + 3) / 4);
+        const int64_t tiles2 = g->N * ((g->P + 1) / 2) * ((g->Q + 1) / 2);
+        if (tiles4 >= 16) return CNN_CONV_WINOGRAD_4X4;
+        if (tiles2 >= 16) return CNN_CONV_WINOGRAD_2X2;
+    }
     return CNN_CONV_IM2COL;
 }
 
