@@ -105,6 +105,13 @@ public struct ConvolutionGeometry: Hashable, Sendable, Codable, CustomStringConv
         guard groups >= 1, inputChannels % groups == 0, outputChannels % groups == 0 else {
             throw CNNError.invalidArgument("conv2d: groups \(groups) must divide input channels \(inputChannels) and output channels \(outputChannels)")
         }
+        // Bounded so that the arithmetic below (and the kernels' int64 index arithmetic) cannot
+        // overflow on sizes read from a file.
+        let limit = Int(Int32.max)
+        guard [batch, inputChannels, height, width, outputChannels, kernelHeight, kernelWidth, strideHeight, strideWidth,
+               paddingHeight, paddingWidth, dilationHeight, dilationWidth, groups].allSatisfy({ $0 <= limit }) else {
+            throw CNNError.invalidArgument("conv2d: sizes, strides, paddings and dilations must be at most \(limit): \(self)")
+        }
         let effH = dilationHeight * (kernelHeight - 1) + 1, effW = dilationWidth * (kernelWidth - 1) + 1
         guard height + 2 * paddingHeight >= effH, width + 2 * paddingWidth >= effW else {
             throw CNNError.shapeMismatch("conv2d: kernel \(kernelHeight)x\(kernelWidth) (dilation \(dilationHeight)x\(dilationWidth)) is larger than the padded input \(height + 2 * paddingHeight)x\(width + 2 * paddingWidth)")
