@@ -10,9 +10,9 @@ let benchmarks: @Sendable () -> Void = {
         // ResNet-18 steps take about 0.1-0.3 s on 2 cores: a handful keeps the default run short.
         let iterations = c.network == .lenet5 ? 30 : 5
         let configuration = CNNBenchmarkSupport.configuration(maxIterations: iterations, maxDuration: .seconds(3))
-        Benchmark("train-step \(c.name)", configuration: configuration) { benchmark, bench in
+        Benchmark("train-step \(c.name)", configuration: configuration) { (benchmark: Benchmark, bench: TrainingStepBenchmark) in
             for _ in benchmark.scaledIterations { blackHole(try bench.step()) }
-        } setup: {
+        } setup: { () throws -> TrainingStepBenchmark in
             let bench = try TrainingStepBenchmark(c)
             // Outside the measurement: the first steps build plans and momentum buffers.
             try bench.step()

@@ -12,7 +12,9 @@ public enum CNNBenchmarkSupport {
     ///
     /// Thresholds: wall clock, throughput and GFLOP/s may drift by 30 % at the median before
     /// `baseline check` reports a regression (a machine shared with other work moves them by 10-20 %;
-    /// a real regression such as losing the vector kernels is 2-10x); malloc counts by 10 %; peak
+    /// a real regression such as losing the vector kernels is 2-10x); malloc counts by 50 % (a few
+    /// dozen per call come from the harness and the thread pool and vary by a handful; an allocation
+    /// per element or per layer is far more); peak
     /// resident memory by 20 %.
     public static func configuration(extraMetrics: [BenchmarkMetric] = [], maxIterations: Int = 10,
                                      maxDuration: Duration = .seconds(2)) -> Benchmark.Configuration {
@@ -20,7 +22,7 @@ public enum CNNBenchmarkSupport {
         var thresholds: [BenchmarkMetric: BenchmarkThresholds] = [
             .wallClock: timing,
             .throughput: timing,
-            .mallocCountTotal: BenchmarkThresholds(relative: [.p50: 10.0]),
+            .mallocCountTotal: BenchmarkThresholds(relative: [.p50: 50.0]),
             .peakMemoryResident: BenchmarkThresholds(relative: [.p50: 20.0]),
         ]
         for metric in extraMetrics { thresholds[metric] = timing }
