@@ -1,6 +1,5 @@
 import ArgumentParser
 import CNN
-import CNNKernels
 
 /// `cnn bench gemm`: SGEMM GFLOP/s per ISA variant and thread count, against the FMA peak probed
 /// in the same run. Each case: warm-up call, then the median of `--repeat` timed calls.
@@ -58,9 +57,10 @@ struct BenchGEMM: ParsableCommand {
                     try ComputeRuntime.setThreadCount(t)
                     let peak = ComputeRuntime.peakGFLOPS(isa: v, threads: t, seconds: 0.2)
                     for c in cases {
-                        let ms = Self.measure(c, repeats: `repeat`)
+                        let ms = try Self.measure(c, repeats: `repeat`)
                         rows.append(BenchRow(suite: "gemm", caseName: "\(c.name) \(c.m)x\(c.n)x\(c.k)", strategy: v.rawValue,
-                                             threads: t, ms: ms, gflops: c.flops / (ms * 1e6), peakGFLOPS: peak))
+                                             threads: t, ms: ms, gflops: c.flops / (ms * 1e6), peakGFLOPS: peak,
+                                             extra: [("m", "\(c.m)"), ("n", "\(c.n)"), ("k", "\(c.k)")]))
                     }
                 }
             }
@@ -68,28 +68,9 @@ struct BenchGEMM: ParsableCommand {
         BenchOutput.emit(rows, json: json)
     }
 
-    /// Median milliseconds of `repeats` calls after a warm-up call.
-    static func measure(_ c: GEMMBenchmarkCase, repeats: Int) -> Double {
-        let a = (0..<(c.m * c.k)).map { Float($0 % 17) * 0.05 - 0.4 }
-        let b = (0..<(c.k * c.n)).map { Float($0 % 13) * 0.05 - 0.3 }
-        var out = [Float](repeating: 0, count: c.m * c.n)
-        let ta = c.transposeA ? CNN_TRANS : CNN_NO_TRANS, tb = c.transposeB ? CNN_TRANS : CNN_NO_TRANS
-        let lda = c.transposeA ? c.m : c.k, ldb = c.transposeB ? c.k : c.n
-        var times: [Double] = []
-        out.withUnsafeMutableBufferPointer { cP in
-            a.withUnsafeBufferPointer { aP in
-                b.withUnsafeBufferPointer { bP in
-                    for r in 0...repeats {
-                        let t0 = cnn_now()
-                        let s = cnn_sgemm(ta, tb, c.m, c.n, c.k, 1, aP.baseAddress, lda, bP.baseAddress, ldb, 0,
-                                          cP.baseAddress, c.n, nil)
-                        precondition(s == CNN_OK, "cnn_sgemm failed on \(c.name)")
-                        if r > 0 { times.append(cnn_now() - t0) }
-                    }
-                }
-            }
-        }
-        times.sort()
-        return times[times.count / 2] * 1e3
+    /// Median milliseconds of `repeats` calls after a warm-up call (the shared ``GEMMBenchmark`` body).
+    static func measure(_ c: GEMMBenchmarkCase, repeats: Int) throws -> Double {
+        let bench = try GEMMBenchmark(c)
+        return try benchmarkMilliseconds(repetitions: repeats) { try bench.run() }.median
     }
 }
