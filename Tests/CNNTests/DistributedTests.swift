@@ -209,3 +209,23 @@ import Testing
         #expect(messages.allSatisfy { $0.contains("bytes while other ranks are in") }, "\(messages)")
     }
 }
+
+/// Run by `.ci/mpi.sh` after `mpirun -np 2 cnn train --distributed` and a 1-rank run of the same
+/// training: their weights must agree within ``DistributedTests/tolerance``. Skipped unless
+/// `CNN_MPI_WEIGHTS_A` and `CNN_MPI_WEIGHTS_B` name the two weight files.
+@Suite struct DistributedMPIComparison {
+    static let paths = (ProcessInfo.processInfo.environment["CNN_MPI_WEIGHTS_A"], ProcessInfo.processInfo.environment["CNN_MPI_WEIGHTS_B"])
+
+    @Test(.enabled(if: paths.0 != nil && paths.1 != nil))
+    func mpirunWeightsMatchOneRank() throws {
+        let a = try SafeTensors(contentsOf: Self.paths.0!), b = try SafeTensors(contentsOf: Self.paths.1!)
+        #expect(a.names == b.names)
+        var worst: Float = 0
+        for name in a.names where a.contains(name) && b.contains(name) && !name.hasSuffix("num_batches_tracked") {
+            worst = max(worst, DistributedTests.maxDifference(try a.tensor(named: name).scalars, try b.tensor(named: name).scalars))
+        }
+        print("max weight difference between \(Self.paths.0!) and \(Self.paths.1!): \(worst)")
+        #expect(worst <= DistributedTests.tolerance)
+        #expect(try a.tensor(named: a.names[0]).scalars != (try LeNet5(classes: 10).stateDictionary()[0].1.scalars))
+    }
+}
