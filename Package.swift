@@ -29,9 +29,11 @@ let package = Package(
     products: [
         .library(name: "CNN", targets: ["CNN"]),
         .executable(name: "cnn", targets: ["CNNTool"]),
+        .library(name: "CNNDistributedMPI", targets: ["CNNDistributedMPI"]),
     ],
     traits: [
         .trait(name: "OpenMP", description: "Run the kernels on all cores with the system's LLVM OpenMP runtime (libomp)."),
+        .trait(name: "MPI", description: "Data-parallel training across processes and machines with the system's Open MPI (libopenmpi-dev): MPICommunicator and `cnn train --distributed`."),
         .default(enabledTraits: ["OpenMP"]),
     ],
     dependencies: [
@@ -48,9 +50,23 @@ let package = Package(
             dependencies: ["CNNKernels"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // MPI is optional (trait `MPI`, off by default): without it `CNNDistributedMPI` compiles to
+        // an empty module and `CNNMPI` is never used, so nothing needs an MPI installation. With it,
+        // SwiftPM asks pkg-config for Open MPI's `ompi-c` (include and library paths), so no MPI
+        // version or directory is written down here.
+        .systemLibrary(
+            name: "CNNMPI",
+            pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev"]), .brew(["open-mpi"])]
+        ),
+        .target(
+            name: "CNNDistributedMPI",
+            dependencies: ["CNN", .target(name: "CNNMPI", condition: .when(traits: ["MPI"]))],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         .executableTarget(
             name: "CNNTool",
-            dependencies: ["CNN", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["CNN", "CNNDistributedMPI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(

@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
-FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
+FUZZ_SECONDS="${FUZZ_SECONDS:-15}"
 SKIP=" ${RELIABILITY_SKIP:-} "
 start_all=$(date +%s)
 lap() { echo "   ($(( $(date +%s) - $1 )) s)"; }
@@ -52,7 +52,8 @@ if [[ "$SKIP" != *" ubsan "* ]]; then
   quiet_build swift build --build-tests --scratch-path .build-ubsan -Xcc -fsanitize=undefined -Xcc -fno-sanitize=vptr \
     -Xswiftc -Xclang-linker -Xswiftc -fsanitize=undefined
   out=$(mktemp)
-  swift test --skip-build --no-parallel --scratch-path .build-ubsan 2>&1 | tee "$out" | tail -4
+  # The C kernels are what UBSan instruments; their suites call every kernel on every ISA.
+  swift test --skip-build --no-parallel --scratch-path .build-ubsan --filter CNNKernelsTests 2>&1 | tee "$out" | tail -4
   # Any "runtime error:" line is a failure, even one a check recovered from.
   if grep -q "runtime error:" "$out"; then grep "runtime error:" "$out" | head -20; rm -f "$out"; exit 1; fi
   rm -f "$out"

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CNN
+import CNNDistributedMPI
 import Foundation
 
 #if canImport(Glibc)
@@ -103,6 +104,10 @@ struct Train: ParsableCommand {
     var limitTrain: Int?
     @Option(help: "Use only the first N test images.")
     var limitTest: Int?
+    @Flag(help: "Data-parallel training, one rank per process under mpirun (needs a cnn built with the MPI trait); --batch-size is the global batch, split over the ranks.")
+    var distributed = false
+    @Option(help: "With --distributed: seconds a rank waits for the others in a collective before it stops the job with an error.")
+    var distributedTimeout: Double = 300
 
     func validate() throws {
         guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
@@ -124,6 +129,14 @@ struct Train: ParsableCommand {
         guard ["mnist", "cifar10"].contains(data.dataset.lowercased()) else {
             throw ValidationError("unknown --dataset '\(data.dataset)'; use mnist or cifar10")
         }
+        guard distributedTimeout > 0, distributedTimeout.isFinite else {
+            throw ValidationError("--distributed-timeout must be positive, got \(distributedTimeout)")
+        }
+        #if !MPI
+        if distributed {
+            throw ValidationError("--distributed needs a cnn built with MPI: swift build -c release --traits OpenMP,MPI (see the README, Distributed training)")
+        }
+        #endif
     }
 
     func makeOptimizer(_ params: [(String, Variable)]) throws -> Optimizer {
@@ -155,7 +168,39 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
-        try setThreads(threads)
+        #if MPI
+        if distributed {
+            let communicator = try MPICommunicator(timeout: distributedTimeout)
+            do {
+                try train(communicator: communicator, ranksOnThisHost: communicator.localSize)
+            } catch {
+                // The other ranks may be waiting in a collective for this one: end them all.
+                if communicator.size > 1 {
+                    FileHandle.standardError.write(Data("cnn train: rank \(communicator.rank) of \(communicator.size) on \(communicator.hostName): \(error)\n".utf8))
+                    MPICommunicator.abort(code: 1)
+                }
+                MPICommunicator.finalize()
+                throw error
+            }
+            if communicator.isRoot, communicator.size > 1, communicator.allReduceSeconds > 0 {
+                print(String(format: "gradient allreduce: %.1f MB in %.2f s (%.0f MB/s per rank, waiting for slower ranks included)",
+                             Double(communicator.allReduceBytes) / 1e6, communicator.allReduceSeconds,
+                             Double(communicator.allReduceBytes) / 1e6 / communicator.allReduceSeconds))
+            }
+            MPICommunicator.finalize()
+            return
+        }
+        #endif
+        try train(communicator: nil, ranksOnThisHost: 1)
+    }
+
+    /// Trains in this process, or as one rank of `communicator`'s group (then only rank 0 prints
+    /// and writes files).
+    func train(communicator: (any Communicator)?, ranksOnThisHost: Int) throws {
+        let root = communicator?.isRoot ?? true
+        func print(_ line: String, terminator: String = "\n") { if root { Swift.print(line, terminator: terminator) } }
+        // Ranks on one host share its cores.
+        try setThreads(threads ?? (ranksOnThisHost > 1 ? max(1, ComputeRuntime.processorCount / ranksOnThisHost) : nil))
         ConvolutionAlgorithm.defaultAlgorithm = ConvolutionAlgorithm(rawValue: convAlgorithm) ?? .auto
         var (train, test, normalization, augmentation) = try data.load()
         if let limitTrain { train = try train.prefix(limitTrain) }
@@ -166,20 +211,24 @@ struct Train: ParsableCommand {
                                          normalization: normalization.pair, augmentation: augmentation)
         let testLoader = try DataLoader(dataset: test, batchSize: 500, shuffle: false, normalization: normalization.pair, prefetch: true)
         let trainer = try Trainer(model: net, optimizer: try makeOptimizer(net.namedParameters()), trainLoader: trainLoader,
-                                  testLoader: testLoader, schedule: try makeSchedule())
-        try FileManager.default.createDirectory(atPath: checkpointDir, withIntermediateDirectories: true)
+                                  testLoader: testLoader, schedule: try makeSchedule(), communicator: communicator)
+        if root { try FileManager.default.createDirectory(atPath: checkpointDir, withIntermediateDirectories: true) }
         let checkpoint = checkpointDir + "/checkpoint.safetensors"
         if resume {
-            guard FileManager.default.fileExists(atPath: checkpoint) else {
+            // Distributed: rank 0 reads the checkpoint and reports a missing one to every rank.
+            guard communicator != nil || FileManager.default.fileExists(atPath: checkpoint) else {
                 throw ValidationError("--resume: no checkpoint at \(checkpoint)")
             }
             try trainer.loadCheckpoint(from: checkpoint)
             print("resumed from \(checkpoint) after epoch \(trainer.epoch)")
         }
         let logPath = log ?? checkpointDir + "/log.csv"
-        let terminal = isatty(1) != 0
+        let terminal = root && isatty(1) != 0
         print("# \(BenchOutput.machineLine())")
         print("training \(model) (\(net.parameterCount) parameters) on \(data.dataset) (\(train.count) train, \(test.count) test), batch \(batchSize), \(optimizer) lr \(lr), conv \(convAlgorithm)")
+        if let communicator {
+            print("distributed: \(communicator.size) ranks (\(ranksOnThisHost) on this host, \(ComputeRuntime.threadCount) threads each), global batch \(batchSize) = about \(batchSize / communicator.size) per rank")
+        }
         while trainer.epoch < epochs {
             let e = trainer.epoch
             let record = try trainer.trainEpoch { p in
@@ -195,7 +244,8 @@ struct Train: ParsableCommand {
             print(String(format: "epoch %d/%d: train loss %.4f acc %.4f | test loss %.4f acc %.4f | lr %.4g | %.1f s (%.0f img/s)",
                          e + 1, epochs, record.trainLoss, record.trainAccuracy, record.testLoss, record.testAccuracy, record.learningRate,
                          record.seconds, Double(train.count) / record.seconds))
-            try trainer.saveCheckpoint(to: checkpoint)
+            try trainer.saveCheckpoint(to: checkpoint)  // rank 0 only
+            guard root else { continue }
             try net.saveWeights(to: checkpointDir + "/model.safetensors",
                                 metadata: ModelMetadata.make(model: model.lowercased(), classes: train.classes, dataset: data.dataset,
                                                              inputShape: train.images.shape, normalization: normalization,

@@ -154,19 +154,24 @@ public struct DataLoader: Sendable {
         return idx
     }
 
-    /// Builds batch `b` of `epoch` (normalised and augmented).
-    public func batch(_ b: Int, epoch: Int, order: [Int]? = nil) throws -> Batch {
+    /// Builds batch `b` of `epoch` (normalised and augmented), or with `shard` only that rank's
+    /// part of it (see ``DataShard/part(of:)``; it may be empty in a short last batch).
+    public func batch(_ b: Int, epoch: Int, order: [Int]? = nil, shard: DataShard? = nil) throws -> Batch {
         guard b >= 0, b < batchCount else {
             throw CNNError.invalidArgument("DataLoader: batch \(b) is outside 0..<\(batchCount)")
         }
         let ord = order ?? self.order(epoch: epoch)
-        let start = b * batchSize, end = Swift.min(start + batchSize, ord.count)
+        var range = (b * batchSize)..<Swift.min(b * batchSize + batchSize, ord.count)
+        if let shard { range = shard.part(of: range) }
+        let start = range.lowerBound, end = range.upperBound
         let shape = dataset.images.shape
         let c = shape[1], h = shape[2], w = shape[3], plane = h * w, item = c * plane
         let n = end - start
         var images = try Tensor(uninitializedShape: [n, c, h, w])
         var labels = [Int32](repeating: 0, count: n)
-        var g = SeededGenerator(seed: seed ^ 0xA5A5_5A5A ^ (UInt64(truncatingIfNeeded: epoch) << 32) ^ UInt64(b))
+        // Ranks other than 0 draw their augmentation from their own stream.
+        let rankSalt = UInt64(shard?.rank ?? 0) &* 0xD1B5_4A32_D192_ED03
+        var g = SeededGenerator(seed: seed ^ 0xA5A5_5A5A ^ (UInt64(truncatingIfNeeded: epoch) << 32) ^ UInt64(b) ^ rankSalt)
         let pad = augmentation.cropPadding
         dataset.images.withUnsafeBufferPointer { src in
             images.withUnsafeMutableBufferPointer { dst in
@@ -200,16 +205,20 @@ public struct DataLoader: Sendable {
 
     /// The batches of one epoch, in order, the next one prepared in the background while the
     /// caller works on the current one.
-    public func batches(epoch: Int) -> BatchSequence { BatchSequence(loader: self, epoch: epoch) }
+    ///
+    /// With `shard`, each batch is only that rank's part of the global batch (the global batches,
+    /// and so ``batchCount``, are the same for every rank count).
+    public func batches(epoch: Int, shard: DataShard? = nil) -> BatchSequence { BatchSequence(loader: self, epoch: epoch, shard: shard) }
 }
 
 /// The batches of one epoch of a ``DataLoader``.
 public struct BatchSequence: Sequence {
     let loader: DataLoader
     let epoch: Int
+    let shard: DataShard?
 
     /// Iterates the epoch.
-    public func makeIterator() -> Iterator { Iterator(loader: loader, epoch: epoch) }
+    public func makeIterator() -> Iterator { Iterator(loader: loader, epoch: epoch, shard: shard) }
 
     /// Yields batches; a failure to build a batch (only possible when out of memory) ends the epoch
     /// and is reported by ``error``.
@@ -217,14 +226,16 @@ public struct BatchSequence: Sequence {
         let loader: DataLoader
         let epoch: Int
         let order: [Int]
+        let shard: DataShard?
         var nextIndex = 0
         var pending: PrefetchSlot?
         /// The error that ended the epoch early, if any.
         public private(set) var error: Error?
 
-        init(loader: DataLoader, epoch: Int) {
+        init(loader: DataLoader, epoch: Int, shard: DataShard?) {
             self.loader = loader
             self.epoch = epoch
+            self.shard = shard
             self.order = loader.order(epoch: epoch)
             if loader.prefetch { pending = schedule(0) }
         }
@@ -232,9 +243,9 @@ public struct BatchSequence: Sequence {
         private func schedule(_ b: Int) -> PrefetchSlot? {
             guard b < loader.batchCount else { return nil }
             let slot = PrefetchSlot()
-            let loader = self.loader, epoch = self.epoch, order = self.order
+            let loader = self.loader, epoch = self.epoch, order = self.order, shard = self.shard
             let thread = Thread {
-                slot.fill(Result { try loader.batch(b, epoch: epoch, order: order) })
+                slot.fill(Result { try loader.batch(b, epoch: epoch, order: order, shard: shard) })
             }
             thread.stackSize = 1 << 20
             thread.start()
@@ -251,7 +262,7 @@ public struct BatchSequence: Sequence {
                 result = slot.wait()
                 pending = schedule(b + 1)
             } else {
-                result = Result { try loader.batch(b, epoch: epoch, order: order) }
+                result = Result { try loader.batch(b, epoch: epoch, order: order, shard: shard) }
             }
             switch result {
             case .success(let batch): return batch

@@ -45,6 +45,11 @@ public enum ScheduleChoice: Sendable {
 
 /// Trains a classifier with mini-batch gradient descent: forward, cross-entropy, backward,
 /// optimizer step; evaluation after each epoch; atomic checkpoints; exact resume.
+///
+/// With a ``Communicator`` the trainer is one rank of data-parallel training:
+/// `trainLoader.batchSize` is the *global* batch, which every rank
+/// splits (``DataShard``); gradients are averaged over the ranks before every optimizer step;
+/// records hold global metrics; only rank 0 writes checkpoints.
 public final class Trainer {
     public let model: Module
     public let optimizer: Optimizer
@@ -55,12 +60,20 @@ public final class Trainer {
     public private(set) var epoch = 0
     /// Results of the finished epochs.
     public private(set) var history: [EpochRecord] = []
+    /// The group this trainer is one rank of, or `nil` for training in one process.
+    public let communicator: (any Communicator)?
     let scheduler: LearningRateScheduler?
     let plateau: ReduceLROnPlateau?
+    var synchronizer: GradientSynchronizer?
 
     /// Creates a trainer.
+    ///
+    /// With a `communicator`, every rank must create its trainer the same way (same model
+    /// architecture, optimizer, loaders and schedule); rank 0's weights and optimizer state are then
+    /// broadcast to the others, so their initial weights may differ.
     public init(model: Module, optimizer: Optimizer, trainLoader: DataLoader, testLoader: DataLoader?,
-                schedule: ScheduleChoice = .constant, labelSmoothing: Float = 0) throws {
+                schedule: ScheduleChoice = .constant, labelSmoothing: Float = 0,
+                communicator: (any Communicator)? = nil) throws {
         self.model = model
         self.optimizer = optimizer
         self.trainLoader = trainLoader
@@ -72,6 +85,11 @@ public final class Trainer {
         case .plateau(let factor, let patience):
             scheduler = nil
             plateau = try ReduceLROnPlateau(optimizer: optimizer, mode: .min, factor: factor, patience: patience)
+        }
+        self.communicator = communicator
+        if let communicator {
+            synchronizer = GradientSynchronizer(communicator: communicator, parameters: optimizer.parameters.map(\.variable))
+            try broadcastState()
         }
     }
 
@@ -85,22 +103,33 @@ public final class Trainer {
         var seen = 0, correct = 0
         var lossSum = 0.0
         let lr = Double(optimizer.learningRate)
-        let it = trainLoader.batches(epoch: epoch).makeIterator()
+        let shard = try communicator.map { try DataShard(rank: $0.rank, of: $0.size) }
+        let it = trainLoader.batches(epoch: epoch, shard: shard).makeIterator()
         var b = 0
         while let batch = it.next() {
             optimizer.zeroGradients()
-            let logits = try model(Variable(batch.images))
-            let loss = try Functional.crossEntropy(logits: logits, labels: batch.labels, labelSmoothing: labelSmoothing)
-            let value = try loss.value.item()
-            guard value.isFinite else {
-                throw CNNError.diverged("loss is \(value) at epoch \(epoch + 1), batch \(b + 1) of \(trainLoader.batchCount); the last checkpoint is intact — lower the learning rate")
+            // A rank's part of a short last global batch may be empty; it still synchronises.
+            var step = (examples: batch.labels.count, lossSum: 0.0, correct: 0)
+            if step.examples > 0 {
+                let logits = try model(Variable(batch.images))
+                let loss = try Functional.crossEntropy(logits: logits, labels: batch.labels, labelSmoothing: labelSmoothing)
+                let value = try loss.value.item()
+                step.lossSum = Double(value) * Double(step.examples)
+                // Distributed ranks check the global loss after synchronising, so all stop together.
+                if synchronizer == nil, !value.isFinite { throw diverged(value, batch: b) }
+                try loss.backward()
+                let predictions = try logits.value.argmaxIndices(alongAxis: 1)
+                step.correct = zip(predictions, batch.labels).filter { $0 == Int($1) }.count
             }
-            try loss.backward()
+            if let synchronizer {
+                step = try synchronizer.synchronize(examples: step.examples, lossSum: step.lossSum, correct: step.correct)
+                let mean = step.lossSum / Double(max(step.examples, 1))
+                if !mean.isFinite { throw diverged(Float(mean), batch: b) }
+            }
             try optimizer.step()
-            let predictions = try logits.value.argmaxIndices(alongAxis: 1)
-            correct += zip(predictions, batch.labels).filter { $0 == Int($1) }.count
-            seen += batch.labels.count
-            lossSum += Double(value) * Double(batch.labels.count)
+            correct += step.correct
+            seen += step.examples
+            lossSum += step.lossSum
             b += 1
             if let progress {
                 let elapsed = cnn_now() - start
@@ -111,7 +140,8 @@ public final class Trainer {
         }
         if let e = it.error { throw e }
         let trainSeconds = cnn_now() - start
-        let test = try testLoader.map { try model.evaluate(on: $0) }
+        if let communicator { try averageBuffers(communicator) }
+        let test = try testLoader.map { try model.evaluate(on: $0, communicator: communicator) }
         let record = EpochRecord(epoch: epoch, trainLoss: lossSum / Double(max(seen, 1)), trainAccuracy: Double(correct) / Double(max(seen, 1)),
                                  testLoss: test?.loss ?? .nan, testAccuracy: test?.accuracy ?? .nan, learningRate: lr,
                                  seconds: trainSeconds)
@@ -122,11 +152,25 @@ public final class Trainer {
         return record
     }
 
+    private func diverged(_ value: Float, batch b: Int) -> CNNError {
+        CNNError.diverged("loss is \(value) at epoch \(epoch + 1), batch \(b + 1) of \(trainLoader.batchCount); the last checkpoint is intact — lower the learning rate")
+    }
+
     // MARK: Checkpoints
 
     /// Writes model, optimizer, schedule, data order and dropout state to `path` atomically
     /// (temporary file, fsync, rename): an interrupted save never leaves a broken checkpoint.
+    ///
+    /// In distributed training only rank 0 writes (the ranks hold the same state); on the other
+    /// ranks this does nothing.
     public func saveCheckpoint(to path: String) throws {
+        guard communicator?.isRoot ?? true else { return }
+        let (values, meta) = checkpointContents()
+        try SafeTensors.write(values, metadata: meta, to: path)
+    }
+
+    /// The tensors and metadata of a checkpoint.
+    func checkpointContents() -> ([(String, SafeTensors.Value)], [String: String]) {
         var values = model.stateValues(prefix: "model.")
         values += optimizer.stateDictionary().map { ("optimizer.\($0.0)", SafeTensors.Value.float32($0.1)) }
         var meta: [String: String] = ["format": "swift-cnn checkpoint 1", "epoch": "\(epoch)"]
@@ -137,13 +181,24 @@ public final class Trainer {
         let dropouts = model.namedModules().compactMap { name, m in (m as? Dropout).map { "\(name)=\($0.seed):\($0.callCount)" } }
         meta["dropout"] = dropouts.joined(separator: ",")
         meta["learning_rate"] = "\(optimizer.learningRate)"
-        try SafeTensors.write(values, metadata: meta, to: path)
+        return (values, meta)
     }
 
     /// Restores everything ``saveCheckpoint(to:)`` wrote. All of it is validated before anything
     /// changes: a checkpoint for another model throws and leaves this trainer untouched.
+    ///
+    /// In distributed training this is a collective: rank 0 reads `path` and sends it to the other
+    /// ranks (which need no access to the file), and every rank throws the same error if it cannot
+    /// be read. The number of ranks may differ from the run that wrote it.
     public func loadCheckpoint(from path: String) throws {
-        let file = try SafeTensors(contentsOf: path)
+        if let communicator {
+            try loadCheckpoint(try receiveCheckpoint(path: path, communicator: communicator), path: path)
+        } else {
+            try loadCheckpoint(try SafeTensors(contentsOf: path), path: path)
+        }
+    }
+
+    func loadCheckpoint(_ file: SafeTensors, path: String) throws {
         guard file.metadata["format"] == "swift-cnn checkpoint 1", let e = file.metadata["epoch"].flatMap(Int.init) else {
             throw CNNError.invalidFile("\(path): not a swift-cnn checkpoint (metadata format \(file.metadata["format"] ?? "missing"))")
         }
