@@ -47,7 +47,7 @@ if [[ "$SKIP" != *" ubsan "* ]]; then
   # swiftc has no -sanitize=undefined on Linux (`swift build --sanitize=undefined` is refused), and
   # Swift needs none: its integer overflow, bounds and unwrap checks trap in the debug build. UBSan
   # instruments the C kernels, and the link pulls in its runtime.
-  echo "== UndefinedBehaviorSanitizer (C kernels): full test suite"
+  echo "== UndefinedBehaviorSanitizer (C kernels): kernel test suites"
   t=$(date +%s)
   quiet_build swift build --build-tests --scratch-path .build-ubsan -Xcc -fsanitize=undefined -Xcc -fno-sanitize=vptr \
     -Xswiftc -Xclang-linker -Xswiftc -fsanitize=undefined
