@@ -30,6 +30,7 @@ quiet_build() {
 # outOfMemory), not abort inside the sanitizer.
 export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:allocator_may_return_null=1:detect_stack_use_after_return=0"
 
+export LSAN_OPTIONS="suppressions=$PWD/.ci/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/.ci/tsan.supp"
 # The Swift runtime's own crash backtracer would race libFuzzer's and sanitizers' crash handling.
