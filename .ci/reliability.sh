@@ -30,16 +30,22 @@ quiet_build() {
 # outOfMemory), not abort inside the sanitizer.
 export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:allocator_may_return_null=1:detect_stack_use_after_return=0"
 
+export LSAN_OPTIONS="suppressions=$PWD/.ci/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
-export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
+export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/.ci/tsan.supp"
 # The Swift runtime's own crash backtracer would race libFuzzer's and sanitizers' crash handling.
 export SWIFT_BACKTRACE="enable=no"
+# The sanitizer and fuzz builds compile the C kernels at -O1 (given after the package's -O3, so it
+# wins): the usual level for sanitizers, the same code paths (ISA variants are chosen by target
+# attributes, not by optimisation level), and Winograd's -O3 compile alone takes minutes of CPU per
+# build under instrumentation against ~16 s at -O1.
+KERNEL_OPT=(-Xcc -O1)
 
 if [[ "$SKIP" != *" asan "* ]]; then
   echo "== AddressSanitizer + LeakSanitizer: full test suite"
   t=$(date +%s)
-  quiet_build swift build --build-tests --sanitize=address --scratch-path .build-asan
-  swift test --skip-build --no-parallel --sanitize=address --scratch-path .build-asan 2>&1 | tail -4
+  quiet_build swift build --build-tests --sanitize=address --scratch-path .build-asan "${KERNEL_OPT[@]}"
+  swift test --skip-build --no-parallel --sanitize=address --scratch-path .build-asan "${KERNEL_OPT[@]}" 2>&1 | tail -4
   lap "$t"
 fi
 
@@ -49,11 +55,12 @@ if [[ "$SKIP" != *" ubsan "* ]]; then
   # instruments the C kernels, and the link pulls in its runtime.
   echo "== UndefinedBehaviorSanitizer (C kernels): kernel test suites"
   t=$(date +%s)
-  quiet_build swift build --build-tests --scratch-path .build-ubsan -Xcc -fsanitize=undefined -Xcc -fno-sanitize=vptr \
+  quiet_build swift build --build-tests --scratch-path .build-ubsan "${KERNEL_OPT[@]}" -Xcc -fsanitize=undefined -Xcc -fno-sanitize=vptr \
     -Xswiftc -Xclang-linker -Xswiftc -fsanitize=undefined
   out=$(mktemp)
   # The C kernels are what UBSan instruments; their suites call every kernel on every ISA.
-  swift test --skip-build --no-parallel --scratch-path .build-ubsan --filter CNNKernelsTests 2>&1 | tee "$out" | tail -4
+  swift test --skip-build --no-parallel --scratch-path .build-ubsan "${KERNEL_OPT[@]}" -Xcc -fsanitize=undefined -Xcc -fno-sanitize=vptr \
+    -Xswiftc -Xclang-linker -Xswiftc -fsanitize=undefined --filter CNNKernelsTests 2>&1 | tee "$out" | tail -4
   # Any "runtime error:" line is a failure, even one a check recovered from.
   if grep -q "runtime error:" "$out"; then grep "runtime error:" "$out" | head -20; rm -f "$out"; exit 1; fi
   rm -f "$out"
@@ -63,17 +70,17 @@ fi
 if [[ "$SKIP" != *" tsan "* ]]; then
   echo "== ThreadSanitizer: concurrency tests, serial kernels (--disable-default-traits)"
   t=$(date +%s)
-  quiet_build swift build --build-tests --sanitize=thread --disable-default-traits --scratch-path .build-tsan
-  swift test --skip-build --no-parallel --sanitize=thread --disable-default-traits --scratch-path .build-tsan --filter Concurrency 2>&1 | tail -4
+  quiet_build swift build --build-tests --sanitize=thread --disable-default-traits --scratch-path .build-tsan "${KERNEL_OPT[@]}"
+  swift test --skip-build --no-parallel --sanitize=thread --disable-default-traits --scratch-path .build-tsan "${KERNEL_OPT[@]}" --filter Concurrency 2>&1 | tail -4
   lap "$t"
 fi
 
 if [[ "$SKIP" != *" fuzz "* ]]; then
   echo "== libFuzzer: ${FUZZ_SECONDS} s per target"
   t=$(date +%s)
-  quiet_build swift build --package-path Fuzz --scratch-path Fuzz/.build -c debug \
+  quiet_build swift build --package-path Fuzz --scratch-path Fuzz/.build -c debug "${KERNEL_OPT[@]}" \
     -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=fuzzer-no-link,address
-  bin="$(swift build --package-path Fuzz --scratch-path Fuzz/.build -c debug --show-bin-path)"
+  bin="$(swift build --package-path Fuzz --scratch-path Fuzz/.build -c debug "${KERNEL_OPT[@]}" --show-bin-path)"
   for target in $(ls Fuzz/Corpus); do
     work="$(mktemp -d)"
     # New inputs go to the scratch corpus (first directory); the committed seeds are read only.
