@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
-FUZZ_SECONDS="${FUZZ_SECONDS:-15}"
+FUZZ_SECONDS="${FUZZ_SECONDS:-10}"
 SKIP=" ${RELIABILITY_SKIP:-} "
 start_all=$(date +%s)
 lap() { echo "   ($(( $(date +%s) - $1 )) s)"; }
