@@ -118,27 +118,8 @@ public struct ModelSummary: Sendable, CustomStringConvertible {
         return "\(tenths / 10).\(tenths % 10) MiB"
     }
 
-    /// A JSON string literal.
-    static func quoted(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
-    }
+    /// A JSON string literal (the one escaping routine, shared with the file readers).
+    static func quoted(_ s: String) -> String { IOJSON.quote(s) }
 }
 
 extension Module {
