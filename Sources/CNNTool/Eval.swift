@@ -8,12 +8,7 @@ struct Eval: ParsableCommand {
         abstract: "Evaluate trained weights on a data set's test split: accuracy, loss and the confusion matrix.",
         discussion: "The model and class count come from the weights file's metadata (written by `cnn train`) unless given.")
 
-    @Option(help: "The weights (model.safetensors from `cnn train`).")
-    var weights: String
-    @Option(help: "Model name (default: the weights file's metadata, else lenet5).")
-    var model: String?
-    @Option(help: "Number of classes (default: the weights file's metadata or shapes).")
-    var classes: Int?
+    @OptionGroup var trained: TrainedModelOptions
     @OptionGroup var data: DataOptions
     @Option(help: "Use only the first N test images.")
     var limitTest: Int?
@@ -25,19 +20,18 @@ struct Eval: ParsableCommand {
     func validate() throws {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
         if let limitTest, limitTest < 1 { throw ValidationError("--limit-test must be at least 1, got \(limitTest)") }
-        if let classes, classes < 1 { throw ValidationError("--classes must be at least 1, got \(classes)") }
     }
 
     func run() throws {
         try setThreads(threads)
-        let loaded = try LoadedModel.load(weights: weights, model: model, classes: classes)
+        let loaded = try trained.load()
         var (test, normalization) = try data.loadTest()
         if let limitTest { test = try test.prefix(limitTest) }
         guard loaded.classes == test.classes else {
-            throw ValidationError("\(weights): the model has \(loaded.classes) classes but --dataset \(data.dataset) has \(test.classes)")
+            throw ValidationError("\(trained.weights): the model has \(loaded.classes) classes but --dataset \(data.dataset) has \(test.classes)")
         }
         guard test.images.shape[1] == loaded.inputChannels else {
-            throw ValidationError("\(weights): the model takes \(loaded.inputChannels) input channels but --dataset \(data.dataset) has \(test.images.shape[1])")
+            throw ValidationError("\(trained.weights): the model takes \(loaded.inputChannels) input channels but --dataset \(data.dataset) has \(test.images.shape[1])")
         }
         let loader = try DataLoader(dataset: test, batchSize: batchSize, shuffle: false, normalization: normalization.pair)
         let result = try loaded.module.evaluate(on: loader)

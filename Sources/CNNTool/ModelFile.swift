@@ -106,3 +106,20 @@ struct LoadedModel {
 }
 
 
+
+/// The options that name a trained model: shared by `eval`, `predict` and `visualize`.
+struct TrainedModelOptions: ParsableArguments {
+    @Option(help: "The weights (model.safetensors from `cnn train`).")
+    var weights: String
+    @Option(help: "Model name (default: the weights file's metadata, else lenet5).")
+    var model: String?
+    @Option(help: "Number of classes (default: the weights file's metadata or shapes).")
+    var classes: Int?
+
+    func validate() throws {
+        if let classes, classes < 1 { throw ValidationError("--classes must be at least 1, got \(classes)") }
+    }
+
+    /// Rebuilds the model and loads the weights (see ``LoadedModel/load(weights:model:classes:)``).
+    func load() throws -> LoadedModel { try LoadedModel.load(weights: weights, model: model, classes: classes) }
+}

@@ -20,12 +20,7 @@ struct Predict: ParsableCommand {
 
     @Argument(help: "PNG, PGM or PPM files.")
     var images: [String]
-    @Option(help: "The weights (model.safetensors from `cnn train`).")
-    var weights: String
-    @Option(help: "Model name (default: the weights file's metadata, else lenet5).")
-    var model: String?
-    @Option(help: "Number of classes (default: the weights file's metadata or shapes).")
-    var classes: Int?
+    @OptionGroup var trained: TrainedModelOptions
     @Option(help: "How many classes to print per image.")
     var top: Int = 5
     @Option(help: "automatic (invert gray images with a bright border), always or never.")
@@ -37,11 +32,10 @@ struct Predict: ParsableCommand {
         guard ImageInversion(rawValue: invert) != nil else {
             throw ValidationError("unknown --invert '\(invert)'; use automatic, always or never")
         }
-        if let classes, classes < 1 { throw ValidationError("--classes must be at least 1, got \(classes)") }
     }
 
     func run() throws {
-        let loaded = try LoadedModel.load(weights: weights, model: model, classes: classes)
+        let loaded = try trained.load()
         let inversion = ImageInversion(rawValue: invert) ?? .automatic
         let width = loaded.classNames.map(\.count).max() ?? 1
         for path in images {

@@ -15,12 +15,7 @@ struct Visualize: ParsableCommand {
             and white at the largest value over all channels, so bright means the filter fires there.
             """)
 
-    @Option(help: "The weights (model.safetensors from `cnn train`).")
-    var weights: String
-    @Option(help: "Model name (default: the weights file's metadata, else lenet5).")
-    var model: String?
-    @Option(help: "Number of classes (default: the weights file's metadata or shapes).")
-    var classes: Int?
+    @OptionGroup var trained: TrainedModelOptions
     @Option(help: "Directory for the PNG files (created if needed).")
     var output: String
     @Option(help: "An image (PNG, PGM or PPM) whose activation maps to draw.")
@@ -46,7 +41,7 @@ struct Visualize: ParsableCommand {
     }
 
     func run() throws {
-        let loaded = try LoadedModel.load(weights: weights, model: model, classes: classes)
+        let loaded = try trained.load()
         guard let (convName, conv) = loaded.module.firstConvolution else {
             throw ValidationError("\(loaded.name) has no convolution to draw")
         }
