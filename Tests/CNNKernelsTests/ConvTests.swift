@@ -100,6 +100,10 @@ private let convNamedCases: [ConvCase] = [
     ConvCase("resnet50.downsample 1x1/2", n: 2, c: 64, h: 8, w: 8, k: 128, r: 1, s: 1, stride: (2, 2)),
     ConvCase("alexnet.conv1 11x11/4 at 35x35", n: 1, c: 3, h: 35, w: 35, k: 96, r: 11, s: 11, stride: (4, 4)),
     ConvCase("cifar 3x3 batch 4", n: 4, c: 16, h: 8, w: 8, k: 16, r: 3, s: 3, pad: (1, 1)),
+    // Small planes put several images in one GEMM (3 per column matrix at 30x30 output): chunks of
+    // 3, 3 and 1 images, with groups, residual and bias scattered back image by image.
+    ConvCase("image chunks 3+3+1, groups 2", n: 7, c: 4, h: 30, w: 30, k: 6, r: 3, s: 3, pad: (1, 1), groups: 2),
+    ConvCase("image chunks 1x1 stride 1", n: 5, c: 6, h: 20, w: 30, k: 5, r: 1, s: 1),
 ]
 
 /// Random valid shapes: sizes not multiples of 16, odd and even, every option mixed.

@@ -59,5 +59,11 @@ public enum ConvBenchmarkCases {
         ConvBenchmarkCase("alexnet.conv1", batch: 1, inputChannels: 3, height: 227, width: 227, outputChannels: 96, kernelSize: 11, stride: 4),
         ConvBenchmarkCase("resnet.l3.3x3.batch32", batch: 32, inputChannels: 256, height: 14, width: 14, outputChannels: 256, kernelSize: 3, padding: 1),
         ConvBenchmarkCase("cifar.3x3.batch64", batch: 64, inputChannels: 64, height: 32, width: 32, outputChannels: 64, kernelSize: 3, padding: 1),
+        // The training benchmarks' layers (`cnn bench train`): LeNet-5 on MNIST and ResNet-18 at
+        // CIFAR size (32x32 through the 7x7/2 stem and max pool: 8x8 in layer1, 1x1 in layer4).
+        ConvBenchmarkCase("lenet5.conv1.batch64", batch: 64, inputChannels: 1, height: 28, width: 28, outputChannels: 6, kernelSize: 5, padding: 2),
+        ConvBenchmarkCase("lenet5.conv2.batch64", batch: 64, inputChannels: 6, height: 14, width: 14, outputChannels: 16, kernelSize: 5),
+        ConvBenchmarkCase("resnet18.cifar.l1.batch64", batch: 64, inputChannels: 64, height: 8, width: 8, outputChannels: 64, kernelSize: 3, padding: 1),
+        ConvBenchmarkCase("resnet18.cifar.l4.batch64", batch: 64, inputChannels: 512, height: 1, width: 1, outputChannels: 512, kernelSize: 3, padding: 1),
     ]
 }

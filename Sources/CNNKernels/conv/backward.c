@@ -101,6 +101,26 @@ cnn_status cnn_conv2d_backward_data(const cnn_conv_shape *shape, const float *dy
         return CNN_OK;
     }
     const int64_t crs = g.Cg * g.R * g.S, PQ = g.P * g.Q, HW = g.H * g.W;
+    const int64_t nb = cnn_conv_batch_images(&g);
+    if (nb > 1) {
+        /* Small planes, several images per GEMM: dyc (Kg x nimg*PQ) gathered from dy, then
+         * col = W_g^T * dyc and dx = col2im(col) image by image. */
+        float *col = (float *)cnn_workspace(CNN_CONV_SLOT_COL, (size_t)(crs * nb * PQ) * sizeof(float));
+        float *dyc = (float *)cnn_workspace(CNN_CONV_SLOT_TMP, (size_t)(g.Kg * nb * PQ) * sizeof(float));
+        if (!col || !dyc) return CNN_ERR_OUT_OF_MEMORY;
+        for (int64_t n0 = 0; n0 < g.N; n0 += nb) {
+            const int64_t nimg = CNN_MIN(nb, g.N - n0), cols = nimg * PQ;
+            for (int64_t grp = 0; grp < g.G; grp++) {
+                cnn_conv_gather_images(&g, n0, nimg, grp, dy, dyc);
+                st = cnn_sgemm(CNN_TRANS, CNN_NO_TRANS, (size_t)crs, (size_t)cols, (size_t)g.Kg, 1.0f,
+                               w + grp * g.Kg * crs, (size_t)crs, dyc, (size_t)cols, 0.0f, col,
+                               (size_t)cols, NULL);
+                if (st != CNN_OK) return st;
+                cnn_conv_col2im_images(&g, col, nimg, dx + (n0 * g.C + grp * g.Cg) * HW, g.C * HW);
+            }
+        }
+        return CNN_OK;
+    }
     if (is_pointwise(&g)) {
         /* dx_n,g (Cg x HW) = W_g^T (Cg x Kg) * dy_n,g (Kg x HW), written directly. */
         for (int64_t n = 0; n < g.N; n++)
@@ -146,16 +166,42 @@ cnn_status cnn_conv2d_backward_weight(const cnn_conv_shape *shape, const float *
         const int nt = cnn_threads_for(g.K);
         CNN_OMP_PARALLEL_FOR(nt)
         for (int64_t k = 0; k < g.K; k++) {
-            double acc = 0;
+            /* Eight partial sums, one per lane, so the compiler can vectorise the float -> double
+             * adds without reassociating (a single chain ran at one add per 4 cycles: 7% of a LeNet
+             * step). The lanes are combined in a fixed order: deterministic for any thread count. */
+            double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
             for (int64_t n = 0; n < g.N; n++) {
                 const float *CNN_RESTRICT d = dy + (n * g.K + k) * PQ;
-                for (int64_t i = 0; i < PQ; i++) acc += d[i];
+                int64_t i = 0;
+                for (; i + 8 <= PQ; i += 8)
+                    for (int l = 0; l < 8; l++) lane[l] += d[i + l];
+                for (; i < PQ; i++) lane[i & 7] += d[i];
             }
-            db[k] += (float)acc;
+            db[k] += (float)(((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7])));
         }
     }
     if (g.Cg == 1 && g.G > 1) {
         depthwise_backward_weight(&g, x, dy, dw);
+        return CNN_OK;
+    }
+    const int64_t nb = cnn_conv_batch_images(&g);
+    if (nb > 1) {
+        /* Small planes, several images per GEMM: dW_g += dyc (Kg x nimg*PQ) * col^T, with
+         * col = im2col of nimg images and dyc gathered from dy; the GEMM's K runs over nimg*PQ. */
+        float *col = (float *)cnn_workspace(CNN_CONV_SLOT_COL, (size_t)(crs * nb * PQ) * sizeof(float));
+        float *dyc = (float *)cnn_workspace(CNN_CONV_SLOT_TMP, (size_t)(g.Kg * nb * PQ) * sizeof(float));
+        if (!col || !dyc) return CNN_ERR_OUT_OF_MEMORY;
+        for (int64_t n0 = 0; n0 < g.N; n0 += nb) {
+            const int64_t nimg = CNN_MIN(nb, g.N - n0), cols = nimg * PQ;
+            for (int64_t grp = 0; grp < g.G; grp++) {
+                cnn_conv_im2col_images(&g, x + (n0 * g.C + grp * g.Cg) * HW, g.C * HW, nimg, col);
+                cnn_conv_gather_images(&g, n0, nimg, grp, dy, dyc);
+                st = cnn_sgemm(CNN_NO_TRANS, CNN_TRANS, (size_t)g.Kg, (size_t)crs, (size_t)cols, 1.0f, dyc,
+                               (size_t)cols, col, (size_t)cols, 1.0f, dw + grp * g.Kg * crs, (size_t)crs,
+                               NULL);
+                if (st != CNN_OK) return st;
+            }
+        }
         return CNN_OK;
     }
     if (is_pointwise(&g)) {

@@ -24,6 +24,9 @@ cnn_status cnn_conv_geom_init(const cnn_conv_shape *s, conv_geom *g);
  * in a one-shot call) and 3 (direct convolution's per-thread accumulator rows). */
 #define CNN_CONV_SLOT_COL 2
 #define CNN_CONV_SLOT_ACC 3
+/* The im2col path's (Kg x columns) product or gathered output gradient when several images share
+ * one GEMM; direct convolution (the other user of slot 3) never runs in the same call. */
+#define CNN_CONV_SLOT_TMP 3
 
 /* Bound on the im2col column tile (and the 1x1 gather tile) of one call: the column matrix is
  * built for a band of output rows at a time so a 224x224 layer never needs it whole (vgg16.conv1_2
@@ -46,6 +49,17 @@ static inline int64_t conv_band_rows(int64_t row_floats, int64_t P) {
 void cnn_conv_im2col(const conv_geom *g, const float *x, int64_t p0, int64_t rows, float *col);
 /* The adjoint: dx (Cg, H, W) += col2im(col) for output rows [p0, p0 + rows). */
 void cnn_conv_col2im(const conv_geom *g, const float *col, int64_t p0, int64_t rows, float *dx);
+/* Images per column matrix (>= 1): above 1 when the output plane is small, so that one GEMM covers
+ * several images (see im2col.c). Forward and both backward passes use the same count. */
+int64_t cnn_conv_batch_images(const conv_geom *g);
+/* Column matrix of nimg images: col is (Cg*R*S, nimg*P*Q), image i in columns [i*PQ, (i+1)*PQ);
+ * x points at image 0's group, images xs floats apart. */
+void cnn_conv_im2col_images(const conv_geom *g, const float *x, int64_t xs, int64_t nimg, float *col);
+/* The adjoint, writing (not accumulating) the group's channels of nimg images, dxs floats apart. */
+void cnn_conv_col2im_images(const conv_geom *g, const float *col, int64_t nimg, float *dx, int64_t dxs);
+/* m (Kg, nimg*P*Q) = the rows of group grp of images n0..n0+nimg-1 of y (N, K, P, Q). */
+void cnn_conv_gather_images(const conv_geom *g, int64_t n0, int64_t nimg, int64_t grp, const float *y,
+                            float *m);
 
 /* Forward algorithms. w is the (K, Cg, R, S) weight as given. */
 /* Direct: `wpacked` is NULL or w packed by cnn_conv_direct_pack (a plan's copy); when the shape uses

@@ -12,7 +12,9 @@ static inline int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b);
 /* Output columns q in [*lo, *hi) whose tap s reads inside the image: 0 <= q*sw - pw + s*dw < W. */
 static inline void valid_q(const conv_geom *g, int64_t s, int64_t *lo, int64_t *hi) {
     const int64_t off = s * g->dw - g->pw;
-    int64_t a = ceil_div(-off, g->sw), b = floor_div(g->W - 1 - off, g->sw) + 1;
+    /* Stride 1 (the common case) without the divisions: this runs once per column-matrix row. */
+    int64_t a = g->sw == 1 ? -off : ceil_div(-off, g->sw);
+    int64_t b = g->sw == 1 ? g->W - off : floor_div(g->W - 1 - off, g->sw) + 1;
     if (a < 0) a = 0;
     if (b > g->Q) b = g->Q;
     if (b < a) b = a;
@@ -23,32 +25,198 @@ static inline void valid_q(const conv_geom *g, int64_t s, int64_t *lo, int64_t *
 /* Below this many column elements one thread builds the band: the fork costs more than the copy. */
 #define IM2COL_PARALLEL_MIN 32768
 
+/* Stride-1 rows of one column-matrix row: for pi in [0, rows), dst[pi*Q + q] = x_c[h*W + q + off]
+ * with h = (p0 + pi)*sh - ph + r*dh, for q in [lo, hi) and h inside the image, else 0. Rows are
+ * short where im2col matters most (Q = 10 in LeNet's conv2, 8 down to 1 in ResNet's late stages at
+ * CIFAR size): a memcpy call and two memsets per row cost several times the copy (measured with perf
+ * on lenet5.conv2.batch64: im2col took 1.5x the GEMM's time), so the rows are copied inline: the
+ * portable loop is kept from turning into library calls, and AVX-512 moves 16 columns per masked
+ * load (zeros in the padding lanes, which are never read) and masked store, with the masks of a row
+ * computed once for all its rows. Addresses before a row's first float are formed but never read. */
+__attribute__((no_builtin("memcpy", "memset")))
+static void im2col_rows_generic(const conv_geom *g, const float *x_c, int64_t r, int64_t off, int64_t p0,
+                                int64_t rows, int64_t lo, int64_t hi, float *CNN_RESTRICT dst) {
+    const int64_t Q = g->Q;
+    for (int64_t pi = 0; pi < rows; pi++, dst += Q) {
+        const int64_t h = (p0 + pi) * g->sh - g->ph + r * g->dh;
+        if (h < 0 || h >= g->H) {
+            for (int64_t q = 0; q < Q; q++) dst[q] = 0.0f;
+            continue;
+        }
+        const float *CNN_RESTRICT src = x_c + h * g->W + off;
+        for (int64_t q = 0; q < lo; q++) dst[q] = 0.0f;
+        for (int64_t q = lo; q < hi; q++) dst[q] = src[q];
+        for (int64_t q = hi > lo ? hi : lo; q < Q; q++) dst[q] = 0.0f;
+    }
+}
+
+#if CNN_X86
+#include <immintrin.h>
+static inline __mmask16 lanes(int64_t a, int64_t b) { /* lanes [a, b) of 16, empty if b <= a */
+    a = CNN_MAX(a, 0);
+    b = CNN_MIN(b, 16);
+    return b > a ? (__mmask16)(((1u << b) - 1u) & ~((1u << a) - 1u)) : 0;
+}
+CNN_TARGET_AVX512
+static void im2col_rows_avx512(const conv_geom *g, const float *x_c, int64_t r, int64_t off, int64_t p0,
+                               int64_t rows, int64_t lo, int64_t hi, float *dst) {
+    /* The geometry in locals: the stores below may alias anything, which would reload it per row. */
+    const int64_t Q = g->Q, H = g->H, W = g->W, sh = g->sh, h0 = p0 * g->sh - g->ph + r * g->dh;
+    const __m512 zero = _mm512_setzero_ps();
+    if (Q <= 16) {
+        const __mmask16 load = lanes(lo, hi), store = lanes(0, Q);
+        for (int64_t pi = 0, h = h0; pi < rows; pi++, h += sh, dst += Q) {
+            const __m512 v = h < 0 || h >= H ? zero
+                : _mm512_maskz_loadu_ps(load, (const char *)(x_c + h * W) + off * (int64_t)sizeof(float));
+            _mm512_mask_storeu_ps(dst, store, v);
+        }
+        return;
+    }
+    for (int64_t pi = 0, h = h0; pi < rows; pi++, h += sh, dst += Q) {
+        if (h < 0 || h >= H) {
+            for (int64_t q0 = 0; q0 < Q; q0 += 16) _mm512_mask_storeu_ps(dst + q0, lanes(0, Q - q0), zero);
+            continue;
+        }
+        const char *src = (const char *)(x_c + h * W) + off * (int64_t)sizeof(float);
+        for (int64_t q0 = 0; q0 < Q; q0 += 16) {
+            const __m512 v = _mm512_maskz_loadu_ps(lanes(lo - q0, hi - q0), src + q0 * (int64_t)sizeof(float));
+            _mm512_mask_storeu_ps(dst + q0, lanes(0, Q - q0), v);
+        }
+    }
+}
+#endif
+
+/* Row i = (c*R + r)*S + s of the column matrix: which input channel and tap it reads, and the
+ * output columns [lo, hi) that fall inside the image. Derived once per row (it takes divisions). */
+typedef struct col_row {
+    int64_t c, r, off, lo, hi;
+} col_row;
+
+static inline col_row row_of(const conv_geom *g, int64_t i) {
+    col_row k;
+    const int64_t s = i % g->S;
+    k.c = i / (g->R * g->S);
+    k.r = (i / g->S) % g->R;
+    k.off = s * g->dw - g->pw;
+    valid_q(g, s, &k.lo, &k.hi);
+    return k;
+}
+
+/* Row k of the column matrix for output rows [p0, p0 + rows) of one image: rows*Q floats at dst.
+ * x is the image's group (Cg,H,W). */
+static void im2col_fill(const conv_geom *g, const float *x, const col_row *k, int64_t p0, int64_t rows,
+                        float *dst, int avx512) {
+    const float *x_c = x + k->c * g->H * g->W;
+    if (g->sw == 1) {
+#if CNN_X86
+        if (avx512) {
+            im2col_rows_avx512(g, x_c, k->r, k->off, p0, rows, k->lo, k->hi, dst);
+            return;
+        }
+#endif
+        (void)avx512;
+        im2col_rows_generic(g, x_c, k->r, k->off, p0, rows, k->lo, k->hi, dst);
+        return;
+    }
+    for (int64_t pi = 0; pi < rows; pi++, dst += g->Q) {
+        const int64_t h = (p0 + pi) * g->sh - g->ph + k->r * g->dh;
+        if (h < 0 || h >= g->H) {
+            memset(dst, 0, (size_t)g->Q * sizeof(float));
+            continue;
+        }
+        const float *src = x_c + h * g->W;
+        if (k->lo > 0) memset(dst, 0, (size_t)k->lo * sizeof(float));
+        for (int64_t q = k->lo; q < k->hi; q++) dst[q] = src[q * g->sw + k->off];
+        if (k->hi < g->Q) memset(dst + k->hi, 0, (size_t)(g->Q - k->hi) * sizeof(float));
+    }
+}
+
+/* The adjoint of im2col_fill summed over the R*S rows of input channel c: dx (Cg,H,W) += the
+ * contributions of col rows (c*R + r)*S + s, each with leading dimension ld. */
+#if CNN_X86
+/* col2im of one input channel at stride 1, AVX-512, gathering instead of scattering: each 16-column
+ * strip of an input row h sums, in a register, the column-matrix entries of every tap (r, s) that
+ * reads it (output row p = h + ph - r*dh, column q = w + pw - s*dw), then is stored once. The
+ * scattering loop adds each tap's row into dx in turn, and with rows as short as LeNet's (Q = 10)
+ * every masked add re-reads what the previous tap has just stored: measured 14% of a LeNet-5
+ * training step, store-forwarding stalls included. `col` is the channel's first column-matrix row
+ * (tap (0, 0)) with leading dimension ld, holding output rows [p0, p0 + rows). accumulate = 0
+ * writes every float of the plane (no zeroing needed); 1 adds to it, touching only the rows the band
+ * reaches. */
+CNN_TARGET_AVX512
+static void col2im_plane_avx512(const conv_geom *g, const float *col, int64_t ld, int64_t p0, int64_t rows,
+                                float *dx_c, int accumulate) {
+    const int64_t H = g->H, W = g->W, Q = g->Q, R = g->R, S = g->S, ph = g->ph, pw = g->pw, dh = g->dh,
+                  dw = g->dw;
+    int64_t h_lo = 0, h_hi = H;
+    if (accumulate) { /* rows p in the band reach h = p - ph + r*dh */
+        h_lo = CNN_MAX(0, p0 - ph);
+        h_hi = CNN_MIN(H, p0 + rows - 1 - ph + (R - 1) * dh + 1);
+    }
+    for (int64_t h = h_lo; h < h_hi; h++) {
+        float *drow = dx_c + h * W;
+        for (int64_t w0 = 0; w0 < W; w0 += 16) {
+            const __mmask16 in_row = lanes(0, W - w0);
+            __m512 acc = accumulate ? _mm512_maskz_loadu_ps(in_row, drow + w0) : _mm512_setzero_ps();
+            for (int64_t r = 0; r < R; r++) {
+                const int64_t p = h + ph - r * dh;
+                if (p < p0 || p >= p0 + rows) continue;
+                for (int64_t s = 0; s < S; s++) {
+                    const int64_t off = s * dw - pw; /* column w reads q = w - off */
+                    const __mmask16 m = in_row & lanes(off - w0, Q + off - w0);
+                    if (!m) continue;
+                    const char *src = (const char *)(col + (r * S + s) * ld + (p - p0) * Q) +
+                                      (w0 - off) * (int64_t)sizeof(float);
+                    acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, src));
+                }
+            }
+            _mm512_mask_storeu_ps(drow + w0, in_row, acc);
+        }
+    }
+}
+#endif
+
+/* dx (Cg,H,W): channel c += (accumulate) or = the col2im of its column-matrix rows. */
+static void col2im_channel(const conv_geom *g, const float *col, int64_t ld, int64_t c, int64_t p0,
+                           int64_t rows, float *dx, int avx512, int accumulate) {
+    float *dx_c = dx + c * g->H * g->W;
+#if CNN_X86
+    if (avx512 && g->sh == 1 && g->sw == 1) {
+        col2im_plane_avx512(g, col + c * g->R * g->S * ld, ld, p0, rows, dx_c, accumulate);
+        return;
+    }
+#endif
+    (void)avx512;
+    if (!accumulate) memset(dx_c, 0, (size_t)(g->H * g->W) * sizeof(float));
+    for (int64_t r = 0; r < g->R; r++)
+        for (int64_t s = 0; s < g->S; s++) {
+            const int64_t i = (c * g->R + r) * g->S + s;
+            int64_t lo, hi;
+            valid_q(g, s, &lo, &hi);
+            const int64_t off = s * g->dw - g->pw;
+            for (int64_t pi = 0; pi < rows; pi++) {
+                const int64_t h = (p0 + pi) * g->sh - g->ph + r * g->dh;
+                if (h < 0 || h >= g->H) continue;
+                const float *CNN_RESTRICT src = col + i * ld + pi * g->Q;
+                float *CNN_RESTRICT dst = dx_c + h * g->W;
+                if (g->sw == 1) {
+                    for (int64_t q = lo; q < hi; q++) dst[q + off] += src[q];
+                } else {
+                    for (int64_t q = lo; q < hi; q++) dst[q * g->sw + off] += src[q];
+                }
+            }
+        }
+}
+
 // x is (Cg,H,W) (one image, one group), col is (Cg*R*S, rows*Q)
 void cnn_conv_im2col(const conv_geom *g, const float *x, int64_t p0, int64_t rows, float *col) {
     const int64_t crs = g->Cg * g->R * g->S, ld = rows * g->Q;
     const int nt = crs * ld >= IM2COL_PARALLEL_MIN ? cnn_threads_for(crs) : 1;
+    const int avx512 = cnn_isa_active() == CNN_ISA_AVX512;
     CNN_OMP_PARALLEL_FOR(nt)
     for (int64_t i = 0; i < crs; i++) {
-        const int64_t c = i / (g->R * g->S), r = (i / g->S) % g->R, s = i % g->S;
-        int64_t lo, hi;
-        valid_q(g, s, &lo, &hi);
-        const int64_t off = s * g->dw - g->pw;
-        for (int64_t pi = 0; pi < rows; pi++) {
-            float *dst = col + i * ld + pi * g->Q;
-            const int64_t h = (p0 + pi) * g->sh - g->ph + r * g->dh;
-            if (h < 0 || h >= g->H) {
-                memset(dst, 0, (size_t)g->Q * sizeof(float));
-                continue;
-            }
-            const float *src = x + (c * g->H + h) * g->W;
-            if (lo > 0) memset(dst, 0, (size_t)lo * sizeof(float));
-            if (g->sw == 1) {
-                if (hi > lo) memcpy(dst + lo, src + lo + off, (size_t)(hi - lo) * sizeof(float));
-            } else {
-                for (int64_t q = lo; q < hi; q++) dst[q] = src[q * g->sw + off];
-            }
-            if (hi < g->Q) memset(dst + hi, 0, (size_t)(g->Q - hi) * sizeof(float));
-        }
+        const col_row k = row_of(g, i);
+        im2col_fill(g, x, &k, p0, rows, col + i * ld, avx512);
     }
 }
 
@@ -56,27 +224,93 @@ void cnn_conv_im2col(const conv_geom *g, const float *x, int64_t p0, int64_t row
 void cnn_conv_col2im(const conv_geom *g, const float *col, int64_t p0, int64_t rows, float *dx) {
     const int64_t ld = rows * g->Q;
     const int nt = g->Cg * g->R * g->S * ld >= IM2COL_PARALLEL_MIN ? cnn_threads_for(g->Cg) : 1;
+    const int avx512 = cnn_isa_active() == CNN_ISA_AVX512;
     /* Parallel over input channels: each channel's plane is written by one thread only. */
     CNN_OMP_PARALLEL_FOR(nt)
-    for (int64_t c = 0; c < g->Cg; c++) {
-        for (int64_t r = 0; r < g->R; r++)
-            for (int64_t s = 0; s < g->S; s++) {
-                const int64_t i = (c * g->R + r) * g->S + s;
-                int64_t lo, hi;
-                valid_q(g, s, &lo, &hi);
-                const int64_t off = s * g->dw - g->pw;
-                for (int64_t pi = 0; pi < rows; pi++) {
-                    const int64_t h = (p0 + pi) * g->sh - g->ph + r * g->dh;
-                    if (h < 0 || h >= g->H) continue;
-                    const float *src = col + i * ld + pi * g->Q;
-                    float *dst = dx + (c * g->H + h) * g->W;
-                    if (g->sw == 1) {
-                        for (int64_t q = lo; q < hi; q++) dst[q + off] += src[q];
-                    } else {
-                        for (int64_t q = lo; q < hi; q++) dst[q * g->sw + off] += src[q];
-                    }
-                }
-            }
+    for (int64_t c = 0; c < g->Cg; c++) col2im_channel(g, col, ld, c, p0, rows, dx, avx512, 1);
+}
+
+/* Images per column matrix. A layer with a small output plane (ResNet's later stages at CIFAR size:
+ * 8x8 down to 1x1) would otherwise run one GEMM per image with only P*Q = 64..1 columns, where
+ * packing the weights costs as much as the product and the microkernel runs on edge tiles (a
+ * ResNet-18 training step at 32x32, batch 64, took 408 ms that way, 3.9x PyTorch's). Below
+ * CONV_IMAGE_COLS output pixels per image, images share one column matrix (image i in columns
+ * [i*PQ, (i+1)*PQ)): as many as keep it within CONV_COL_TARGET_BYTES (the 1 MiB L2 of this
+ * machine's cores: the GEMM reads it back right away), but at least CONV_MIN_COLS columns for the
+ * GEMM's sake and at most CONV_MAX_COLS; and within CNN_CONV_COL_BYTES for both the column matrix
+ * and the (Kg x columns) product. */
+#define CONV_IMAGE_COLS 1024
+#define CONV_COL_TARGET_BYTES ((int64_t)1 << 20)
+#define CONV_MIN_COLS 256
+#define CONV_MAX_COLS 2048
+int64_t cnn_conv_batch_images(const conv_geom *g) {
+    const int64_t PQ = g->P * g->Q;
+    if (g->N < 2 || PQ >= CONV_IMAGE_COLS) return 1;
+    const int64_t crs = g->Cg * g->R * g->S, rows = CNN_MAX(crs, g->Kg);
+    int64_t nb = CONV_COL_TARGET_BYTES / (int64_t)sizeof(float) / (crs * PQ);
+    nb = CNN_MAX(nb, (CONV_MIN_COLS + PQ - 1) / PQ);
+    nb = CNN_MIN(nb, (CONV_MAX_COLS + PQ - 1) / PQ);
+    nb = CNN_MIN(nb, (int64_t)(CNN_CONV_COL_BYTES / sizeof(float)) / (rows * PQ));
+    nb = CNN_MIN(nb, g->N);
+    return nb < 1 ? 1 : nb;
+}
+
+// x is image 0's group (Cg,H,W), images xs floats apart; col is (Cg*R*S, nimg*P*Q)
+void cnn_conv_im2col_images(const conv_geom *g, const float *x, int64_t xs, int64_t nimg, float *col) {
+    const int64_t crs = g->Cg * g->R * g->S, PQ = g->P * g->Q, ld = nimg * PQ;
+    const int nt = crs * ld >= IM2COL_PARALLEL_MIN ? cnn_threads_for(crs) : 1;
+    const int avx512 = cnn_isa_active() == CNN_ISA_AVX512;
+    /* One column-matrix row per item, all images in it: the row's indices are derived once. */
+    CNN_OMP_PARALLEL_FOR(nt)
+    for (int64_t i = 0; i < crs; i++) {
+        const col_row k = row_of(g, i);
+        for (int64_t img = 0; img < nimg; img++) im2col_fill(g, x + img * xs, &k, 0, g->P, col + i * ld + img * PQ, avx512);
+    }
+}
+
+// col is (Cg*R*S, nimg*P*Q); dx is image 0's group (Cg,H,W), images dxs floats apart: written
+void cnn_conv_col2im_images(const conv_geom *g, const float *col, int64_t nimg, float *dx, int64_t dxs) {
+    const int64_t PQ = g->P * g->Q, ld = nimg * PQ, items = nimg * g->Cg;
+    const int nt = g->Cg * g->R * g->S * ld >= IM2COL_PARALLEL_MIN ? cnn_threads_for(items) : 1;
+    const int avx512 = cnn_isa_active() == CNN_ISA_AVX512;
+    /* One (image, channel) plane per item: each plane is written by one thread only. */
+    CNN_OMP_PARALLEL_FOR(nt)
+    for (int64_t t = 0; t < items; t++) {
+        const int64_t img = t / g->Cg, c = t % g->Cg;
+        col2im_channel(g, col + img * PQ, ld, c, 0, g->P, dx + img * dxs, avx512, 0);
+    }
+}
+
+// y is (N,K,P,Q), m is (Kg, nimg*P*Q): m = the rows of group grp of images n0..n0+nimg-1
+void cnn_conv_gather_images(const conv_geom *g, int64_t n0, int64_t nimg, int64_t grp, const float *y,
+                            float *m) {
+    const int64_t PQ = g->P * g->Q, ld = nimg * PQ, items = nimg * g->Kg;
+    const int nt = items * PQ >= IM2COL_PARALLEL_MIN ? cnn_threads_for(items) : 1;
+    CNN_OMP_PARALLEL_FOR(nt)
+    for (int64_t t = 0; t < items; t++) {
+        const int64_t img = t / g->Kg, k = t % g->Kg;
+        memcpy(m + k * ld + img * PQ, y + ((n0 + img) * g->K + grp * g->Kg + k) * PQ, (size_t)PQ * sizeof(float));
+    }
+}
+
+/* y rows of images n0..n0+nimg-1, group grp = relu?(m + bias + residual), m as above. */
+static void scatter_epilogue(const conv_geom *g, const float *m, int64_t n0, int64_t nimg, int64_t grp,
+                             const float *bias, const float *residual, int relu, float *y) {
+    const int64_t PQ = g->P * g->Q, ld = nimg * PQ, items = nimg * g->Kg;
+    const int nt = items * PQ >= IM2COL_PARALLEL_MIN ? cnn_threads_for(items) : 1;
+    CNN_OMP_PARALLEL_FOR(nt)
+    for (int64_t t = 0; t < items; t++) {
+        const int64_t img = t / g->Kg, k = t % g->Kg;
+        const int64_t yoff = ((n0 + img) * g->K + grp * g->Kg + k) * PQ;
+        const float *CNN_RESTRICT src = m + k * ld + img * PQ;
+        const float *CNN_RESTRICT res = residual ? residual + yoff : NULL;
+        float *CNN_RESTRICT dst = y + yoff;
+        const float b = bias ? bias[grp * g->Kg + k] : 0.0f;
+        for (int64_t i = 0; i < PQ; i++) {
+            float v = src[i] + b;
+            if (res) v += res[i];
+            dst[i] = relu && v < 0.0f ? 0.0f : v;
+        }
     }
 }
 
@@ -115,7 +349,30 @@ static cnn_status weights_times(const conv_geom *g, const float *w, const void *
 static int64_t im2col_band(const conv_geom *g) { return conv_band_rows(g->Cg * g->R * g->S * g->Q, g->P); }
 
 size_t cnn_conv_im2col_workspace_bytes(const conv_geom *g) {
-    return (size_t)(g->Cg * g->R * g->S * im2col_band(g) * g->Q) * sizeof(float);
+    const int64_t nb = cnn_conv_batch_images(g), crs = g->Cg * g->R * g->S;
+    if (nb > 1) return (size_t)((crs + g->Kg) * nb * g->P * g->Q) * sizeof(float);
+    return (size_t)(crs * im2col_band(g) * g->Q) * sizeof(float);
+}
+
+/* Several images per GEMM (cnn_conv_batch_images > 1): col = im2col of nimg images, m = W_g * col,
+ * then m is scattered into y with the epilogue. */
+static cnn_status im2col_forward_images(const conv_geom *g, int64_t nb, const float *x, const float *w,
+                                        const void *packed, const float *bias, const float *residual,
+                                        int relu, float *y) {
+    const int64_t crs = g->Cg * g->R * g->S, PQ = g->P * g->Q, HW = g->H * g->W;
+    float *col = (float *)cnn_workspace(CNN_CONV_SLOT_COL, (size_t)(crs * nb * PQ) * sizeof(float));
+    float *m = (float *)cnn_workspace(CNN_CONV_SLOT_TMP, (size_t)(g->Kg * nb * PQ) * sizeof(float));
+    if (!col || !m) return CNN_ERR_OUT_OF_MEMORY;
+    for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
+        const int64_t nimg = CNN_MIN(nb, g->N - n0), cols = nimg * PQ;
+        for (int64_t grp = 0; grp < g->G; grp++) {
+            cnn_conv_im2col_images(g, x + (n0 * g->C + grp * g->Cg) * HW, g->C * HW, nimg, col);
+            cnn_status st = weights_times(g, w, packed, grp, cols, col, (size_t)cols, m, (size_t)cols, NULL);
+            if (st != CNN_OK) return st;
+            scatter_epilogue(g, m, n0, nimg, grp, bias, residual, relu, y);
+        }
+    }
+    return CNN_OK;
 }
 
 // x is (N,C,H,W), w is (K,C/groups,R,S), y is (N,K,P,Q): per image, group and band of output rows,
@@ -123,6 +380,8 @@ size_t cnn_conv_im2col_workspace_bytes(const conv_geom *g) {
 cnn_status cnn_conv_im2col_forward(const conv_geom *g, const float *x, const float *w,
                                    const void *packed, const float *bias, const float *residual,
                                    int relu, float *y) {
+    const int64_t nb = cnn_conv_batch_images(g);
+    if (nb > 1) return im2col_forward_images(g, nb, x, w, packed, bias, residual, relu, y);
     const int64_t crs = g->Cg * g->R * g->S, PQ = g->P * g->Q, band = im2col_band(g);
     float *col = (float *)cnn_workspace(CNN_CONV_SLOT_COL, (size_t)(crs * band * g->Q) * sizeof(float));
     if (!col) return CNN_ERR_OUT_OF_MEMORY;
@@ -149,7 +408,7 @@ cnn_status cnn_conv_im2col_forward(const conv_geom *g, const float *x, const flo
 
 size_t cnn_conv_gemm1x1_workspace_bytes(const conv_geom *g) {
     /* Stride 1: the image is the B operand as it lies; otherwise a gathered band. */
-    if (g->sh == 1 && g->sw == 1) return 0;
+    if (g->sh == 1 && g->sw == 1 && cnn_conv_batch_images(g) == 1) return 0;
     return cnn_conv_im2col_workspace_bytes(g);
 }
 
@@ -160,6 +419,9 @@ cnn_status cnn_conv_gemm1x1_forward(const conv_geom *g, const float *x, const fl
     /* With a stride, the strided gather of a band of output rows is im2col of a 1x1 kernel without
      * padding: one plain copy per channel row, bounded like im2col. */
     if (g->sh != 1 || g->sw != 1) return cnn_conv_im2col_forward(g, x, w, packed, bias, residual, relu, y);
+    /* Small planes: several images per GEMM (their gather is a plain copy per channel). */
+    const int64_t nb = cnn_conv_batch_images(g);
+    if (nb > 1) return im2col_forward_images(g, nb, x, w, packed, bias, residual, relu, y);
     const int64_t HW = g->H * g->W; /* == P*Q: pad 0, stride 1 */
     for (int64_t n = 0; n < g->N; n++)
         for (int64_t grp = 0; grp < g->G; grp++) {
