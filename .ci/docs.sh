@@ -8,14 +8,16 @@
 # recompiled), and converted with the toolchain's docc. The article code itself is compiled and run
 # by the test suite (Tests/CNNTests/DocumentationExamplesTests.swift).
 #
-# DOCS_OUTPUT=<dir> keeps the converted archive there (default: a temporary folder, removed).
+# DOCS_OUTPUT=<dir> keeps the converted archive there (default: a temporary folder, removed);
+# SWIFT_BUILD_FLAGS (e.g. "-j 1") is passed to both builds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 START=$(date +%s)
+read -r -a FLAGS <<< "${SWIFT_BUILD_FLAGS:-}"
 
 echo "== DocC: symbol graph of CNN"
-swift build --target CNN 2>&1 | tail -1
+swift build ${FLAGS[@]+"${FLAGS[@]}"} --target CNN 2>&1 | tail -1
 BIN=$(swift build --show-bin-path)
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -36,7 +38,7 @@ PAGES=$(find "$ARCHIVE/data/documentation" -name '*.json' | wc -l)
 echo "DocC archive: $PAGES pages${DOCS_OUTPUT:+ in $DOCS_OUTPUT}"
 
 echo "== Examples: build"
-if ! swift build --package-path Examples > "$WORK/examples-build.log" 2>&1; then
+if ! swift build ${FLAGS[@]+"${FLAGS[@]}"} --package-path Examples > "$WORK/examples-build.log" 2>&1; then
   cat "$WORK/examples-build.log"; exit 1
 fi
 if grep -E "warning:" "$WORK/examples-build.log"; then echo "Examples: the build has warnings"; exit 1; fi

@@ -174,9 +174,7 @@ private func makeTrainer(train: LabeledDataset, communicator: (any Communicator)
         for ((name, a), (_, b)) in zip(model.stateDictionary(), resumedModel.stateDictionary()) {
             #expect(a == b, "\(name)")
         }
-        // Both continue identically: the same fourth epoch.
-        let next = try trainer.trainEpoch(), nextResumed = try resumed.trainEpoch()
-        #expect(next.trainLoss == nextResumed.trainLoss && next.testLoss == nextResumed.testLoss)
+        // (That both then continue identically is TrainingTests' exact-resume test.)
 
         model.eval()
         let digits = try ChannelNormalization.mnist.apply(to: try test.images.slice(batch: 0..<8))
