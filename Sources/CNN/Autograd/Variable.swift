@@ -93,7 +93,7 @@ final class GradientRecord {
 
 /// Whether operations record what their backward pass needs.
 ///
-/// Recording is on by default. Inference code turns it off with ``withoutGradients(_:)``; a module
+/// Recording is on by default. Inference code turns it off with ``withoutGradients(_:)-28obh``; a module
 /// in eval mode still records if its inputs require gradients (as in PyTorch), so wrap inference in
 /// `withoutGradients` to avoid retaining anything.
 public enum GradientMode {
@@ -214,6 +214,7 @@ public struct CustomOperation {
 
     /// Creates an operation.
     /// - Parameters:
+    ///   - name: the name used in error messages.
     ///   - forward: computes the output from the inputs' values.
     ///   - backward: given the inputs' values, the output and the output's gradient, returns the
     ///     gradient for each input (`nil` where none is needed), each of its input's shape.

@@ -25,7 +25,9 @@ public final class InProcessCommunicator: Communicator {
     /// Runs `body` on `ranks` threads, one communicator each, and returns the results in rank order.
     ///
     /// - Parameters:
+    ///   - ranks: the number of ranks (threads).
     ///   - timeout: seconds a rank waits in a collective for the others before it throws.
+    ///   - body: the work of one rank, given that rank's communicator.
     /// - Throws: the error of the lowest rank that failed (the others' errors, caused by it,
     ///   are dropped); ``CNNError/invalidArgument(_:)`` for fewer than 1 rank or a timeout that is
     ///   not positive.

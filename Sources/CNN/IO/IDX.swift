@@ -152,9 +152,11 @@ public struct MNIST: Sendable {
 
     /// Loads both splits from `directory` (or ``defaultDirectory()`` when nil).
     ///
-    /// - Parameter verifyChecksums: also compare the MD5 of each uncompressed file with
-    ///   ``checksums`` (off by default: gzip already carries a CRC-32 that catches corrupt
-    ///   downloads, and MNIST-format sets such as Fashion-MNIST use the same file names).
+    /// - Parameters:
+    ///   - directory: the folder holding the four IDX files (raw or `.gz`).
+    ///   - verifyChecksums: also compare the MD5 of each uncompressed file with
+    ///     ``checksums`` (off by default: gzip already carries a CRC-32 that catches corrupt
+    ///     downloads, and MNIST-format sets such as Fashion-MNIST use the same file names).
     /// - Throws: ``CNNError/io(_:)`` for missing files, ``CNNError/invalidFile(_:)`` naming the file
     ///   for malformed ones, mismatched image/label counts, labels above 9 or a wrong checksum.
     public init(directory: String? = nil, verifyChecksums: Bool = false) throws {

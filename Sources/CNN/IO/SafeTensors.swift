@@ -118,7 +118,9 @@ public struct SafeTensors: Sendable {
 
     /// Parses and validates SafeTensors data held in memory (`[UInt8]`, `Data`, a slice).
     ///
-    /// - Parameter name: what to call the data in error messages.
+    /// - Parameters:
+    ///   - bytes: the file's contents.
+    ///   - name: what to call the data in error messages.
     /// - Throws: ``CNNError/invalidFile(_:)`` naming `name` and the offending values when malformed.
     public init<Bytes: Collection>(bytes: Bytes, name: String = "<memory>") throws where Bytes.Element == UInt8 {
         try self.init(bytes: IOBytes(copying: bytes), source: name)

@@ -142,6 +142,7 @@ open class Optimizer {
     /// - Parameters:
     ///   - parameter: the parameter's `count` elements, updated in place.
     ///   - gradient: the gradient's `count` elements.
+    ///   - count: the number of elements of the parameter.
     ///   - state: one pointer per ``stateSlots`` entry, `count` elements each (zeros before the first step).
     ///   - step: the number of this update, 1 for the first.
     ///   - weightDecay: ``weightDecay``, or 0 for a parameter excluded from decay.

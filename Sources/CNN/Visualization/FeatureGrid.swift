@@ -38,7 +38,13 @@ public enum FeatureGrid {
 
         /// A grid for `tileCount` tiles.
         ///
-        /// - Parameter columns: tiles per row; by default `ceil(√tileCount)`, a near-square grid.
+        /// - Parameters:
+        ///   - tileCount: the number of tiles.
+        ///   - tileWidth: each tile's width before magnification.
+        ///   - tileHeight: each tile's height before magnification.
+        ///   - scale: nearest-neighbour magnification of every tile.
+        ///   - separator: pixels between neighbouring tiles.
+        ///   - columns: tiles per row; by default `ceil(√tileCount)`, a near-square grid.
         /// - Throws: ``CNNError/invalidArgument(_:)`` for a non-positive count, size, scale or
         ///   column count, a negative separator, or an image over ``Image/defaultMaxPixels``.
         public init(tileCount: Int, tileWidth: Int, tileHeight: Int, scale: Int, separator: Int = 1, columns: Int? = nil) throws {
@@ -144,6 +150,7 @@ public enum FeatureGrid {
     /// The image is ``Layout/width`` x ``Layout/height`` of that layout with tiles of `S x R`.
     ///
     /// - Parameters:
+    ///   - weight: a convolution's weight, `[K, C, R, S]`.
     ///   - scale: nearest-neighbour magnification of each weight (8: a 5x5 filter is 40x40 pixels).
     ///   - separator: pixels between tiles.
     /// - Throws: ``CNNError/shapeMismatch(_:)`` for a weight that is not 4-D;
@@ -191,6 +198,7 @@ public enum FeatureGrid {
     /// pooling layer's maps) or `[1, F]` (a fully connected layer: `F` tiles of one pixel each).
     ///
     /// - Parameters:
+    ///   - output: the layer's output for one example.
     ///   - scale: nearest-neighbour magnification; by default ``defaultScale(forTileSize:)`` of the
     ///     larger map side.
     ///   - separator: pixels between tiles.
