@@ -139,7 +139,7 @@ double cnn_sum(int64_t n, const float *x);
 
 /** Fills y (n floats) from the xoshiro256** generator whose four state words are `state`, advancing
  *  the state in place: exactly the values and final state of the CNN module's
- *  SeededGenerator drawing them one at a time, for any thread count.
+ *  SeededGenerator drawing them one at a time, on every ISA variant.
  *  Uniform: y[i] = lower + width * u, u = (next() >> 40) * 2^-24 in [0, 1), one draw per element.
  *  Normal: y[i] = mean + standard_deviation * z, z = sqrt(-2 log u1) cos(2 pi u2) in double precision
  *  (u = (next() >> 11) * 2^-53, u1 at least 1e-300), two draws per element, evaluated with
