@@ -69,7 +69,7 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable, Codab
     }
 
     /// Fills `buffer` with `mean + standardDeviation * nextNormal()`, element by element: the same
-    /// values and final state as that loop, drawn by the C kernels (the transform on all threads).
+    /// values and final state as that loop, drawn by the C kernels (vectorised, fast also in debug builds).
     mutating func fillNormal(_ buffer: UnsafeMutableBufferPointer<Float>, mean: Float, standardDeviation: Float) {
         withState { state in
             _ = cnn_random_normal_fill(state, Int64(buffer.count), mean, standardDeviation, buffer.baseAddress)
