@@ -5,11 +5,58 @@ import Testing
 // Only the public API is used here, so these tests also run in a release build
 // (`swift test -c release --filter Zoo`), where the full-size suite runs by default.
 
-/// Building a model draws every weight from the seeded generator, which in a debug build costs about
-/// 100 ns per uniform and 300 ns per normal sample on the reference machine: VGG-16 alone would take
-/// about a minute. The debug suite therefore builds the big networks with narrow classifiers
-/// (`hiddenFeatures`) and leaves the full-size ones to ``ZooFullSizeTests``, which runs in release
-/// builds or with `CNN_FULL_ZOO_TESTS=1`.
+/// What the zoo must build, per name: the one table both the debug suite (``ZooEveryModelTests``:
+/// parameter counts on the real models, forward at the smallest input) and the full-size suite
+/// (``ZooFullSizeTests``: forward at the default input) run over.
+struct ZooExpectation: Sendable, CustomTestStringConvertible {
+    /// The zoo name.
+    let name: String
+    /// Parameters at 1000 classes: torchvision's count where torchvision has the model.
+    let parameters: Int
+    /// The smallest square input the network accepts; one pixel less is a thrown error.
+    let smallestInput: Int
+
+    var testDescription: String { name }
+
+    /// Every zoo model, in ``ModelZoo/names`` order. The counts listed in
+    /// `shared/reference/ANCHORS.md` (alexnet, vgg11, vgg16, vgg19, vgg16_bn, googlenet, resnet*)
+    /// are torchvision's, as are those of vgg11_bn, vgg13, vgg13_bn and vgg19_bn. Not in torchvision:
+    /// lenet5 (156 + 2,416 + 48,120 + 10,164 + 85,000 at 1000 classes); alexnet2012, the 2012 paper's
+    /// grouped AlexNet (34,944 + 307,456 + 885,120 + 663,936 + 442,624 = 2,334,080 convolution and
+    /// 58,631,144 classifier parameters: the 60,965,224 often quoted for it); zfnet (14,208 + 614,656
+    /// + 1,180,160 + 4,719,616 + 4,719,104 convolution and 75,501,568 + 16,781,312 + 4,097,000
+    /// classifier parameters).
+    ///
+    /// Smallest inputs: alexnet's 11x11/4 convolution must leave 15 pixels for three 3x3/2 pools
+    /// (63, and 67 unpadded for alexnet2012; zfnet's 7x7/2 and 5x5/2 also reach 63); VGG's five 2x2/2
+    /// pools need 32; GoogLeNet's ceil-mode pools need 15; ResNet's padded stem and strided
+    /// convolutions take even a single pixel, as torchvision's do.
+    static let all: [ZooExpectation] = [
+        .init(name: "lenet5", parameters: 145_856, smallestInput: 28),
+        .init(name: "alexnet", parameters: 61_100_840, smallestInput: 63),
+        .init(name: "alexnet2012", parameters: 60_965_224, smallestInput: 67),
+        .init(name: "zfnet", parameters: 107_627_624, smallestInput: 63),
+        .init(name: "vgg11", parameters: 132_863_336, smallestInput: 32),
+        .init(name: "vgg11_bn", parameters: 132_868_840, smallestInput: 32),
+        .init(name: "vgg13", parameters: 133_047_848, smallestInput: 32),
+        .init(name: "vgg13_bn", parameters: 133_053_736, smallestInput: 32),
+        .init(name: "vgg16", parameters: 138_357_544, smallestInput: 32),
+        .init(name: "vgg16_bn", parameters: 138_365_992, smallestInput: 32),
+        .init(name: "vgg19", parameters: 143_667_240, smallestInput: 32),
+        .init(name: "vgg19_bn", parameters: 143_678_248, smallestInput: 32),
+        .init(name: "googlenet", parameters: 6_624_904, smallestInput: 15),
+        .init(name: "resnet18", parameters: 11_689_512, smallestInput: 1),
+        .init(name: "resnet34", parameters: 21_797_672, smallestInput: 1),
+        .init(name: "resnet50", parameters: 25_557_032, smallestInput: 1),
+        .init(name: "resnet101", parameters: 44_549_160, smallestInput: 1),
+        .init(name: "resnet152", parameters: 60_192_808, smallestInput: 1),
+    ]
+}
+
+/// Building a model draws every weight from the seeded generator; the bulk fills of the C kernels
+/// make that fast in debug builds too (VGG-16's 138M parameters in about 2 s), so the debug suite
+/// builds every model at full size. Only the default-size forward passes (``ZooFullSizeTests``, about
+/// 140 G multiply-accumulates in all) are left to release builds or `CNN_FULL_ZOO_TESTS=1`.
 enum ZooTestSupport {
     static var fullSizeEnabled: Bool {
         #if DEBUG
@@ -20,6 +67,12 @@ enum ZooTestSupport {
     }
 
     static func zeros(_ shape: [Int]) throws -> Variable { Variable(try Tensor(zeros: shape)) }
+
+    /// Uniform values in [-1, 1) from a generator of its own (the global one stays untouched).
+    static func random(_ shape: [Int], seed: UInt64 = 1) throws -> Variable {
+        var g = SeededGenerator(seed: seed)
+        return Variable(try Tensor.uniform(shape: shape, lower: -1, upper: 1, generator: &g))
+    }
 
     /// The state dictionary as a name → shape map.
     static func shapes(_ model: Module) -> [String: [Int]] {
@@ -33,12 +86,6 @@ enum ZooTestSupport {
         let variance = xs.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(xs.count)
         return (mean, variance.squareRoot())
     }
-
-    /// torchvision's classifier parameters for VGG/AlexNet with hidden width `h`:
-    /// `in·h + h + h·h + h + h·classes + classes`.
-    static func classifierParameters(inputs: Int, hidden h: Int, classes: Int) -> Int {
-        inputs * h + h + h * h + h + h * classes + classes
-    }
 }
 
 @Suite("Zoo registry")
@@ -49,6 +96,10 @@ struct ZooRegistryTests {
             "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
             "googlenet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
         ])
+    }
+
+    @Test func expectationsCoverEveryName() {
+        #expect(ZooExpectation.all.map(\.name) == ModelZoo.names)
     }
 
     @Test func unknownNameListsTheValidOnes() {
@@ -98,13 +149,8 @@ struct ZooModelTests {
         #expect(throws: CNNError.self) { try LeNet5(inputSize: 30) }
     }
 
-    @Test func alexNetTorchvisionFeaturesMatchTorchvisionsCount() throws {
+    @Test func alexNetTorchvisionNamesAndForward() throws {
         let model = try AlexNet(variant: .torchvision, classes: 10, hiddenFeatures: 64)
-        // torchvision's 61,100,840 minus its 9216-4096-4096-1000 classifier leaves the features.
-        let features = 61_100_840 - ZooTestSupport.classifierParameters(inputs: 9216, hidden: 4096, classes: 1000)
-        #expect(features == 2_469_696)
-        #expect(model.parameterCount == features + ZooTestSupport.classifierParameters(inputs: 9216, hidden: 64, classes: 10))
-        // 64x64 is about the smallest input that survives the three pools.
         let y = try model(ZooTestSupport.zeros([1, 3, 64, 64]))
         #expect(y.shape == [1, 10])
         let names = ZooTestSupport.shapes(model)
@@ -150,9 +196,6 @@ struct ZooModelTests {
 
     @Test func vgg11ForwardNamesAndInitialisation() throws {
         let model = try VGG(configuration: .a, classes: 10, hiddenFeatures: 16)
-        // torchvision's vgg11 count minus its classifier: the eight convolutions.
-        let features = 132_863_336 - ZooTestSupport.classifierParameters(inputs: 25088, hidden: 4096, classes: 1000)
-        #expect(model.parameterCount == features + ZooTestSupport.classifierParameters(inputs: 25088, hidden: 16, classes: 10))
         let y = try model(ZooTestSupport.zeros([1, 3, 32, 32]))
         #expect(y.shape == [1, 10])
         let names = ZooTestSupport.shapes(model)
@@ -192,9 +235,8 @@ struct ZooModelTests {
         #expect(VGG.Configuration(depth: 12) == nil)
     }
 
-    @Test func resNet18CountNamesForwardAndInitialisation() throws {
+    @Test func resNet18NamesForwardAndInitialisation() throws {
         let model = try ResNet(depth: .resnet18, classes: 1000)
-        #expect(model.parameterCount == 11_689_512)
         let names = ZooTestSupport.shapes(model)
         #expect(names["conv1.weight"] == [64, 3, 7, 7])
         #expect(names["bn1.running_mean"] == [64])
@@ -252,9 +294,8 @@ struct ZooModelTests {
         }
     }
 
-    @Test func googLeNetCountNamesAndForward() throws {
+    @Test func googLeNetNamesAndForward() throws {
         let model = try GoogLeNet(classes: 1000)
-        #expect(model.parameterCount == 6_624_904)
         let names = ZooTestSupport.shapes(model)
         #expect(names["conv1.conv.weight"] == [64, 3, 7, 7])
         #expect(names["conv1.conv.bias"] == nil)
@@ -299,31 +340,36 @@ struct ZooModelTests {
     }
 }
 
-/// Every zoo model at full size: torchvision's exact parameter counts at 1000 classes and a forward
-/// pass. Runs in release builds, or in debug with `CNN_FULL_ZOO_TESTS=1` (minutes: see ``ZooTestSupport``).
-@Suite("Zoo full-size models", .serialized, .enabled(if: ZooTestSupport.fullSizeEnabled))
-struct ZooFullSizeTests {
-    static let torchvisionCounts: [(String, Int)] = [
-        ("alexnet", 61_100_840), ("vgg11", 132_863_336), ("vgg13", 133_047_848), ("vgg16", 138_357_544),
-        ("vgg19", 143_667_240), ("vgg11_bn", 132_868_840), ("vgg13_bn", 133_053_736), ("vgg16_bn", 138_365_992),
-        ("vgg19_bn", 143_678_248), ("googlenet", 6_624_904), ("resnet18", 11_689_512), ("resnet34", 21_797_672),
-        ("resnet50", 25_557_032), ("resnet101", 44_549_160), ("resnet152", 60_192_808),
-        // Not in torchvision: the 2012 paper's grouped AlexNet (34,944 + 307,456 + 885,120 + 663,936
-        // + 442,624 = 2,334,080 convolution and 58,631,144 classifier parameters: the 60,965,224
-        // often quoted for it), ZFNet and LeNet-5.
-        ("alexnet2012", 60_965_224), ("zfnet", 107_627_624), ("lenet5", 61_706 - 850 + 85_000),
-    ]
-
-    @Test(arguments: torchvisionCounts)
-    func parameterCountAndForward(name: String, count: Int) throws {
-        let model = try ModelZoo.make(name: name, classes: 1000)
-        #expect(model.parameterCount == count, "\(name)")
+/// Every zoo model at full size, 1000 classes, through the debug build: torchvision's exact
+/// parameter counts measured on the constructed model, an eval-mode forward pass at the smallest
+/// input the architecture accepts, and the thrown error one pixel below it.
+@Suite("Zoo every model", .serialized)
+struct ZooEveryModelTests {
+    @Test(arguments: ZooExpectation.all)
+    func parameterCountAndSmallestInput(_ expected: ZooExpectation) throws {
+        let model = try ModelZoo.make(name: expected.name, classes: 1000)
+        #expect(model.parameterCount == expected.parameters)
         model.eval()
-        let shape = try ModelZoo.defaultInputShape(name: name)
-        #expect(try model(ZooTestSupport.zeros(shape)).shape == [1, 1000], "\(name)")
+        let channels = try ModelZoo.defaultInputShape(name: expected.name)[1]
+        let size = expected.smallestInput
+        let y = try model(ZooTestSupport.random([2, channels, size, size])).value
+        #expect(y.shape == [2, 1000])
+        #expect(y.isFinite)
+        // The two samples differ, so must their logits. Not for GoogLeNet: with its initial weights
+        // (σ = 0.01) and batch norm's initial running statistics, each layer scales eval-mode
+        // activations by about 0.01·sqrt(fan-in) < 1, so twenty layers on the logits leave only the
+        // fc bias (in torchvision too); its training-mode pass is checked below.
+        if expected.name != "googlenet" {
+            #expect(y.scalars[0..<1000] != y.scalars[1000..<2000])
+        }
+        if size > 1 {
+            #expect(throws: CNNError.self) { try model(ZooTestSupport.random([2, channels, size - 1, size - 1])) }
+        }
     }
 
-    @Test func googLeNetWithAuxiliaryClassifiers() throws {
+    @Test func googLeNetWithAuxiliaryClassifiersCount() throws {
+        // torchvision's googlenet(aux_logits=True): two heads of 128·512 (528) + 128 + 128 (BN) and
+        // 2048·1024 + 1024 + 1024·1000 + 1000 on top of the 6,624,904.
         #expect(try GoogLeNet(classes: 1000, auxiliaryClassifiers: true).parameterCount == 13_004_888)
     }
 
@@ -337,5 +383,76 @@ struct ZooFullSizeTests {
         #expect(fc1.outputShape == [1, 4096])
         // 15.35 G convolution MACs (the paper's "15.5 GFLOPs" counts MACs) plus the classifier's.
         #expect(summary.totalMultiplyAccumulates == 15_346_630_656 + 102_760_448 + 16_777_216 + 4_096_000)
+    }
+
+    /// One network of each family with few classes (and narrow classifiers where they dominate),
+    /// in training mode at its smallest input, batch 2.
+    static let trainingCases = ["lenet5-32", "alexnet", "alexnet2012", "zfnet", "vgg11_bn", "googlenet-aux", "resnet18",
+                                "resnet50"]
+
+    static func smallModel(_ name: String) throws -> (model: Module, inputShape: [Int]) {
+        switch name {
+        case "lenet5-32": return (try LeNet5(classes: 5, inputSize: 32), [2, 1, 32, 32])
+        case "alexnet": return (try AlexNet(variant: .torchvision, classes: 5, hiddenFeatures: 16), [2, 3, 63, 63])
+        case "alexnet2012": return (try AlexNet(variant: .original2012, classes: 5, hiddenFeatures: 16), [2, 3, 67, 67])
+        case "zfnet": return (try AlexNet(variant: .zfNet, classes: 5, hiddenFeatures: 16), [2, 3, 63, 63])
+        case "vgg11_bn": return (try VGG(configuration: .a, batchNorm: true, classes: 5, hiddenFeatures: 16), [2, 3, 32, 32])
+        case "googlenet-aux": return (try GoogLeNet(classes: 5, auxiliaryClassifiers: true), [2, 3, 15, 15])
+        case "resnet18": return (try ResNet(depth: .resnet18, classes: 5), [2, 3, 32, 32])
+        case "resnet50": return (try ResNet(depth: .resnet50, classes: 5), [2, 3, 32, 32])
+        default: throw CNNError.invalidArgument("no training case \(name)")
+        }
+    }
+
+    /// A training-mode forward and backward pass: every parameter gets a finite gradient of its own
+    /// shape that is not all zero (GoogLeNet's through the auxiliary heads' loss as well), and batch
+    /// norm's running statistics move.
+    @Test(arguments: trainingCases)
+    func trainingForwardBackward(_ name: String) throws {
+        GlobalGenerator.seed(7)
+        let (model, shape) = try Self.smallModel(name)
+        model.train()
+        let x = try ZooTestSupport.random(shape)
+        let labels: [Int32] = [1, 3]
+        let loss: Variable
+        if let googLeNet = model as? GoogLeNet {
+            let out = try googLeNet.forwardWithAuxiliary(x)
+            let aux1 = try #require(out.aux1), aux2 = try #require(out.aux2)
+            loss = try Functional.add(try Functional.crossEntropy(logits: out.main, labels: labels),
+                                      Functional.scale(try Functional.add(try Functional.crossEntropy(logits: aux1, labels: labels),
+                                                                          try Functional.crossEntropy(logits: aux2, labels: labels)), by: 0.3))
+        } else {
+            let logits = try model(x)
+            #expect(logits.shape == [2, 5])
+            loss = try Functional.crossEntropy(logits: logits, labels: labels)
+        }
+        #expect(loss.value.isFinite)
+        try loss.backward()
+        let parameters = model.namedParameters()
+        #expect(!parameters.isEmpty)
+        for (parameter, variable) in parameters {
+            guard let gradient = variable.gradient else { Issue.record("\(name): \(parameter) has no gradient"); continue }
+            #expect(gradient.shape == variable.shape, "\(name): \(parameter)")
+            #expect(gradient.isFinite, "\(name): \(parameter)")
+            #expect(gradient.scalars.contains { $0 != 0 }, "\(name): \(parameter) has an all-zero gradient")
+        }
+        for (buffer, value) in model.namedBuffers() where buffer.hasSuffix("running_mean") {
+            #expect(value.value.scalars.contains { $0 != 0 }, "\(name): \(buffer) did not move")
+        }
+    }
+}
+
+/// Every zoo model at its default input size (224x224, 227x227 for alexnet2012, 28x28 for lenet5):
+/// an eval-mode forward pass at 1000 classes. Runs in release builds, or in debug with
+/// `CNN_FULL_ZOO_TESTS=1` (see ``ZooTestSupport``).
+@Suite("Zoo full-size models", .serialized, .enabled(if: ZooTestSupport.fullSizeEnabled))
+struct ZooFullSizeTests {
+    @Test(arguments: ZooExpectation.all)
+    func defaultSizeForward(_ expected: ZooExpectation) throws {
+        let model = try ModelZoo.make(name: expected.name, classes: 1000)
+        model.eval()
+        let y = try model(ZooTestSupport.random(try ModelZoo.defaultInputShape(name: expected.name))).value
+        #expect(y.shape == [1, 1000])
+        #expect(y.isFinite)
     }
 }

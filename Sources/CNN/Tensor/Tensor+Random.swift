@@ -1,3 +1,5 @@
+import CNNKernels
+
 /// A small, fast, reproducible pseudo-random generator: xoshiro256** seeded through SplitMix64.
 ///
 /// The same seed gives the same sequence on every machine and Swift version, which is what makes
@@ -59,6 +61,27 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable, Codab
         let u2 = Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0)
         return Float((-2 * _log(u1)).squareRoot() * _cos(2 * Double.pi * u2))
     }
+
+    /// Fills `buffer` with `lower + width * nextUniform()`, element by element: the same values and
+    /// final state as that loop, drawn by the C kernels (fast also in debug builds).
+    mutating func fillUniform(_ buffer: UnsafeMutableBufferPointer<Float>, lower: Float, width: Float) {
+        withState { state in _ = cnn_random_uniform_fill(state, Int64(buffer.count), lower, width, buffer.baseAddress) }
+    }
+
+    /// Fills `buffer` with `mean + standardDeviation * nextNormal()`, element by element: the same
+    /// values and final state as that loop, drawn by the C kernels (vectorised, fast also in debug builds).
+    mutating func fillNormal(_ buffer: UnsafeMutableBufferPointer<Float>, mean: Float, standardDeviation: Float) {
+        withState { state in
+            _ = cnn_random_normal_fill(state, Int64(buffer.count), mean, standardDeviation, buffer.baseAddress)
+        }
+    }
+
+    /// Runs `body` on the four state words as a C array, then takes them back.
+    private mutating func withState(_ body: (UnsafeMutablePointer<UInt64>) -> Void) {
+        var words = (s0, s1, s2, s3)
+        withUnsafeMutableBytes(of: &words) { raw in body(raw.baseAddress!.assumingMemoryBound(to: UInt64.self)) }
+        (s0, s1, s2, s3) = words
+    }
 }
 
 @inline(__always) func _log(_ x: Double) -> Double { Double.log(x) }
@@ -91,8 +114,8 @@ extension Tensor {
             throw CNNError.invalidArgument("uniform: lower bound \(lower) is above upper bound \(upper)")
         }
         let t = try Tensor(uninitializedShape: shape)
-        let width = upper - lower
-        for i in 0..<t.count { t.storage.pointer[i] = lower + width * generator.nextUniform() }
+        generator.fillUniform(UnsafeMutableBufferPointer(start: t.storage.pointer, count: t.count),
+                              lower: lower, width: upper - lower)
         return t
     }
 
@@ -103,7 +126,8 @@ extension Tensor {
             throw CNNError.invalidArgument("normal: standard deviation \(standardDeviation) is negative")
         }
         let t = try Tensor(uninitializedShape: shape)
-        for i in 0..<t.count { t.storage.pointer[i] = mean + standardDeviation * generator.nextNormal() }
+        generator.fillNormal(UnsafeMutableBufferPointer(start: t.storage.pointer, count: t.count),
+                             mean: mean, standardDeviation: standardDeviation)
         return t
     }
 

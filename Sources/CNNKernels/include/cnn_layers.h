@@ -135,6 +135,19 @@ cnn_status cnn_axpy(int64_t n, float alpha, const float *x, float *y);
 cnn_status cnn_scale(int64_t n, float alpha, const float *x, float *y);
 double cnn_sum(int64_t n, const float *x);
 
+/* ---------------------------------------------------------------- seeded random fills */
+
+/** Fills y (n floats) from the xoshiro256** generator whose four state words are `state`, advancing
+ *  the state in place: exactly the values and final state of the CNN module's
+ *  SeededGenerator drawing them one at a time, on every ISA variant.
+ *  Uniform: y[i] = lower + width * u, u = (next() >> 40) * 2^-24 in [0, 1), one draw per element.
+ *  Normal: y[i] = mean + standard_deviation * z, z = sqrt(-2 log u1) cos(2 pi u2) in double precision
+ *  (u = (next() >> 11) * 2^-53, u1 at least 1e-300), two draws per element, evaluated with
+ *  vectorised polynomials and libm's log and cos wherever the float could differ (see
+ *  tensor/random.c). Float arithmetic as in Swift (no fused multiply-add). Single-threaded. */
+cnn_status cnn_random_uniform_fill(uint64_t *state, int64_t n, float lower, float width, float *y);
+cnn_status cnn_random_normal_fill(uint64_t *state, int64_t n, float mean, float standard_deviation, float *y);
+
 #ifdef __cplusplus
 }
 #endif
