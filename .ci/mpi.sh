@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Distributed training under Open MPI on loopback: builds `cnn` with the MPI trait, checks that
-# `mpirun -np 2` gives the weights of a 1-rank run (same global batch), that killing a rank ends the
+# `mpirun -np 2` gives the weights of a 1-rank run (same global batch), also with synchronised
+# batch norm, that the distributed benchmarks run, that killing a rank ends the
 # job with an error instead of a hang while the last checkpoint stays valid, and that the checkpoint
 # resumes on another number of ranks. Expects the default build's tests in .build (run by .ci/run).
 set -euo pipefail
@@ -26,6 +27,19 @@ echo "== equivalence: mpirun -np 2 vs -np 1 (global batch 64)"
 "${MPIRUN[@]}" -np 1 "$CNN" "${ARGS[@]}" --checkpoint-dir "$OUT/np1" | grep -E "^(epoch 1/1:)"
 CNN_MPI_WEIGHTS_A="$OUT/np2/model.safetensors" CNN_MPI_WEIGHTS_B="$OUT/np1/model.safetensors" \
   swift test --skip-build --no-parallel --filter DistributedMPIComparison 2>&1 | grep -E "max weight difference|passed|failed|error"
+
+echo "== synchronised batch norm: mpirun -np 2 --sync-batchnorm vs -np 1 (ResNet-18, global batch 32)"
+BN_ARGS=(train --distributed --model resnet18 --epochs 1 --limit-train 128 --limit-test 32 --batch-size 32 --seed 3)
+"${MPIRUN[@]}" -np 2 "$CNN" "${BN_ARGS[@]}" --sync-batchnorm --checkpoint-dir "$OUT/bn2" | grep -E "^(synchronised|epoch 1/1:)"
+"${MPIRUN[@]}" -np 1 "$CNN" "${BN_ARGS[@]}" --checkpoint-dir "$OUT/bn1" | grep -E "^(epoch 1/1:)"
+# Tolerance over weights and running statistics: measured 1.4e-6 after these 4 steps (per-rank
+# statistics, without --sync-batchnorm: 1.5).
+CNN_MPI_WEIGHTS_A="$OUT/bn2/model.safetensors" CNN_MPI_WEIGHTS_B="$OUT/bn1/model.safetensors" CNN_MPI_TOLERANCE=2e-5 \
+  swift test --skip-build --no-parallel --filter DistributedMPIComparison 2>&1 | grep -E "max weight difference|passed|failed|error"
+
+echo "== allreduce bandwidth and scaling benchmarks run under mpirun (functional check; figures: see the README)"
+"${MPIRUN[@]}" -np 2 "$CNN" bench allreduce --max-bytes 8K --iterations 3 --json
+"${MPIRUN[@]}" -np 2 "$CNN" bench scaling --case lenet5 --steps 2 --json
 
 echo "== a killed rank ends the job (no hang); the checkpoint stays valid and resumes on 1 rank"
 "${MPIRUN[@]}" -np 2 "$CNN" train --distributed --epochs 20 --limit-train 2000 --limit-test 200 --batch-size 64 \

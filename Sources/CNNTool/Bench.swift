@@ -5,7 +5,7 @@ import Foundation
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the kernels and networks on this machine.",
-        subcommands: [Peak.self, BenchGEMM.self, BenchConv.self, BenchLayers.self, BenchModels.self, BenchTrain.self]
+        subcommands: [Peak.self, BenchGEMM.self, BenchConv.self, BenchLayers.self, BenchModels.self, BenchTrain.self, BenchAllreduce.self, BenchScaling.self]
     )
 }
 

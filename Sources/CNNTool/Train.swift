@@ -109,6 +109,8 @@ struct Train: ParsableCommand {
     var limitTest: Int?
     @Flag(help: "Data-parallel training, one rank per process under mpirun (needs a cnn built with the MPI trait); --batch-size is the global batch, split over the ranks.")
     var distributed = false
+    @Flag(help: "With --distributed: synchronised batch norm (PyTorch's SyncBatchNorm): every rank normalises with the statistics of the global batch instead of its own part.")
+    var syncBatchnorm = false
     @Option(help: "With --distributed: seconds a rank waits for the others in a collective before it stops the job with an error.")
     var distributedTimeout: Double = 300
 
@@ -134,6 +136,9 @@ struct Train: ParsableCommand {
         }
         guard distributedTimeout > 0, distributedTimeout.isFinite else {
             throw ValidationError("--distributed-timeout must be positive, got \(distributedTimeout)")
+        }
+        if syncBatchnorm, !distributed {
+            throw ValidationError("--sync-batchnorm needs --distributed (it synchronises batch norm statistics across the ranks)")
         }
         #if !MPI
         if distributed {
@@ -210,6 +215,7 @@ struct Train: ParsableCommand {
         if let limitTest { test = try test.prefix(limitTest) }
         GlobalGenerator.seed(seed)
         let net = try makeModel(name: model, classes: train.classes, inputChannels: train.images.shape[1], inputSize: train.images.shape[2])
+        let synchronizedLayers = syncBatchnorm ? communicator.map { net.convertToSynchronizedBatchNorm(communicator: $0) } ?? 0 : 0
         let trainLoader = try DataLoader(dataset: train, batchSize: batchSize, shuffle: true, seed: seed,
                                          normalization: normalization.pair, augmentation: augmentation)
         let testLoader = try DataLoader(dataset: test, batchSize: 500, shuffle: false, normalization: normalization.pair, prefetch: true)
@@ -231,6 +237,9 @@ struct Train: ParsableCommand {
         print("training \(model) (\(net.parameterCount) parameters) on \(data.dataset) (\(train.count) train, \(test.count) test), batch \(batchSize), \(optimizer) lr \(lr), conv \(convAlgorithm)")
         if let communicator {
             print("distributed: \(communicator.size) ranks (\(ranksOnThisHost) on this host, \(ComputeRuntime.threadCount) threads each), global batch \(batchSize) = about \(batchSize / communicator.size) per rank")
+            if syncBatchnorm {
+                print("synchronised batch norm: \(synchronizedLayers) layer(s) normalise with the global batch's statistics")
+            }
         }
         while trainer.epoch < epochs {
             let e = trainer.epoch

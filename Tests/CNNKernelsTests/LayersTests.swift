@@ -508,6 +508,46 @@ private func crossEntropyRef(rows: Int, classes: Int, _ x: [Double], _ labels: [
         }
     }
 
+    /// The split kernels of synchronised batch norm, used by one process (the sums it would reduce
+    /// are its own): moments against the float64 reference (also with mean 1000 and spread 1),
+    /// normalize with those statistics, and backward_reduce + backward_elemt against finite
+    /// differences, on every ISA variant.
+    @Test func synchronizedBatchNormKernelsMatchReferences() throws {
+        var rng = LayersRNG(seed: 8)
+        for (N, C, HW, offset) in [(2, 3, 5, Float(0)), (3, 2, 8, 0), (3, 4, 37, 1000)] {
+            let x = rng.floats(N * C * HW).map { $0 + offset }, dy = rng.floats(N * C * HW)
+            let gamma = rng.floats(C, 0.5, 1.5), beta = rng.floats(C)
+            let ref = bnTrainRef(N: N, C: C, HW: HW, dbl(x), dbl(gamma), dbl(beta), eps: 1e-5)
+            let M = Double(N * HW)
+            let loss = { (x: [Double]) -> Double in dot(bnTrainRef(N: N, C: C, HW: HW, x, dbl(gamma), dbl(beta), eps: 1e-5).y, dbl(dy)) }
+            let gx = offset == 0 ? numericGradient(dbl(x), loss) : nil
+            try forEachISA { isa in
+                var mean = [Double](repeating: .nan, count: C), m2 = mean
+                #expect(cnn_batchnorm2d_moments(Int64(N), Int64(C), Int64(HW), x, &mean, &m2) == CNN_OK)
+                for c in 0..<C {
+                    #expect(abs(mean[c] - ref.mean[c]) <= 1e-12 * max(1, abs(ref.mean[c])), "\(isa) mean \(c)")
+                    #expect(abs(m2[c] / M - ref.variance[c]) <= 1e-9 * ref.variance[c], "\(isa) variance \(c)")
+                }
+                let sm = mean.map { Float($0) }, si = m2.map { Float(1 / ($0 / M + 1e-5).squareRoot()) }
+                var y = [Float](repeating: .nan, count: x.count)
+                #expect(cnn_batchnorm2d_normalize(Int64(N), Int64(C), Int64(HW), x, gamma, beta, sm, si, &y) == CNN_OK)
+                expectClose(y, ref.y, tol: Double(offset + 1) * 64 * eps32, "\(isa) y \(N),\(C),\(HW)")
+                guard let gx else { return }
+                var sdy = [Double](repeating: .nan, count: C), sdyx = sdy
+                #expect(cnn_batchnorm2d_backward_reduce(Int64(N), Int64(C), Int64(HW), x, dy, sm, &sdy, &sdyx) == CNN_OK)
+                var dx = [Float](repeating: .nan, count: x.count)
+                #expect(cnn_batchnorm2d_backward_elemt(Int64(N), Int64(C), Int64(HW), x, dy, gamma, sm, si, sdy, sdyx, M, &dx) == CNN_OK)
+                expectClose(dx, gx, tol: 1e-4, "\(isa) dx")
+            }
+        }
+        // Empty local batches (a rank with no images) give zero sums; a count of 0 is invalid.
+        var a = [Double](repeating: 7, count: 3), b = a
+        #expect(cnn_batchnorm2d_moments(0, 3, 5, nil, &a, &b) == CNN_OK && a == [0, 0, 0] && b == [0, 0, 0])
+        a = [7, 7, 7]; b = a
+        #expect(cnn_batchnorm2d_backward_reduce(0, 3, 5, nil, nil, nil, &a, &b) == CNN_OK && a == [0, 0, 0] && b == [0, 0, 0])
+        #expect(cnn_batchnorm2d_backward_elemt(1, 1, 2, [1, 2], [1, 1], nil, [1.5], [2], [2], [0], 0, nil) == CNN_ERR_INVALID_ARGUMENT)
+    }
+
     @Test func emptyInputsAreAccepted() {
         var out = [Float](repeating: 7, count: 4), out2 = out
         #expect(cnn_batchnorm2d_forward_train(0, 3, 5, nil, nil, nil, 1e-5, 0.1, nil, nil, &out, &out2, nil) == CNN_OK)

@@ -37,6 +37,18 @@ extension Communicator {
         return result
     }
 
+    /// Every rank's `values`, in rank order, on every rank (all ranks pass the same count).
+    ///
+    /// An allreduce of a `size × count` buffer in which each rank fills only its own row: adding
+    /// zeros is exact, so the rows arrive bit for bit.
+    public func allGather(_ values: [Double]) throws -> [[Double]] {
+        let n = values.count
+        var all = [Double](repeating: 0, count: n * size)
+        all.replaceSubrange((rank * n)..<((rank + 1) * n), with: values)
+        try all.withUnsafeMutableBufferPointer { try allReduceSum($0) }
+        return (0..<size).map { Array(all[($0 * n)..<(($0 + 1) * n)]) }
+    }
+
     /// `root`'s `bytes` on every rank; the other ranks' `bytes` are ignored (their length may differ).
     ///
     /// Sends the length first, then the bytes.

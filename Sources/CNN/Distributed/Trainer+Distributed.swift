@@ -37,10 +37,17 @@ extension Trainer {
     /// over the ranks. Each rank normalises with its own batch statistics while training, so their
     /// running estimates drift apart; averaging them at the end of every epoch keeps the ranks'
     /// models, their evaluation and rank 0's checkpoint one model. `num_batches_tracked` is the same
-    /// on every rank and is left alone.
+    /// on every rank and is left alone, and so are the running statistics of synchronised batch
+    /// norm layers (already the same on every rank).
     func averageBuffers(_ communicator: any Communicator) throws {
         guard communicator.size > 1 else { return }
-        let buffers = model.namedBuffers().filter { !$0.0.hasSuffix("num_batches_tracked") }.map(\.1)
+        var synchronized = Set<ObjectIdentifier>()
+        for case let (_, bn as BatchNorm2d) in model.namedModules() where (bn.synchronization?.size ?? 1) > 1 {
+            synchronized.insert(ObjectIdentifier(bn.runningMean))
+            synchronized.insert(ObjectIdentifier(bn.runningVar))
+        }
+        let buffers = model.namedBuffers().filter { !$0.0.hasSuffix("num_batches_tracked") && !synchronized.contains(ObjectIdentifier($0.1)) }
+            .map(\.1)
         guard !buffers.isEmpty else { return }
         var flat = [Float]()
         flat.reserveCapacity(buffers.reduce(0) { $0 + $1.value.count })

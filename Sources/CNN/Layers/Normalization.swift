@@ -16,6 +16,11 @@ public final class BatchNorm2d: Module {
     public let features: Int
     public let epsilon: Float
     public let momentum: Float
+    /// The group whose ranks share the batch statistics while training (synchronised batch norm,
+    /// PyTorch's `SyncBatchNorm`; see ``Functional/synchronizedBatchNorm(_:weight:bias:runningMean:runningVariance:momentum:epsilon:communicator:)``),
+    /// or `nil` (the default) for this process's batch alone. Set it for a whole model with
+    /// ``Module/convertToSynchronizedBatchNorm(communicator:)``.
+    public var synchronization: (any Communicator)?
 
     /// Creates a batch norm layer for `features` channels.
     public init(features: Int, epsilon: Float = 1e-5, momentum: Float = 0.1) throws {
@@ -38,6 +43,10 @@ public final class BatchNorm2d: Module {
             throw CNNError.shapeMismatch("BatchNorm2d(\(features)): input shape \(input.shape) does not have \(features) channels")
         }
         if isTraining { numBatchesTracked.value = Tensor(scalar: (try numBatchesTracked.value.item()) + 1) }
+        if isTraining, let communicator = synchronization, communicator.size > 1 {
+            return try Functional.synchronizedBatchNorm(input, weight: weight, bias: bias, runningMean: runningMean, runningVariance: runningVar,
+                                                        momentum: momentum, epsilon: epsilon, communicator: communicator)
+        }
         return try Functional.batchNorm(input, weight: weight, bias: bias, runningMean: runningMean, runningVariance: runningVar,
                                         training: isTraining, momentum: momentum, epsilon: epsilon)
     }

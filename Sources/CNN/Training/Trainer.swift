@@ -49,7 +49,9 @@ public enum ScheduleChoice: Sendable {
 /// With a ``Communicator`` the trainer is one rank of data-parallel training:
 /// `trainLoader.batchSize` is the *global* batch, which every rank
 /// splits (``DataShard``); gradients are averaged over the ranks before every optimizer step;
-/// records hold global metrics; only rank 0 writes checkpoints.
+/// records hold global metrics; only rank 0 writes checkpoints. With synchronised batch norm
+/// (``Module/convertToSynchronizedBatchNorm(communicator:)``) a last global batch with fewer
+/// examples than ranks is skipped, since every rank must take part in every layer's statistics.
 public final class Trainer {
     public let model: Module
     public let optimizer: Optimizer
@@ -105,8 +107,16 @@ public final class Trainer {
         let lr = Double(optimizer.learningRate)
         let shard = try communicator.map { try DataShard(rank: $0.rank, of: $0.size) }
         let it = trainLoader.batches(epoch: epoch, shard: shard).makeIterator()
+        // Synchronised batch norm needs every rank in every layer's statistics, so a short last
+        // global batch with fewer examples than ranks (leaving some rank nothing) is skipped by all.
+        let minimumGlobalBatch = model.hasSynchronizedBatchNorm ? communicator?.size ?? 1 : 1
         var b = 0
         while let batch = it.next() {
+            let globalBatch = Swift.min(trainLoader.batchSize, trainLoader.dataset.count - b * trainLoader.batchSize)
+            if globalBatch < minimumGlobalBatch {
+                b += 1
+                continue
+            }
             optimizer.zeroGradients()
             // A rank's part of a short last global batch may be empty; it still synchronises.
             var step = (examples: batch.labels.count, lossSum: 0.0, correct: 0)

@@ -59,6 +59,33 @@ cnn_status cnn_batchnorm2d_backward(int64_t N, int64_t C, int64_t HW, const floa
                                     const float *dy, const float *gamma, const float *save_mean,
                                     const float *save_invstd, float *dx, float *dgamma,
                                     float *dbeta);
+/* Synchronised batch norm (PyTorch's SyncBatchNorm: batch_norm_stats, batch_norm_elemt,
+ * batch_norm_backward_reduce, batch_norm_backward_elemt): the statistics are taken over the union
+ * of several processes' batches, so the reductions are split from the element-wise passes and the
+ * caller combines the per-process sums in between. */
+
+/** Per-channel local statistics of x: mean (C) and m2 (C), the sum of squared deviations from
+ *  that mean, in double over the N*HW values of each channel (shifted sums, fixed combination order
+ *  as in the training forward). N*HW == 0 gives mean 0 and m2 0. */
+cnn_status cnn_batchnorm2d_moments(int64_t N, int64_t C, int64_t HW, const float *x, double *mean,
+                                   double *m2);
+/** y = (x - mean) * invstd * gamma + beta with the given statistics (C); gamma and beta may be
+ *  NULL (1 and 0). */
+cnn_status cnn_batchnorm2d_normalize(int64_t N, int64_t C, int64_t HW, const float *x,
+                                     const float *gamma, const float *beta, const float *mean,
+                                     const float *invstd, float *y);
+/** Per-channel local sums for the backward pass: sum_dy = sum dy and sum_dy_xmu =
+ *  sum dy * (x - mean), in double (C each), over this process's N*HW values. */
+cnn_status cnn_batchnorm2d_backward_reduce(int64_t N, int64_t C, int64_t HW, const float *x,
+                                           const float *dy, const float *mean, double *sum_dy,
+                                           double *sum_dy_xmu);
+/** dx = gamma * invstd * (dy - sum_dy / count - (x - mean) * invstd^2 * sum_dy_xmu / count)
+ *  (written), with sum_dy, sum_dy_xmu (C) and count the sums and the value count per channel over
+ *  every process. gamma may be NULL (1). */
+cnn_status cnn_batchnorm2d_backward_elemt(int64_t N, int64_t C, int64_t HW, const float *x,
+                                          const float *dy, const float *gamma, const float *mean,
+                                          const float *invstd, const double *sum_dy,
+                                          const double *sum_dy_xmu, double count, float *dx);
 /** Folds inference batch norm into the preceding convolution: w (K x per_k) scaled per output
  *  channel, bias (K, may start as zeros) shifted. In place. */
 cnn_status cnn_batchnorm_fold(int64_t K, int64_t per_k, float *weight, float *bias,

@@ -318,6 +318,131 @@ cnn_status cnn_batchnorm2d_backward(int64_t N, int64_t C, int64_t HW, const floa
     return CNN_OK;
 }
 
+/* ---------------------------------------------------------------- synchronised batch norm */
+
+// x is (N, C, HW); mean and m2 are (C)
+cnn_status cnn_batchnorm2d_moments(int64_t N, int64_t C, int64_t HW, const float *x, double *mean,
+                                   double *m2) {
+    if (!bn_sizes_ok(N, C, HW)) return CNN_ERR_INVALID_ARGUMENT;
+    if (C == 0) return CNN_OK;
+    if (!mean || !m2) return CNN_ERR_INVALID_ARGUMENT;
+    const int64_t M = N * HW, planes = N * C;
+    if (M == 0) {
+        for (int64_t c = 0; c < C; c++) mean[c] = m2[c] = 0;
+        return CNN_OK;
+    }
+    if (!x) return CNN_ERR_INVALID_ARGUMENT;
+    double *part = cnn_aligned_alloc((size_t)planes * 2 * sizeof(double));
+    if (!part) return CNN_ERR_OUT_OF_MEMORY;
+    const bn_moments_fn moments = bn_moments_for_isa();
+    const int nt = cnn_threads_for(planes);
+    CNN_OMP_PARALLEL_FOR(nt)
+    for (int64_t i = 0; i < planes; i++) {
+        const int64_t c = i % C;
+        moments(HW, x + i * HW, x[c * HW], &part[2 * i], &part[2 * i + 1]);
+    }
+    for (int64_t c = 0; c < C; c++) {
+        double s1 = 0, s2 = 0;
+        for (int64_t n = 0; n < N; n++) {
+            s1 += part[2 * (n * C + c)];
+            s2 += part[2 * (n * C + c) + 1];
+        }
+        /* With d = x - K: mean = K + s1/M, sum (x - mean)^2 = s2 - s1^2/M. */
+        const double v = s2 - s1 * s1 / (double)M;
+        mean[c] = (double)x[c * HW] + s1 / (double)M;
+        m2[c] = v > 0 ? v : 0;
+    }
+    cnn_aligned_free(part);
+    return CNN_OK;
+}
+
+// x and y are (N, C, HW); gamma, beta, mean, invstd are (C)
+cnn_status cnn_batchnorm2d_normalize(int64_t N, int64_t C, int64_t HW, const float *x,
+                                     const float *gamma, const float *beta, const float *mean,
+                                     const float *invstd, float *y) {
+    if (!bn_sizes_ok(N, C, HW)) return CNN_ERR_INVALID_ARGUMENT;
+    const int64_t planes = N * C;
+    if (planes == 0 || HW == 0) return CNN_OK;
+    if (!x || !y || !mean || !invstd) return CNN_ERR_INVALID_ARGUMENT;
+    const bn_affine_fn affine = bn_affine_for_isa();
+    const int nt = cnn_threads_for(planes);
+    CNN_OMP_PARALLEL_FOR(nt)
+    for (int64_t i = 0; i < planes; i++) {
+        const int64_t c = i % C;
+        const float g = gamma ? gamma[c] : 1.0f, b = beta ? beta[c] : 0.0f;
+        affine(HW, x + i * HW, mean[c], g * invstd[c], b, y + i * HW);
+    }
+    return CNN_OK;
+}
+
+// x and dy are (N, C, HW); mean, sum_dy, sum_dy_xmu are (C)
+cnn_status cnn_batchnorm2d_backward_reduce(int64_t N, int64_t C, int64_t HW, const float *x,
+                                           const float *dy, const float *mean, double *sum_dy,
+                                           double *sum_dy_xmu) {
+    if (!bn_sizes_ok(N, C, HW)) return CNN_ERR_INVALID_ARGUMENT;
+    if (C == 0) return CNN_OK;
+    if (!sum_dy || !sum_dy_xmu) return CNN_ERR_INVALID_ARGUMENT;
+    const int64_t M = N * HW, planes = N * C;
+    if (M == 0) {
+        for (int64_t c = 0; c < C; c++) sum_dy[c] = sum_dy_xmu[c] = 0;
+        return CNN_OK;
+    }
+    if (!x || !dy || !mean) return CNN_ERR_INVALID_ARGUMENT;
+    double *part = cnn_aligned_alloc((size_t)planes * 2 * sizeof(double));
+    if (!part) return CNN_ERR_OUT_OF_MEMORY;
+    const int nt = cnn_threads_for(planes);
+    CNN_OMP_PARALLEL_FOR(nt)
+    for (int64_t i = 0; i < planes; i++) {
+        const int64_t c = i % C;
+        bn_backward_sums(HW, x + i * HW, dy + i * HW, mean[c], &part[2 * i], &part[2 * i + 1]);
+    }
+    for (int64_t c = 0; c < C; c++) {
+        double sdy = 0, sdyx = 0;
+        for (int64_t n = 0; n < N; n++) {
+            sdy += part[2 * (n * C + c)];
+            sdyx += part[2 * (n * C + c) + 1];
+        }
+        sum_dy[c] = sdy;
+        sum_dy_xmu[c] = sdyx;
+    }
+    cnn_aligned_free(part);
+    return CNN_OK;
+}
+
+/* The backward formula of cnn_batchnorm2d_backward with the sums taken over every process:
+ *   dx = k1 * dy + k2 * (x - mean) + k3,  k1 = gamma * invstd,
+ *   k2 = -gamma * invstd^3 * sum_dy_xmu / count,  k3 = -k1 * sum_dy / count. */
+// x, dy and dx are (N, C, HW); gamma, mean, invstd, sum_dy, sum_dy_xmu are (C)
+cnn_status cnn_batchnorm2d_backward_elemt(int64_t N, int64_t C, int64_t HW, const float *x,
+                                          const float *dy, const float *gamma, const float *mean,
+                                          const float *invstd, const double *sum_dy,
+                                          const double *sum_dy_xmu, double count, float *dx) {
+    if (!bn_sizes_ok(N, C, HW) || !(count > 0)) return CNN_ERR_INVALID_ARGUMENT;
+    const int64_t planes = N * C;
+    if (planes == 0 || HW == 0) return CNN_OK;
+    if (!x || !dy || !dx || !mean || !invstd || !sum_dy || !sum_dy_xmu) return CNN_ERR_INVALID_ARGUMENT;
+    float *coef = cnn_aligned_alloc((size_t)C * 3 * sizeof(float));
+    if (!coef) return CNN_ERR_OUT_OF_MEMORY;
+    for (int64_t c = 0; c < C; c++) {
+        const double is = (double)invstd[c], g = gamma ? (double)gamma[c] : 1.0;
+        const double k1 = g * is;
+        coef[3 * c] = (float)k1;
+        coef[3 * c + 1] = (float)(-g * is * is * is * sum_dy_xmu[c] / count);
+        coef[3 * c + 2] = (float)(-k1 * sum_dy[c] / count);
+    }
+    const int nt = cnn_threads_for(planes);
+    CNN_OMP_PARALLEL_FOR(nt)
+    for (int64_t i = 0; i < planes; i++) {
+        const int64_t c = i % C;
+        const float k1 = coef[3 * c], k2 = coef[3 * c + 1], k3 = coef[3 * c + 2], m = mean[c];
+        const float *xp = x + i * HW, *g = dy + i * HW;
+        float *d = dx + i * HW;
+        for (int64_t j = 0; j < HW; j++) d[j] = k1 * g[j] + k2 * (xp[j] - m) + k3;
+    }
+    cnn_aligned_free(coef);
+    return CNN_OK;
+}
+
 // weight is (K, per_k), bias, gamma, beta, running_* are (K)
 cnn_status cnn_batchnorm_fold(int64_t K, int64_t per_k, float *weight, float *bias,
                               const float *gamma, const float *beta, const float *running_mean,
