@@ -302,6 +302,10 @@ private func crossEntropyRef(rows: Int, classes: Int, _ x: [Double], _ labels: [
         cases.append(PoolCase(N: 2, C: 3, H: 112, W: 112, kh: 3, kw: 3, sh: 2, sw: 2, ph: 0, pw: 0, ceil: true))
         cases.append(PoolCase(N: 1, C: 2, H: 56, W: 56, kh: 3, kw: 3, sh: 2, sw: 2, ph: 1, pw: 1))
         cases.append(PoolCase(N: 1, C: 2, H: 37, W: 37, kh: 2, kw: 2, sh: 2, sw: 2, ceil: true))
+        // Column stride 1 (GoogLeNet's branch pools): one and several vectors, odd kernel widths.
+        cases.append(PoolCase(N: 1, C: 3, H: 28, W: 28, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1))
+        cases.append(PoolCase(N: 1, C: 2, H: 9, W: 45, kh: 2, kw: 5, sh: 2, sw: 1, ph: 1, pw: 2, ceil: true))
+        cases.append(PoolCase(N: 2, C: 1, H: 7, W: 19, kh: 3, kw: 2, sh: 1, sw: 1))
         return cases
     }
 

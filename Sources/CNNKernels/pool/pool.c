@@ -148,10 +148,13 @@ cnn_status cnn_maxpool2d_forward(const cnn_pool_shape *s, const float *x, float 
 
     maxpool_plane_fn fn = maxpool_plane__generic;
 #if CNN_X86
+    const cnn_isa isa = cnn_isa_active();
     if (s->stride_w == 2 && (s->kernel_w == 2 || s->kernel_w == 3)) {
-        const cnn_isa isa = cnn_isa_active();
         if (isa == CNN_ISA_AVX512) fn = cnn_f32_maxpool_plane_s2__avx512;
         else if (isa == CNN_ISA_AVX2) fn = cnn_f32_maxpool_plane_s2__avx2;
+    } else if (s->stride_w == 1) {
+        if (isa == CNN_ISA_AVX512) fn = cnn_f32_maxpool_plane_s1__avx512;
+        else if (isa == CNN_ISA_AVX2) fn = cnn_f32_maxpool_plane_s1__avx2;
     }
 #endif
     const int64_t HW = s->H * s->W, PQ = P * Q;

@@ -16,6 +16,11 @@ void cnn_f32_maxpool_plane_s2__avx512(const cnn_pool_shape *s, int64_t P, int64_
                                       float *y, int32_t *ind);
 void cnn_f32_maxpool_plane_s2__avx2(const cnn_pool_shape *s, int64_t P, int64_t Q, const float *x,
                                     float *y, int32_t *ind);
+/* One plane, column stride 1, any kernel width, row stride and padding. */
+void cnn_f32_maxpool_plane_s1__avx512(const cnn_pool_shape *s, int64_t P, int64_t Q, const float *x,
+                                      float *y, int32_t *ind);
+void cnn_f32_maxpool_plane_s1__avx2(const cnn_pool_shape *s, int64_t P, int64_t Q, const float *x,
+                                    float *y, int32_t *ind);
 #endif
 
 #endif
