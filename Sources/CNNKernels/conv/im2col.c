@@ -25,28 +25,38 @@ static inline void valid_q(const conv_geom *g, int64_t s, int64_t *lo, int64_t *
 /* Below this many column elements one thread builds the band: the fork costs more than the copy. */
 #define IM2COL_PARALLEL_MIN 32768
 
-/* Stride-1 rows of one column-matrix row: for pi in [0, rows), dst[pi*Q + q] = x_c[h*W + q + off]
- * with h = (p0 + pi)*sh - ph + r*dh, for q in [lo, hi) and h inside the image, else 0. Rows are
- * short where im2col matters most (Q = 10 in LeNet's conv2, 8 down to 1 in ResNet's late stages at
- * CIFAR size): a memcpy call and two memsets per row cost several times the copy (measured with perf
- * on lenet5.conv2.batch64: im2col took 1.5x the GEMM's time), so the rows are copied inline: the
- * portable loop is kept from turning into library calls, and AVX-512 moves 16 columns per masked
- * load (zeros in the padding lanes, which are never read) and masked store, with the masks of a row
- * computed once for all its rows. Addresses before a row's first float are formed but never read. */
+/* One column-matrix row for output rows [p0, p0 + rows) of nimg images: image j's part starts at
+ * dst + j*ds and holds, for pi in [0, rows), dst[pi*Q + q] = x_c[h*W + q*sw + off] with
+ * h = (p0 + pi)*sh - ph + r*dh, for q in [lo, hi) and h inside the image, else 0; x_c is image 0's
+ * input channel, images xs floats apart. Rows are short where im2col matters most (Q = 10 in
+ * LeNet's conv2, 8 down to 1 in ResNet's late stages at CIFAR size): a memcpy call and two memsets
+ * per row, 64-bit divisions per row and a call per image each cost more than the copy (perf on
+ * lenet5.conv2.batch64: im2col took 1.5x the GEMM's time before), so the loops run inline over all
+ * images: the portable loop is kept from turning into library calls, and AVX-512 moves 16 columns
+ * per masked load (zeros in the padding lanes, which are never read) and masked store, at stride 2
+ * de-interleaving two loads. Addresses before a row's first float are formed but never read. */
 __attribute__((no_builtin("memcpy", "memset")))
-static void im2col_rows_generic(const conv_geom *g, const float *x_c, int64_t r, int64_t off, int64_t p0,
-                                int64_t rows, int64_t lo, int64_t hi, float *CNN_RESTRICT dst) {
-    const int64_t Q = g->Q;
-    for (int64_t pi = 0; pi < rows; pi++, dst += Q) {
-        const int64_t h = (p0 + pi) * g->sh - g->ph + r * g->dh;
-        if (h < 0 || h >= g->H) {
-            for (int64_t q = 0; q < Q; q++) dst[q] = 0.0f;
-            continue;
+static void im2col_rows_generic(const conv_geom *g, const float *x_c, int64_t xs, int64_t nimg, int64_t r,
+                                int64_t off, int64_t p0, int64_t rows, int64_t lo, int64_t hi, float *dst,
+                                int64_t ds) {
+    const int64_t Q = g->Q, H = g->H, W = g->W, sw = g->sw, h0 = p0 * g->sh - g->ph + r * g->dh;
+    for (int64_t j = 0; j < nimg; j++) {
+        float *CNN_RESTRICT d = dst + j * ds;
+        const float *xj = x_c + j * xs;
+        for (int64_t pi = 0, h = h0; pi < rows; pi++, h += g->sh, d += Q) {
+            if (h < 0 || h >= H) {
+                for (int64_t q = 0; q < Q; q++) d[q] = 0.0f;
+                continue;
+            }
+            const float *CNN_RESTRICT src = xj + h * W;
+            for (int64_t q = 0; q < lo; q++) d[q] = 0.0f;
+            if (sw == 1) {
+                for (int64_t q = lo; q < hi; q++) d[q] = src[q + off];
+            } else {
+                for (int64_t q = lo; q < hi; q++) d[q] = src[q * sw + off];
+            }
+            for (int64_t q = hi > lo ? hi : lo; q < Q; q++) d[q] = 0.0f;
         }
-        const float *CNN_RESTRICT src = x_c + h * g->W + off;
-        for (int64_t q = 0; q < lo; q++) dst[q] = 0.0f;
-        for (int64_t q = lo; q < hi; q++) dst[q] = src[q];
-        for (int64_t q = hi > lo ? hi : lo; q < Q; q++) dst[q] = 0.0f;
     }
 }
 
@@ -57,30 +67,38 @@ static inline __mmask16 lanes(int64_t a, int64_t b) { /* lanes [a, b) of 16, emp
     b = CNN_MIN(b, 16);
     return b > a ? (__mmask16)(((1u << b) - 1u) & ~((1u << a) - 1u)) : 0;
 }
+/* Column stride 1 or 2 (the caller checks). */
 CNN_TARGET_AVX512
-static void im2col_rows_avx512(const conv_geom *g, const float *x_c, int64_t r, int64_t off, int64_t p0,
-                               int64_t rows, int64_t lo, int64_t hi, float *dst) {
+static void im2col_rows_avx512(const conv_geom *g, const float *x_c, int64_t xs, int64_t nimg, int64_t r,
+                               int64_t off, int64_t p0, int64_t rows, int64_t lo, int64_t hi, float *dst,
+                               int64_t ds) {
     /* The geometry in locals: the stores below may alias anything, which would reload it per row. */
-    const int64_t Q = g->Q, H = g->H, W = g->W, sh = g->sh, h0 = p0 * g->sh - g->ph + r * g->dh;
+    const int64_t Q = g->Q, H = g->H, W = g->W, sh = g->sh, sw = g->sw, h0 = p0 * g->sh - g->ph + r * g->dh;
     const __m512 zero = _mm512_setzero_ps();
-    if (Q <= 16) {
-        const __mmask16 load = lanes(lo, hi), store = lanes(0, Q);
-        for (int64_t pi = 0, h = h0; pi < rows; pi++, h += sh, dst += Q) {
-            const __m512 v = h < 0 || h >= H ? zero
-                : _mm512_maskz_loadu_ps(load, (const char *)(x_c + h * W) + off * (int64_t)sizeof(float));
-            _mm512_mask_storeu_ps(dst, store, v);
-        }
-        return;
-    }
-    for (int64_t pi = 0, h = h0; pi < rows; pi++, h += sh, dst += Q) {
-        if (h < 0 || h >= H) {
-            for (int64_t q0 = 0; q0 < Q; q0 += 16) _mm512_mask_storeu_ps(dst + q0, lanes(0, Q - q0), zero);
-            continue;
-        }
-        const char *src = (const char *)(x_c + h * W) + off * (int64_t)sizeof(float);
-        for (int64_t q0 = 0; q0 < Q; q0 += 16) {
-            const __m512 v = _mm512_maskz_loadu_ps(lanes(lo - q0, hi - q0), src + q0 * (int64_t)sizeof(float));
-            _mm512_mask_storeu_ps(dst + q0, lanes(0, Q - q0), v);
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    for (int64_t j = 0; j < nimg; j++) {
+        float *d = dst + j * ds;
+        const float *xj = x_c + j * xs;
+        for (int64_t pi = 0, h = h0; pi < rows; pi++, h += sh, d += Q) {
+            if (h < 0 || h >= H) {
+                for (int64_t q0 = 0; q0 < Q; q0 += 16) _mm512_mask_storeu_ps(d + q0, lanes(0, Q - q0), zero);
+                continue;
+            }
+            /* Column q reads src + q*sw floats; formed as bytes so no pointer before the row is made. */
+            const char *src = (const char *)(xj + h * W) + off * (int64_t)sizeof(float);
+            for (int64_t q0 = 0; q0 < Q; q0 += 16) {
+                __m512 v;
+                if (sw == 1) {
+                    v = _mm512_maskz_loadu_ps(lanes(lo - q0, hi - q0), src + q0 * (int64_t)sizeof(float));
+                } else { /* inputs 2q, q in [lo, hi), are lanes [2(lo-q0), 2(hi-q0)-1) of two loads */
+                    const int64_t a = 2 * (lo - q0), b = 2 * (hi - q0) - 1;
+                    const char *base = src + 2 * q0 * (int64_t)sizeof(float);
+                    const __m512 v0 = _mm512_maskz_loadu_ps(lanes(a, b), base);
+                    const __m512 v1 = _mm512_maskz_loadu_ps(lanes(a - 16, b - 16), base + 16 * sizeof(float));
+                    v = _mm512_permutex2var_ps(v0, even, v1);
+                }
+                _mm512_mask_storeu_ps(d + q0, lanes(0, Q - q0), v);
+            }
         }
     }
 }
@@ -102,33 +120,19 @@ static inline col_row row_of(const conv_geom *g, int64_t i) {
     return k;
 }
 
-/* Row k of the column matrix for output rows [p0, p0 + rows) of one image: rows*Q floats at dst.
- * x is the image's group (Cg,H,W). */
-static void im2col_fill(const conv_geom *g, const float *x, const col_row *k, int64_t p0, int64_t rows,
-                        float *dst, int avx512) {
+/* Row k of the column matrix for output rows [p0, p0 + rows) of nimg images: image j's rows*Q
+ * floats at dst + j*ds. x is image 0's group (Cg,H,W), images xs floats apart. */
+static void im2col_fill(const conv_geom *g, const float *x, int64_t xs, int64_t nimg, const col_row *k,
+                        int64_t p0, int64_t rows, float *dst, int64_t ds, int avx512) {
     const float *x_c = x + k->c * g->H * g->W;
-    if (g->sw == 1) {
 #if CNN_X86
-        if (avx512) {
-            im2col_rows_avx512(g, x_c, k->r, k->off, p0, rows, k->lo, k->hi, dst);
-            return;
-        }
-#endif
-        (void)avx512;
-        im2col_rows_generic(g, x_c, k->r, k->off, p0, rows, k->lo, k->hi, dst);
+    if (avx512 && (g->sw == 1 || g->sw == 2)) {
+        im2col_rows_avx512(g, x_c, xs, nimg, k->r, k->off, p0, rows, k->lo, k->hi, dst, ds);
         return;
     }
-    for (int64_t pi = 0; pi < rows; pi++, dst += g->Q) {
-        const int64_t h = (p0 + pi) * g->sh - g->ph + k->r * g->dh;
-        if (h < 0 || h >= g->H) {
-            memset(dst, 0, (size_t)g->Q * sizeof(float));
-            continue;
-        }
-        const float *src = x_c + h * g->W;
-        if (k->lo > 0) memset(dst, 0, (size_t)k->lo * sizeof(float));
-        for (int64_t q = k->lo; q < k->hi; q++) dst[q] = src[q * g->sw + k->off];
-        if (k->hi < g->Q) memset(dst + k->hi, 0, (size_t)(g->Q - k->hi) * sizeof(float));
-    }
+#endif
+    (void)avx512;
+    im2col_rows_generic(g, x_c, xs, nimg, k->r, k->off, p0, rows, k->lo, k->hi, dst, ds);
 }
 
 /* The adjoint of im2col_fill summed over the R*S rows of input channel c: dx (Cg,H,W) += the
@@ -216,7 +220,7 @@ void cnn_conv_im2col(const conv_geom *g, const float *x, int64_t p0, int64_t row
     CNN_OMP_PARALLEL_FOR(nt)
     for (int64_t i = 0; i < crs; i++) {
         const col_row k = row_of(g, i);
-        im2col_fill(g, x, &k, p0, rows, col + i * ld, avx512);
+        im2col_fill(g, x, 0, 1, &k, p0, rows, col + i * ld, 0, avx512);
     }
 }
 
@@ -264,7 +268,7 @@ void cnn_conv_im2col_images(const conv_geom *g, const float *x, int64_t xs, int6
     CNN_OMP_PARALLEL_FOR(nt)
     for (int64_t i = 0; i < crs; i++) {
         const col_row k = row_of(g, i);
-        for (int64_t img = 0; img < nimg; img++) im2col_fill(g, x + img * xs, &k, 0, g->P, col + i * ld + img * PQ, avx512);
+        im2col_fill(g, x, xs, nimg, &k, 0, g->P, col + i * ld, PQ, avx512);
     }
 }
 
