@@ -119,8 +119,13 @@ static cnn_conv_algorithm auto_algorithm(const conv_geom *g) {
          * 4 F(4x4) tiles) F(4x4) 27, F(2x2) 109 (16 tiles), im2col ~68. */
         const int64_t tiles4 = g->N * ((g->P + 3) / 4) * ((g->Q + 3) / 4);
         const int64_t tiles2 = g->N * ((g->P + 1) / 2) * ((g->Q + 1) / 2);
-        if (tiles4 >= 16) return CNN_CONV_WINOGRAD_4X4;
-        if (tiles2 >= 16) return CNN_CONV_WINOGRAD_2X2;
+        /* A tile computes m x m outputs whether or not they exist: on planes smaller than the tile
+         * most of its work is thrown away (ResNet-18's layer4 at CIFAR size, 1x1 outputs, batch 64:
+         * 64 F(4x4) tiles, 7.0 ms, against im2col's 1.96 ms, 2 threads). Half the tile area must be
+         * real outputs. */
+        const int64_t pq = g->N * g->P * g->Q;
+        if (tiles4 >= 16 && 2 * pq >= tiles4 * 16) return CNN_CONV_WINOGRAD_4X4;
+        if (tiles2 >= 16 && 2 * pq >= tiles2 * 4) return CNN_CONV_WINOGRAD_2X2;
     }
     return CNN_CONV_IM2COL;
 }
