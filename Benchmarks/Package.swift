@@ -35,7 +35,7 @@ let package = Package(
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
-    ] + ["GEMM", "Convolution", "Layers", "Training"].map { name in
+    ] + ["GEMM", "Convolution", "Layers", "Training", "Models"].map { name in
         .executableTarget(
             name: name,
             dependencies: benchmarkDependencies,

@@ -51,7 +51,8 @@ struct ReliabilityCrashTests {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = ["train", "--data-dir", data, "--limit-train", "512", "--limit-test", "256", "--epochs", "3",
-                       "--batch-size", "64", "--threads", "1", "--seed", "7", "--checkpoint-dir", checkpointDirectory]
+                       "--batch-size", "64", "--threads", "1", "--seed", "7", "--optimizer", "sgd",
+                       "--checkpoint-dir", checkpointDirectory]
             + (resume ? ["--resume"] : [])
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice

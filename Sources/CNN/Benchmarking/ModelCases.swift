@@ -30,3 +30,39 @@ public enum ModelCases {
         ModelBenchCase(name: "resnet50.batch8", model: "resnet50", batch: 8, inputSize: 224, peerMilliseconds: 263, targetMilliseconds: nil),
     ]
 }
+
+/// One case of ``ModelCases/all`` ready to time: the zoo network (seeded weights, evaluation mode)
+/// compiled for inference at the case's input shape, a uniform random input and the output buffer,
+/// so ``run()`` is exactly one allocation-free ``InferenceModel/predict(_:into:)`` call.
+public final class ModelForwardBenchmark {
+    /// The case.
+    public let benchmarkCase: ModelBenchCase
+    /// The compiled network.
+    public let compiled: InferenceModel
+    private let input: Tensor
+    private var output: Tensor
+
+    /// Builds and compiles the network (`algorithm` for every convolution, `.auto` by default).
+    ///
+    /// - Throws: ``CNNError`` when the model name is unknown or the input shape does not fit it.
+    public init(_ benchmarkCase: ModelBenchCase, algorithm: ConvolutionAlgorithm = .auto, seed: UInt64 = 1) throws {
+        self.benchmarkCase = benchmarkCase
+        GlobalGenerator.seed(seed)
+        let model = try ModelZoo.make(name: benchmarkCase.model)
+        model.eval()
+        compiled = try model.compiled(inputShape: benchmarkCase.inputShape, algorithm: algorithm)
+        var generator = SeededGenerator(seed: seed &+ 4)
+        input = try Tensor.uniform(shape: benchmarkCase.inputShape, lower: -1, upper: 1, generator: &generator)
+        output = try Tensor(zeros: compiled.outputShape)
+    }
+
+    /// Floating-point operations of one forward pass (2 per multiply-add).
+    public var flops: Double { 2 * Double(compiled.multiplyAccumulates) }
+
+    /// One forward pass into the preallocated output.
+    ///
+    /// - Throws: ``CNNError`` from the network (not expected once it has compiled).
+    public func run() throws {
+        try compiled.predict(input, into: &output)
+    }
+}
