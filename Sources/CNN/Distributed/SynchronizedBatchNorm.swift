@@ -29,7 +29,14 @@ extension Functional {
     ///
     /// - Parameters:
     ///   - x: `[N, C, H, W]` or `[N, C]`; N may differ between ranks, and may be 0.
-    ///   - runningMean, runningVariance: `[C]`, updated with the global statistics and `momentum`.
+    ///   - weight: the per-channel scale γ, `[C]`.
+    ///   - bias: the per-channel shift β, `[C]`.
+    ///   - runningMean: `[C]`, updated with the global batch mean and `momentum`.
+    ///   - runningVariance: `[C]`, updated with the global batch variance (unbiased) and `momentum`.
+    ///   - momentum: the running statistics' update factor, as PyTorch's.
+    ///   - epsilon: added to the variance before the square root.
+    ///   - communicator: the ranks whose batches form the global batch.
+    /// - Returns: the normalised, scaled and shifted input, recorded for the backward pass.
     /// - Throws: ``CNNError/shapeMismatch(_:)`` for shapes that do not fit;
     ///   ``CNNError/invalidArgument(_:)`` when the global batch has at most one value per channel;
     ///   the communicator's errors.
