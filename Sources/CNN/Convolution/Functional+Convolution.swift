@@ -260,11 +260,20 @@ extension Functional {
         if let bias, bias.shape != [g.outputChannels] {
             throw CNNError.shapeMismatch("conv2d: bias shape \(bias.shape) does not match [\(g.outputChannels)] output channels")
         }
-        // AUTO picks Winograd in training too: the plan (and its weight transform) is rebuilt every
-        // step as the weights change, but since AUTO keeps Winograd off planes smaller than its
-        // tiles the transform is cheap next to the savings (ResNet-18, 32x32, batch 64: forward
-        // 83 -> 67 ms, step 203 -> 186 ms, measured alternately against resolving to im2col).
-        let alg = algorithm ?? ConvolutionAlgorithm.defaultAlgorithm
+        var alg = algorithm ?? ConvolutionAlgorithm.defaultAlgorithm
+        if alg == .auto, weight.requiresGradient, GradientMode.enabled {
+            // In training the weights change every step, so the plan and its weight transform are
+            // rebuilt every step. AUTO resolves Winograd to im2col there; an explicit Winograd
+            // request is still honoured. Measured alternately (ResNet-18, 32x32, batch 64, 2
+            // threads): forward 49-51 ms with im2col against 59 ms with Winograd (step 126-131 vs
+            // 138-141 ms); only when this VM's memory bandwidth was contended did Winograd win
+            // (forward 67 vs 83 ms).
+            var shape = g.cShape
+            switch ConvolutionAlgorithm(cnn_conv_auto_algorithm(&shape)) {
+            case .winograd2x2, .winograd4x4, .winograd6x6: alg = .im2col
+            default: break
+            }
+        }
         let plan = try cache?.plan(geometry: g, algorithm: alg, weight: weight)
             ?? ConvolutionPlan(algorithm: alg, geometry: g, weight: weight.value)
         let y = try plan.forward(x.value, bias: bias?.value, residual: residual, relu: relu)
