@@ -22,7 +22,9 @@ int omp_in_parallel(void);
 #else
 #define CNN_OMP 0
 #define CNN_PRAGMA(x)
-#define CNN_OMP_PARALLEL_FOR(n)
+/* Without OpenMP the thread count is still evaluated (so it is not an unused variable) and the
+ * loop that follows runs once, as the wrapped statement of a one-pass for (no dangling else). */
+#define CNN_OMP_PARALLEL_FOR(n) for (int cnn_serial_once_ = ((void)(n), 1); cnn_serial_once_; cnn_serial_once_ = 0)
 #define CNN_OMP_THREAD_NUM() 0
 #define CNN_OMP_NUM_THREADS() 1
 #endif

@@ -15,15 +15,13 @@ int cnn_num_processors(void) {
     return n < 1 ? 1 : (int)n;
 }
 
-static int default_threads(void) {
 #if CNN_OMP
+static int default_threads(void) {
     /* omp_get_max_threads honours OMP_NUM_THREADS and defaults to the core count. */
     int n = omp_get_max_threads();
     return n < 1 ? 1 : n;
-#else
-    return 1;
-#endif
 }
+#endif
 
 int cnn_num_threads(void) {
 #if CNN_OMP

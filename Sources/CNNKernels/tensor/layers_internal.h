@@ -9,7 +9,8 @@
 #define CNN_LAYERS_OMP_FOR_REDUCE(n, red) \
     CNN_PRAGMA(omp parallel for schedule(static) num_threads(n) if ((n) > 1) reduction(red))
 #else
-#define CNN_LAYERS_OMP_FOR_REDUCE(n, red)
+/* Serial: the thread count is still evaluated (not an unused variable); the loop runs once inside. */
+#define CNN_LAYERS_OMP_FOR_REDUCE(n, red) for (int cnn_serial_once_ = ((void)(n), 1); cnn_serial_once_; cnn_serial_once_ = 0)
 #endif
 
 /* Elementwise kernels split flat arrays into chunks of this many floats (64 KiB): large enough
