@@ -20,7 +20,7 @@ CNN=.build-mpi/debug/cnn
 MPIRUN=(mpirun --oversubscribe --allow-run-as-root --mca btl self,tcp --mca btl_tcp_if_include lo)
 OUT=.build/ci-mpi
 rm -rf "$OUT"; mkdir -p "$OUT"
-ARGS=(train --distributed --epochs 1 --limit-train 1000 --limit-test 500 --batch-size 64 --seed 3)
+ARGS=(train --distributed --epochs 1 --limit-train 1000 --limit-test 500 --batch-size 64 --seed 3 --optimizer sgd)
 
 echo "== equivalence: mpirun -np 2 vs -np 1 (global batch 64)"
 "${MPIRUN[@]}" -np 2 "$CNN" "${ARGS[@]}" --checkpoint-dir "$OUT/np2" | grep -E "^(distributed|epoch 1/1:|gradient)"
@@ -29,7 +29,7 @@ CNN_MPI_WEIGHTS_A="$OUT/np2/model.safetensors" CNN_MPI_WEIGHTS_B="$OUT/np1/model
   swift test --skip-build --no-parallel --filter DistributedMPIComparison 2>&1 | grep -E "max weight difference|passed|failed|error"
 
 echo "== synchronised batch norm: mpirun -np 2 --sync-batchnorm vs -np 1 (ResNet-18, global batch 32)"
-BN_ARGS=(train --distributed --model resnet18 --epochs 1 --limit-train 128 --limit-test 32 --batch-size 32 --seed 3)
+BN_ARGS=(train --distributed --model resnet18 --epochs 1 --limit-train 128 --limit-test 32 --batch-size 32 --seed 3 --optimizer sgd)
 "${MPIRUN[@]}" -np 2 "$CNN" "${BN_ARGS[@]}" --sync-batchnorm --checkpoint-dir "$OUT/bn2" | grep -E "^(synchronised|epoch 1/1:)"
 "${MPIRUN[@]}" -np 1 "$CNN" "${BN_ARGS[@]}" --checkpoint-dir "$OUT/bn1" | grep -E "^(epoch 1/1:)"
 # Tolerance over weights and running statistics: measured 1.4e-6 after these 4 steps (per-rank
