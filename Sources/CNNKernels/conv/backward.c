@@ -105,9 +105,8 @@ cnn_status cnn_conv2d_backward_data(const cnn_conv_shape *shape, const float *dy
     if (nb > 1) {
         /* Small planes, several images per GEMM: dyc (Kg x nimg*PQ) gathered from dy, then
          * col = W_g^T * dyc and dx = col2im(col) image by image. */
-        float *col = (float *)cnn_workspace(CNN_CONV_SLOT_COL, (size_t)(crs * nb * PQ) * sizeof(float));
-        float *dyc = (float *)cnn_workspace(CNN_CONV_SLOT_TMP, (size_t)(g.Kg * nb * PQ) * sizeof(float));
-        if (!col || !dyc) return CNN_ERR_OUT_OF_MEMORY;
+        float *col, *dyc;
+        if ((st = cnn_conv_image_buffers(&g, nb, &col, &dyc)) != CNN_OK) return st;
         for (int64_t n0 = 0; n0 < g.N; n0 += nb) {
             const int64_t nimg = CNN_MIN(nb, g.N - n0), cols = nimg * PQ;
             for (int64_t grp = 0; grp < g.G; grp++) {
@@ -188,9 +187,8 @@ cnn_status cnn_conv2d_backward_weight(const cnn_conv_shape *shape, const float *
     if (nb > 1) {
         /* Small planes, several images per GEMM: dW_g += dyc (Kg x nimg*PQ) * col^T, with
          * col = im2col of nimg images and dyc gathered from dy; the GEMM's K runs over nimg*PQ. */
-        float *col = (float *)cnn_workspace(CNN_CONV_SLOT_COL, (size_t)(crs * nb * PQ) * sizeof(float));
-        float *dyc = (float *)cnn_workspace(CNN_CONV_SLOT_TMP, (size_t)(g.Kg * nb * PQ) * sizeof(float));
-        if (!col || !dyc) return CNN_ERR_OUT_OF_MEMORY;
+        float *col, *dyc;
+        if ((st = cnn_conv_image_buffers(&g, nb, &col, &dyc)) != CNN_OK) return st;
         for (int64_t n0 = 0; n0 < g.N; n0 += nb) {
             const int64_t nimg = CNN_MIN(nb, g.N - n0), cols = nimg * PQ;
             for (int64_t grp = 0; grp < g.G; grp++) {

@@ -52,6 +52,10 @@ void cnn_conv_col2im(const conv_geom *g, const float *col, int64_t p0, int64_t r
 /* Images per column matrix (>= 1): above 1 when the output plane is small, so that one GEMM covers
  * several images (see im2col.c). Forward and both backward passes use the same count. */
 int64_t cnn_conv_batch_images(const conv_geom *g);
+/* The calling thread's buffers for nb images per GEMM: the column matrix (Cg*R*S x nb*P*Q, slot
+ * COL) and the Kg x nb*P*Q product or gathered output gradient (slot TMP). OUT_OF_MEMORY if either
+ * allocation fails. */
+cnn_status cnn_conv_image_buffers(const conv_geom *g, int64_t nb, float **col, float **tmp);
 /* Column matrix of nimg images: col is (Cg*R*S, nimg*P*Q), image i in columns [i*PQ, (i+1)*PQ);
  * x points at image 0's group, images xs floats apart. */
 void cnn_conv_im2col_images(const conv_geom *g, const float *x, int64_t xs, int64_t nimg, float *col);

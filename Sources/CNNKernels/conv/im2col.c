@@ -259,6 +259,13 @@ int64_t cnn_conv_batch_images(const conv_geom *g) {
     return nb < 1 ? 1 : nb;
 }
 
+cnn_status cnn_conv_image_buffers(const conv_geom *g, int64_t nb, float **col, float **tmp) {
+    const int64_t crs = g->Cg * g->R * g->S, cols = nb * g->P * g->Q;
+    *col = (float *)cnn_workspace(CNN_CONV_SLOT_COL, (size_t)(crs * cols) * sizeof(float));
+    *tmp = (float *)cnn_workspace(CNN_CONV_SLOT_TMP, (size_t)(g->Kg * cols) * sizeof(float));
+    return *col && *tmp ? CNN_OK : CNN_ERR_OUT_OF_MEMORY;
+}
+
 // x is image 0's group (Cg,H,W), images xs floats apart; col is (Cg*R*S, nimg*P*Q)
 void cnn_conv_im2col_images(const conv_geom *g, const float *x, int64_t xs, int64_t nimg, float *col) {
     const int64_t crs = g->Cg * g->R * g->S, PQ = g->P * g->Q, ld = nimg * PQ;
@@ -363,15 +370,15 @@ size_t cnn_conv_im2col_workspace_bytes(const conv_geom *g) {
 static cnn_status im2col_forward_images(const conv_geom *g, int64_t nb, const float *x, const float *w,
                                         const void *packed, const float *bias, const float *residual,
                                         int relu, float *y) {
-    const int64_t crs = g->Cg * g->R * g->S, PQ = g->P * g->Q, HW = g->H * g->W;
-    float *col = (float *)cnn_workspace(CNN_CONV_SLOT_COL, (size_t)(crs * nb * PQ) * sizeof(float));
-    float *m = (float *)cnn_workspace(CNN_CONV_SLOT_TMP, (size_t)(g->Kg * nb * PQ) * sizeof(float));
-    if (!col || !m) return CNN_ERR_OUT_OF_MEMORY;
+    const int64_t PQ = g->P * g->Q, HW = g->H * g->W;
+    float *col, *m;
+    cnn_status st = cnn_conv_image_buffers(g, nb, &col, &m);
+    if (st != CNN_OK) return st;
     for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
         const int64_t nimg = CNN_MIN(nb, g->N - n0), cols = nimg * PQ;
         for (int64_t grp = 0; grp < g->G; grp++) {
             cnn_conv_im2col_images(g, x + (n0 * g->C + grp * g->Cg) * HW, g->C * HW, nimg, col);
-            cnn_status st = weights_times(g, w, packed, grp, cols, col, (size_t)cols, m, (size_t)cols, NULL);
+            st = weights_times(g, w, packed, grp, cols, col, (size_t)cols, m, (size_t)cols, NULL);
             if (st != CNN_OK) return st;
             scatter_epilogue(g, m, n0, nimg, grp, bias, residual, relu, y);
         }
