@@ -38,6 +38,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // Builds the DocC catalog: `swift package generate-documentation --target CNN`. A command
+        // plugin only: nothing of it is linked into the library or the tool.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         .target(

@@ -2,7 +2,7 @@
 //
 //     swift run DigitClassifier                                   # train briefly, classify test digits
 //     swift run DigitClassifier digit.png other.pgm               # ... and these files
-//     swift run DigitClassifier --weights ../runs/train/model.safetensors digit.png
+//     swift run DigitClassifier --weights ../../runs/train/model.safetensors digit.png
 //
 // With `--weights`, the model is the one `cnn train` wrote (LeNet-5 on MNIST, 99% accurate after
 // its 3 epochs on all 60,000 images); without, it trains LeNet-5 on the first `--train` (2,000)

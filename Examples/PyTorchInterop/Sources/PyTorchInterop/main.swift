@@ -75,9 +75,10 @@ final class SmallInceptionNet: Module {
     }
 }
 
-/// This file is Examples/Sources/PyTorchInterop/main.swift; the repository is four levels up.
+/// This file is Examples/PyTorchInterop/Sources/PyTorchInterop/main.swift; the repository is five
+/// folders up.
 let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().deletingLastPathComponent().path
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
 func makeNetwork(_ name: String) throws -> Module {
     name == "resnet" ? try SmallResNet(classes: 5) : try SmallInceptionNet(classes: 5)
