@@ -104,6 +104,15 @@ private let convNamedCases: [ConvCase] = [
     // 3, 3 and 1 images, with groups, residual and bias scattered back image by image.
     ConvCase("image chunks 3+3+1, groups 2", n: 7, c: 4, h: 30, w: 30, k: 6, r: 3, s: 3, pad: (1, 1), groups: 2),
     ConvCase("image chunks 1x1 stride 1", n: 5, c: 6, h: 20, w: 30, k: 5, r: 1, s: 1),
+    // Taps that read only padding are trimmed away (cnn_conv_trim_taps): a 1x1 plane keeps the
+    // centre tap, 2x2 -> 1x1 at stride 2 keeps a 2x2 window, a one-row image one kernel row, a
+    // dilated kernel its middle row and column; groups and several images per GEMM included.
+    ConvCase("trim 3x3 on 1x1, batch 9, groups 2", n: 9, c: 8, h: 1, w: 1, k: 6, r: 3, s: 3, pad: (1, 1), groups: 2),
+    ConvCase("trim 3x3/2 2x2 -> 1x1", n: 3, c: 5, h: 2, w: 2, k: 4, r: 3, s: 3, stride: (2, 2), pad: (1, 1)),
+    ConvCase("trim 5x5 rows on 2x3", n: 2, c: 3, h: 2, w: 3, k: 4, r: 5, s: 5, pad: (2, 2)),
+    ConvCase("trim dilated 3x3 on 2x2", n: 2, c: 4, h: 2, w: 2, k: 3, r: 3, s: 3, pad: (2, 2), dilation: (2, 2)),
+    ConvCase("trim one row", n: 1, c: 6, h: 1, w: 6, k: 5, r: 3, s: 3, pad: (1, 1)),
+    ConvCase("trim resnet18.l4 at 1x1, batch 64", n: 64, c: 64, h: 1, w: 1, k: 48, r: 3, s: 3, pad: (1, 1)),
 ]
 
 /// Random valid shapes: sizes not multiples of 16, odd and even, every option mixed.
@@ -196,7 +205,7 @@ private let convForwardBound = 1e-5
     /// process switches ISA: it falls back to the raw weights rather than failing.
     @Test func planSurvivesISASwitch() throws {
         var rng = ConvRNG(state: 3)
-        for cs in [convNamedCases[1], convNamedCases[12], convNamedCases[13]] {
+        for cs in [convNamedCases[1], convNamedCases[12], convNamedCases[13]] + convNamedCases.filter({ $0.name.hasPrefix("trim") }) {
             var shape = cs.shape
             let x = rng.floats(cs.xCount), w = rng.floats(cs.wCount)
             let ref = convReference(cs, x: x, w: w, bias: nil, residual: nil, relu: false)

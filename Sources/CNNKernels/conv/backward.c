@@ -13,9 +13,11 @@
 static inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 static inline int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
 
-/* 1x1, stride 1, no padding: the column matrix is the image itself. */
+/* 1x1, stride 1, no padding: the column matrix is the image itself. (P == H and Q == W follow for
+ * a convolution as given; a trimmed one may move its padding to one side, so they are checked.) */
 static int is_pointwise(const conv_geom *g) {
-    return g->R == 1 && g->S == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
+    return g->R == 1 && g->S == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0 &&
+           g->P == g->H && g->Q == g->W;
 }
 
 // dy is (N,K,P,Q), w is (K,1,R,S), dx is (N,C,H,W); group c owns output channels c*Kg..c*Kg+Kg-1
@@ -84,6 +86,8 @@ static void depthwise_backward_weight(const conv_geom *g, const float *x, const 
     }
 }
 
+static cnn_status backward_weight_gemm(const conv_geom *g, const float *x, const float *dy, float *dw);
+
 static int64_t band_rows(const conv_geom *g) { return conv_band_rows(g->Cg * g->R * g->S * g->Q, g->P); }
 
 // dy is (N,K,P,Q), w is (K,C/groups,R,S), dx is (N,C,H,W) written
@@ -99,6 +103,17 @@ cnn_status cnn_conv2d_backward_data(const cnn_conv_shape *shape, const float *dy
     if (g.Cg == 1 && g.G > 1) {
         depthwise_backward_data(&g, dy, w, dx);
         return CNN_OK;
+    }
+    /* Taps that only read padding (see cnn_conv_trim_taps) would scatter into the padding only:
+     * the GEMM runs with the trimmed kernel. */
+    conv_geom t;
+    int64_t r0, s0;
+    if (cnn_conv_trim_taps(&g, &t, &r0, &s0)) {
+        float *wt = (float *)cnn_workspace(CNN_CONV_SLOT_TRIM_W, (size_t)(t.K * t.Cg * t.R * t.S) * sizeof(float));
+        if (!wt) return CNN_ERR_OUT_OF_MEMORY;
+        cnn_conv_trim_weights(&g, &t, r0, s0, w, wt);
+        g = t;
+        w = wt;
     }
     const int64_t crs = g.Cg * g.R * g.S, PQ = g.P * g.Q, HW = g.H * g.W;
     const int64_t nb = cnn_conv_batch_images(&g);
@@ -159,7 +174,7 @@ cnn_status cnn_conv2d_backward_weight(const cnn_conv_shape *shape, const float *
     if (st != CNN_OK) return st;
     if (g.N == 0) return CNN_OK;
     if (!x || !dy || !dw) return CNN_ERR_INVALID_ARGUMENT;
-    const int64_t crs = g.Cg * g.R * g.S, PQ = g.P * g.Q, HW = g.H * g.W;
+    const int64_t PQ = g.P * g.Q;
     if (db) {
         /* db[k] += sum over n, p, q of dy, accumulated in double (memory-bound either way). */
         const int nt = cnn_threads_for(g.K);
@@ -183,6 +198,30 @@ cnn_status cnn_conv2d_backward_weight(const cnn_conv_shape *shape, const float *
         depthwise_backward_weight(&g, x, dy, dw);
         return CNN_OK;
     }
+    /* Taps that only read padding (see cnn_conv_trim_taps) have a zero gradient: the GEMM runs
+     * with the trimmed kernel into a zeroed buffer, which is then added into dw's window. */
+    conv_geom t;
+    int64_t r0, s0;
+    if (cnn_conv_trim_taps(&g, &t, &r0, &s0)) {
+        const int64_t planes = t.K * t.Cg, taps = t.R * t.S;
+        float *dwt = (float *)cnn_workspace(CNN_CONV_SLOT_TRIM_DW, (size_t)(planes * taps) * sizeof(float));
+        if (!dwt) return CNN_ERR_OUT_OF_MEMORY;
+        memset(dwt, 0, (size_t)(planes * taps) * sizeof(float));
+        if ((st = backward_weight_gemm(&t, x, dy, dwt)) != CNN_OK) return st;
+        for (int64_t i = 0; i < planes; i++)
+            for (int64_t r = 0; r < t.R; r++)
+                for (int64_t s = 0; s < t.S; s++)
+                    dw[(i * g.R + r0 + r) * g.S + s0 + s] += dwt[(i * t.R + r) * t.S + s];
+        return CNN_OK;
+    }
+    return backward_weight_gemm(&g, x, dy, dw);
+}
+
+/* dW_g (Kg x CgRS) += dy_g * col^T through the GEMM, several images per call on small planes. */
+static cnn_status backward_weight_gemm(const conv_geom *gp, const float *x, const float *dy, float *dw) {
+    const conv_geom g = *gp;
+    cnn_status st;
+    const int64_t crs = g.Cg * g.R * g.S, PQ = g.P * g.Q, HW = g.H * g.W;
     const int64_t nb = cnn_conv_batch_images(&g);
     if (nb > 1) {
         /* Small planes, several images per GEMM: dW_g += dyc (Kg x nimg*PQ) * col^T, with

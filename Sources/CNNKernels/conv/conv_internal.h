@@ -28,6 +28,25 @@ cnn_status cnn_conv_geom_init(const cnn_conv_shape *s, conv_geom *g);
  * one GEMM; direct convolution (the other user of slot 3) never runs in the same call. */
 #define CNN_CONV_SLOT_TMP 3
 
+/* Tap trimming (im2col.c) keeps the trimmed weights in slot 4 and backward-weight's trimmed
+ * gradient in slot 5: Winograd (their other user) never runs in the same call. */
+#define CNN_CONV_SLOT_TRIM_W 4
+#define CNN_CONV_SLOT_TRIM_DW 5
+
+/* Kernel taps that read only padding. On a small plane some taps (r, s) fall outside the image for
+ * every output position: a 3x3, pad-1 convolution of a 1x1 plane (ResNet-18's last stage at 32x32
+ * input) reads the image with its centre tap only, and its other 8 column-matrix rows per channel
+ * are all zeros — 8/9 of the GEMM multiplies zeros. Trimming finds the smallest tap window
+ * [r0, r0 + R') x [s0, s0 + S') holding every tap that reads the image somewhere and describes
+ * the same convolution with it: `t` is `g` with R', S' and the padding moved by the window's
+ * offset (ph - r0*dh, pw - s0*dw; P and Q unchanged). Returns 1 when the window is smaller than
+ * R x S (and the moved padding is not negative), else 0 and `t` untouched. Dropped taps contribute
+ * exact zeros, so results are those of the full kernel up to summation order. */
+int cnn_conv_trim_taps(const conv_geom *g, conv_geom *t, int64_t *r0, int64_t *s0);
+/* wt (K, Cg, t->R, t->S) = the window [r0, r0 + t->R) x [s0, s0 + t->S) of w (K, Cg, g->R, g->S). */
+void cnn_conv_trim_weights(const conv_geom *g, const conv_geom *t, int64_t r0, int64_t s0, const float *w,
+                           float *wt);
+
 /* Bound on the im2col column tile (and the 1x1 gather tile) of one call: the column matrix is
  * built for a band of output rows at a time so a 224x224 layer never needs it whole (vgg16.conv1_2
  * would take 115 MiB). 8 MiB is above the L2 of this machine (2 cores of an AMD EPYC Zen 5, 1 MiB

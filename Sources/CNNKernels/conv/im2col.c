@@ -325,12 +325,78 @@ static void scatter_epilogue(const conv_geom *g, const float *m, int64_t n0, int
     }
 }
 
+/* [*lo, *hi): the taps along one axis that read inside [0, extent) for some output position
+ * o in [0, out): index o*stride - pad + tap*dil. */
+static void used_taps(int64_t taps, int64_t out, int64_t extent, int64_t stride, int64_t pad, int64_t dil,
+                      int64_t *lo, int64_t *hi) {
+    *lo = taps;
+    *hi = 0;
+    for (int64_t k = 0; k < taps; k++)
+        for (int64_t o = 0; o < out; o++) {
+            const int64_t i = o * stride - pad + k * dil;
+            if (i >= 0 && i < extent) {
+                if (k < *lo) *lo = k;
+                *hi = k + 1;
+                break;
+            }
+        }
+}
+
+int cnn_conv_trim_taps(const conv_geom *g, conv_geom *t, int64_t *r0, int64_t *s0) {
+    int64_t rlo, rhi, slo, shi;
+    used_taps(g->R, g->P, g->H, g->sh, g->ph, g->dh, &rlo, &rhi);
+    used_taps(g->S, g->Q, g->W, g->sw, g->pw, g->dw, &slo, &shi);
+    if (rhi <= rlo || shi <= slo) return 0;                       /* no tap reads the image */
+    if (rhi - rlo == g->R && shi - slo == g->S) return 0;         /* nothing to drop */
+    if (g->ph - rlo * g->dh < 0 || g->pw - slo * g->dw < 0) return 0;
+    *t = *g;
+    t->R = rhi - rlo;
+    t->S = shi - slo;
+    t->ph = g->ph - rlo * g->dh;
+    t->pw = g->pw - slo * g->dw;
+    *r0 = rlo;
+    *s0 = slo;
+    return 1;
+}
+
+void cnn_conv_trim_weights(const conv_geom *g, const conv_geom *t, int64_t r0, int64_t s0, const float *w,
+                           float *wt) {
+    const int64_t planes = g->K * g->Cg;
+    for (int64_t i = 0; i < planes; i++)
+        for (int64_t r = 0; r < t->R; r++)
+            for (int64_t s = 0; s < t->S; s++)
+                wt[(i * t->R + r) * t->S + s] = w[(i * g->R + r0 + r) * g->S + s0 + s];
+}
+
+/* The trimmed geometry and weights when trimming applies (weights in slot TRIM_W), else g and w.
+ * NULL weights: out of memory. */
+static const float *trimmed(const conv_geom *g, const float *w, conv_geom *t, const conv_geom **use) {
+    int64_t r0, s0;
+    *use = g;
+    if (!cnn_conv_trim_taps(g, t, &r0, &s0)) return w;
+    float *wt = (float *)cnn_workspace(CNN_CONV_SLOT_TRIM_W, (size_t)(g->K * g->Cg * t->R * t->S) * sizeof(float));
+    if (!wt) return NULL;
+    cnn_conv_trim_weights(g, t, r0, s0, w, wt);
+    *use = t;
+    return wt;
+}
+
+/* The packed panels are those of the trimmed weights when trimming applies (forward uses them so). */
 size_t cnn_conv_gemm_packed_stride(const conv_geom *g) {
+    conv_geom t;
+    int64_t r0, s0;
+    if (cnn_conv_trim_taps(g, &t, &r0, &s0)) g = &t;
     const size_t bytes = cnn_sgemm_packed_a_size((size_t)g->Kg, (size_t)(g->Cg * g->R * g->S));
     return (bytes + 63) & ~(size_t)63;
 }
 
 cnn_status cnn_conv_gemm_pack(const conv_geom *g, const float *w, void *packed) {
+    conv_geom t;
+    const conv_geom *use;
+    const float *wt = trimmed(g, w, &t, &use);
+    if (!wt) return CNN_ERR_OUT_OF_MEMORY;
+    g = use;
+    w = wt;
     const int64_t crs = g->Cg * g->R * g->S;
     const size_t stride = cnn_conv_gemm_packed_stride(g);
     for (int64_t grp = 0; grp < g->G; grp++) {
@@ -360,9 +426,16 @@ static cnn_status weights_times(const conv_geom *g, const float *w, const void *
 static int64_t im2col_band(const conv_geom *g) { return conv_band_rows(g->Cg * g->R * g->S * g->Q, g->P); }
 
 size_t cnn_conv_im2col_workspace_bytes(const conv_geom *g) {
+    conv_geom t;
+    int64_t r0, s0;
+    size_t trim = 0;
+    if (cnn_conv_trim_taps(g, &t, &r0, &s0)) {
+        trim = (size_t)(t.K * t.Cg * t.R * t.S) * sizeof(float);
+        g = &t;
+    }
     const int64_t nb = cnn_conv_batch_images(g), crs = g->Cg * g->R * g->S;
-    if (nb > 1) return (size_t)((crs + g->Kg) * nb * g->P * g->Q) * sizeof(float);
-    return (size_t)(crs * im2col_band(g) * g->Q) * sizeof(float);
+    if (nb > 1) return trim + (size_t)((crs + g->Kg) * nb * g->P * g->Q) * sizeof(float);
+    return trim + (size_t)(crs * im2col_band(g) * g->Q) * sizeof(float);
 }
 
 /* Several images per GEMM (cnn_conv_batch_images > 1): col = im2col of nimg images, m = W_g * col,
@@ -391,6 +464,11 @@ static cnn_status im2col_forward_images(const conv_geom *g, int64_t nb, const fl
 cnn_status cnn_conv_im2col_forward(const conv_geom *g, const float *x, const float *w,
                                    const void *packed, const float *bias, const float *residual,
                                    int relu, float *y) {
+    /* Taps that only read padding are dropped (a plan's packed panels are already trimmed). */
+    conv_geom t;
+    const conv_geom *use;
+    if (!(w = trimmed(g, w, &t, &use))) return CNN_ERR_OUT_OF_MEMORY;
+    g = use;
     const int64_t nb = cnn_conv_batch_images(g);
     if (nb > 1) return im2col_forward_images(g, nb, x, w, packed, bias, residual, relu, y);
     const int64_t crs = g->Cg * g->R * g->S, PQ = g->P * g->Q, band = im2col_band(g);
