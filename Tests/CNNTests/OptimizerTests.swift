@@ -286,7 +286,8 @@ struct OptimizerUpdateTests {
         #expect(opt.stateSlots == slots)
     }
 
-    /// 19 elements: two full 8-lane chunks and a partial one, against the element-wise references.
+    /// 19 elements: full iterations of the kernels' vector loops and a scalar tail, against the
+    /// element-wise references.
     @Test func longParametersCoverFullAndPartialVectorChunks() throws {
         let initial = (0..<19).map { Float($0) * 0.37 - 3 }
         let gradient: (Int) -> [Float] = { t in (0..<19).map { i in Float((i * 7 + t * 3) % 11) * 0.2 - 1 + 0.05 * Float(t) } }
@@ -338,6 +339,172 @@ struct OptimizerUpdateTests {
             try sgd.step()
         }
         #expect(a.value.scalars == [1, 2])
+    }
+}
+
+// MARK: Long and tiny parameters (the CNNKernels update)
+
+/// SplitMix64: reproducible parameter values and gradients for the long-parameter tests.
+private struct OptimizerRNG {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// `n` values uniform in [-scale, scale).
+    mutating func floats(_ n: Int, scale: Float) -> [Float] {
+        (0..<n).map { _ in scale * (Float(next() >> 40) * 0x1p-23 - 1) }
+    }
+}
+
+/// One optimizer configuration: how to make it and its float64 reference on given values and gradients.
+struct OptimizerKernelCase: Sendable, CustomStringConvertible {
+    let description: String
+    let make: @Sendable ([(String, Variable)]) throws -> Optimizer
+    let reference: @Sendable (_ steps: Int, _ initial: [Float], _ gradient: @escaping (Int) -> [Float]) -> [[Double]]
+}
+
+/// Every option combination of the three rules: momentum, dampening, Nesterov and weight decay;
+/// Adam, AdamW and AMSGrad; RMSprop plain, centered and with momentum.
+let optimizerKernelCases: [OptimizerKernelCase] = [
+    OptimizerKernelCase(description: "SGD λ=0.01",
+                  make: { try SGD(parameters: $0, learningRate: 0.1, weightDecay: 0.01) },
+                  reference: { referenceSGD(steps: $0, initial: $1, gradient: $2, lr: 0.1, weightDecay: 0.01) }),
+    OptimizerKernelCase(description: "SGD μ=0.9",
+                  make: { try SGD(parameters: $0, learningRate: 0.1, momentum: 0.9) },
+                  reference: { referenceSGD(steps: $0, initial: $1, gradient: $2, lr: 0.1, momentum: 0.9) }),
+    OptimizerKernelCase(description: "SGD μ=0.9 τ=0.1",
+                  make: { try SGD(parameters: $0, learningRate: 0.1, momentum: 0.9, dampening: 0.1) },
+                  reference: { referenceSGD(steps: $0, initial: $1, gradient: $2, lr: 0.1, momentum: 0.9, dampening: 0.1) }),
+    OptimizerKernelCase(description: "SGD μ=0.5 τ=0.3 λ=0.02",
+                  make: { try SGD(parameters: $0, learningRate: 0.05, momentum: 0.5, dampening: 0.3, weightDecay: 0.02) },
+                  reference: { referenceSGD(steps: $0, initial: $1, gradient: $2, lr: 0.05, momentum: 0.5, dampening: 0.3,
+                                            weightDecay: 0.02) }),
+    OptimizerKernelCase(description: "SGD μ=0.9 Nesterov λ=1e-3",
+                  make: { try SGD(parameters: $0, learningRate: 0.1, momentum: 0.9, nesterov: true, weightDecay: 1e-3) },
+                  reference: { referenceSGD(steps: $0, initial: $1, gradient: $2, lr: 0.1, momentum: 0.9, nesterov: true,
+                                            weightDecay: 1e-3) }),
+    OptimizerKernelCase(description: "Adam",
+                  make: { try Adam(parameters: $0, learningRate: 0.01) },
+                  reference: { referenceAdam(steps: $0, initial: $1, gradient: $2, lr: 0.01) }),
+    OptimizerKernelCase(description: "Adam λ=0.01",
+                  make: { try Adam(parameters: $0, learningRate: 0.01, weightDecay: 0.01) },
+                  reference: { referenceAdam(steps: $0, initial: $1, gradient: $2, lr: 0.01, weightDecay: 0.01) }),
+    OptimizerKernelCase(description: "Adam AMSGrad λ=0.01 β=(0.8, 0.99)",
+                  make: { try Adam(parameters: $0, learningRate: 0.01, beta1: 0.8, beta2: 0.99, weightDecay: 0.01, amsgrad: true) },
+                  reference: { referenceAdam(steps: $0, initial: $1, gradient: $2, lr: 0.01, beta1: 0.8, beta2: 0.99,
+                                             weightDecay: 0.01, amsgrad: true) }),
+    OptimizerKernelCase(description: "AdamW λ=0.1",
+                  make: { try AdamW(parameters: $0, learningRate: 0.01, weightDecay: 0.1) },
+                  reference: { referenceAdam(steps: $0, initial: $1, gradient: $2, lr: 0.01, weightDecay: 0.1, decoupled: true) }),
+    OptimizerKernelCase(description: "AdamW AMSGrad λ=0.1 ε=1e-3",
+                  make: { try AdamW(parameters: $0, learningRate: 0.01, epsilon: 1e-3, weightDecay: 0.1, amsgrad: true) },
+                  reference: { referenceAdam(steps: $0, initial: $1, gradient: $2, lr: 0.01, eps: 1e-3, weightDecay: 0.1,
+                                             decoupled: true, amsgrad: true) }),
+    OptimizerKernelCase(description: "RMSprop",
+                  make: { try RMSprop(parameters: $0, learningRate: 0.01) },
+                  reference: { referenceRMSprop(steps: $0, initial: $1, gradient: $2, lr: 0.01) }),
+    OptimizerKernelCase(description: "RMSprop λ=0.01 α=0.9",
+                  make: { try RMSprop(parameters: $0, learningRate: 0.01, alpha: 0.9, weightDecay: 0.01) },
+                  reference: { referenceRMSprop(steps: $0, initial: $1, gradient: $2, lr: 0.01, alpha: 0.9, weightDecay: 0.01) }),
+    OptimizerKernelCase(description: "RMSprop centered",
+                  make: { try RMSprop(parameters: $0, learningRate: 0.01, centered: true) },
+                  reference: { referenceRMSprop(steps: $0, initial: $1, gradient: $2, lr: 0.01, centered: true) }),
+    OptimizerKernelCase(description: "RMSprop μ=0.9",
+                  make: { try RMSprop(parameters: $0, learningRate: 0.01, momentum: 0.9) },
+                  reference: { referenceRMSprop(steps: $0, initial: $1, gradient: $2, lr: 0.01, momentum: 0.9) }),
+    OptimizerKernelCase(description: "RMSprop centered μ=0.5 λ=0.1",
+                  make: { try RMSprop(parameters: $0, learningRate: 0.01, weightDecay: 0.1, momentum: 0.5, centered: true) },
+                  reference: { referenceRMSprop(steps: $0, initial: $1, gradient: $2, lr: 0.01, weightDecay: 0.1,
+                                                momentum: 0.5, centered: true) }),
+]
+
+/// Odd, and past the kernels' parallel threshold (32768 elements): seven 16384-float chunks, the
+/// last partial.
+private let longParameterCount = 100_003
+
+/// Values in [-3, 3) and per-step gradients in [-1, 1) for a parameter of `count` elements.
+private func longProblem(count: Int, steps: Int) -> (initial: [Float], gradients: [[Float]]) {
+    var rng = OptimizerRNG(state: 0x5EED_0000 &+ UInt64(count))
+    let initial = rng.floats(count, scale: 3)
+    return (initial, (0..<steps).map { _ in rng.floats(count, scale: 1) })
+}
+
+/// Worst |actual − expected| / max(1, |expected|) over all elements, with one expectation (not one
+/// per element) so that long parameters report compactly.
+private func expectCloseEverywhere(_ actual: [Float], _ expected: [Double], _ comment: String,
+                                   sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(actual.count == expected.count, sourceLocation: sourceLocation)
+    var worst = 0.0, worstIndex = -1
+    for i in 0..<min(actual.count, expected.count) {
+        let e = expected[i], error = abs(Double(actual[i]) - e) / max(1, abs(e))
+        if !(error <= worst) { worst = error; worstIndex = i }  // NaN counts as the worst
+    }
+    #expect(worst <= optimizerTolerance,
+            "\(comment): element \(worstIndex) is \(worstIndex >= 0 ? actual[worstIndex] : .nan), expected \(worstIndex >= 0 ? expected[worstIndex] : .nan) (relative error \(worst))",
+            sourceLocation: sourceLocation)
+}
+
+/// Runs `steps` steps on one parameter named "w" of `initial`'s length; returns the value after each
+/// step and the optimizer.
+private func runCase(_ c: OptimizerKernelCase, initial: [Float], gradients: [[Float]]) throws -> ([[Float]], Optimizer) {
+    let p = Variable(try Tensor(shape: [initial.count], scalars: initial), requiresGradient: true)
+    let optimizer = try c.make([("w", p)])
+    let trace = try runSteps(optimizer, p, steps: gradients.count, gradient: { gradients[$0 - 1] })
+    return (trace, optimizer)
+}
+
+@Suite("Optimizer updates on long and tiny parameters (CNNKernels, parallel)", .serialized)
+struct OptimizerKernelUpdateTests {
+    /// 100 003 elements, four steps, every option combination, against the float64 reference.
+    @Test(arguments: optimizerKernelCases)
+    func longParameterMatchesTheReference(_ c: OptimizerKernelCase) throws {
+        let steps = 4
+        let (initial, gradients) = longProblem(count: longParameterCount, steps: steps)
+        let (trace, _) = try runCase(c, initial: initial, gradients: gradients)
+        let expected = c.reference(steps, initial) { gradients[$0 - 1] }
+        for (t, (a, e)) in zip(trace, expected).enumerated() { expectCloseEverywhere(a, e, "\(c) step \(t + 1)") }
+    }
+
+    /// The parameter and every state buffer are bit-identical whether the update runs on one thread
+    /// or two (chunk boundaries do not depend on the thread count). Without OpenMP both runs use one.
+    @Test(arguments: optimizerKernelCases)
+    func oneAndTwoThreadsAreBitIdentical(_ c: OptimizerKernelCase) throws {
+        let (initial, gradients) = longProblem(count: longParameterCount, steps: 3)
+        defer { try? ComputeRuntime.setThreadCount(nil) }
+        var results: [[[UInt32]]] = [], names: [String] = []
+        for threads in [1, 2] {
+            try ComputeRuntime.setThreadCount(threads)
+            let (trace, optimizer) = try runCase(c, initial: initial, gradients: gradients)
+            let buffers = optimizer.stateSlots.map { optimizer.stateBuffer($0, for: "w")?.scalars ?? [] }
+            results.append(([trace.last!] + buffers).map { $0.map(\.bitPattern) })
+            names = ["parameter"] + optimizer.stateSlots
+        }
+        #expect(results[0].count == results[1].count)
+        for (k, (one, two)) in zip(results[0], results[1]).enumerated() {
+            let what = names[k]
+            #expect(one.count == longParameterCount && one == two,
+                    "\(c): \(what) differs between 1 and 2 threads at \(zip(one, two).filter { $0 != $1 }.count) elements")
+        }
+    }
+
+    /// Empty and tiny parameters (shorter than a vector, and an odd tail): same rule, nothing out of
+    /// bounds; an empty parameter still counts its steps and gets empty state buffers.
+    @Test(arguments: optimizerKernelCases)
+    func emptyAndTinyParameters(_ c: OptimizerKernelCase) throws {
+        for count in [0, 1, 7, 17] {
+            let (initial, gradients) = longProblem(count: count, steps: 3)
+            let (trace, optimizer) = try runCase(c, initial: initial, gradients: gradients)
+            let expected = c.reference(3, initial) { gradients[$0 - 1] }
+            for (t, (a, e)) in zip(trace, expected).enumerated() { expectCloseEverywhere(a, e, "\(c) n=\(count) step \(t + 1)") }
+            #expect(optimizer.stepCount(for: "w") == 3)
+            for slot in optimizer.stateSlots {
+                #expect(optimizer.stateBuffer(slot, for: "w")?.shape == [count], "\(c) n=\(count) \(slot)")
+            }
+        }
     }
 }
 

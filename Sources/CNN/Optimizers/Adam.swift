@@ -1,10 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#elseif canImport(Musl)
-import Musl
-#endif
+import CNNKernels
 
 /// Adam (Kingma & Ba 2015) with L2 weight decay and optional AMSGrad — PyTorch's `torch.optim.Adam`.
 ///
@@ -20,6 +14,10 @@ import Musl
 /// The bias corrections 1 − β₁ᵗ and 1 − β₂ᵗ are computed in double precision, and ε is added after
 /// the correction of √v, exactly as PyTorch orders it. State slots: `exp_avg` (m), `exp_avg_sq` (v),
 /// and `max_exp_avg_sq` (v̂) with AMSGrad.
+///
+/// The update runs in the CNNKernels C target (`cnn_adam_update`, also for ``AdamW``), in parallel
+/// over fixed chunks for parameters of 32768 elements or more, with the same result for any thread
+/// count.
 ///
 /// Weight decay here is the L2 penalty folded into the gradient, so it is scaled by the adaptive
 /// denominator; for decay decoupled from the gradient use ``AdamW``.
@@ -81,36 +79,15 @@ public class Adam: Optimizer {
         [("beta1", beta1), ("beta2", beta2), ("eps", epsilon), ("amsgrad", amsgrad ? 1 : 0)]
     }
 
-    /// The Adam (or AdamW) rule on `count` elements.
+    /// The Adam (or AdamW) rule on `count` elements (`cnn_adam_update`).
     public override func update(parameter p: UnsafeMutablePointer<Float>, gradient d: UnsafePointer<Float>,
                                 count: Int, state: [UnsafeMutablePointer<Float>], step: Int, weightDecay λ: Float) {
-        let m = state[0], v = state[1]
-        let β1 = beta1, β2 = beta2, ε = epsilon
-        let oneMinusβ1 = 1 - β1, oneMinusβ2 = 1 - β2
-        let t = Double(step)
-        let biasCorrection1 = 1 - pow(Double(β1), t)
-        let biasCorrection2 = 1 - pow(Double(β2), t)
-        let stepSize = Float(Double(learningRate) / biasCorrection1)
-        // √v / √(1 − β₂ᵗ) is computed as √v · (1 / √(1 − β₂ᵗ)): one multiply per element.
-        let inverseCorrection2Root = Float(1 / biasCorrection2.squareRoot())
-        // AdamW: p ← p·(1 − γλ) before the Adam step; Adam: λ·p is added to the gradient.
-        let shrink = decoupledWeightDecay ? Float(1 - Double(learningRate) * Double(λ)) : 1
-        let l2 = decoupledWeightDecay ? 0 : λ
-        let vMax: UnsafeMutablePointer<Float>? = amsgrad ? state[2] : nil
-        forEachOptimizerChunk(count) { i, n in
-            let pv = p.optimizerVector(at: i, count: n) * shrink
-            let g = d.optimizerVector(at: i, count: n) + l2 * pv
-            let mv = β1 * m.optimizerVector(at: i, count: n) + oneMinusβ1 * g
-            let vv = β2 * v.optimizerVector(at: i, count: n) + oneMinusβ2 * g * g
-            m.setOptimizerVector(mv, at: i, count: n)
-            v.setOptimizerVector(vv, at: i, count: n)
-            var vh = vv
-            if let vMax {
-                vh = pointwiseMax(vMax.optimizerVector(at: i, count: n), vv)
-                vMax.setOptimizerVector(vh, at: i, count: n)
-            }
-            p.setOptimizerVector(pv - stepSize * mv / (vh.squareRoot() * inverseCorrection2Root + ε), at: i, count: n)
-        }
+        // The bias corrections 1 − β₁ᵗ and 1 − β₂ᵗ are taken in double inside the kernel; AdamW
+        // shrinks p by 1 − γλ (in double, rounded once) before the step, Adam adds λ·p to the gradient.
+        let status = cnn_adam_update(Int64(count), p, d, state[0], state[1], amsgrad ? state[2] : nil,
+                                     learningRate, beta1, beta2, epsilon, λ, decoupledWeightDecay ? 1 : 0,
+                                     Int64(step))
+        precondition(status == CNN_OK, "\(algorithmName): cnn_adam_update failed with status \(status.rawValue)")
     }
 }
 

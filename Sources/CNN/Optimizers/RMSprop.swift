@@ -1,3 +1,5 @@
+import CNNKernels
+
 /// RMSprop (Hinton, Lecture 6e) with optional centering, momentum and L2 weight decay — PyTorch's
 /// `torch.optim.RMSprop`.
 ///
@@ -13,6 +15,9 @@
 ///
 /// State slots: `square_avg` (v), then `momentum_buffer` (b) when μ > 0, then `grad_avg` (ḡ) when
 /// centered. There is no bias correction, so the first steps are large (v starts at 0), as in PyTorch.
+///
+/// The update runs in the CNNKernels C target (`cnn_rmsprop_update`), in parallel over fixed chunks
+/// for parameters of 32768 elements or more, with the same result for any thread count.
 public final class RMSprop: Optimizer {
     /// α, the decay of the squared-gradient average.
     public let alpha: Float
@@ -59,33 +64,12 @@ public final class RMSprop: Optimizer {
         [("alpha", alpha), ("eps", epsilon), ("momentum", momentum), ("centered", centered ? 1 : 0)]
     }
 
-    /// The RMSprop rule above on `count` elements.
+    /// The RMSprop rule above on `count` elements (`cnn_rmsprop_update`).
     public override func update(parameter p: UnsafeMutablePointer<Float>, gradient d: UnsafePointer<Float>,
                                 count: Int, state: [UnsafeMutablePointer<Float>], step: Int, weightDecay λ: Float) {
-        let γ = learningRate, α = alpha, oneMinusα = 1 - alpha, ε = epsilon, μ = momentum
-        let v = state[0]
-        let b: UnsafeMutablePointer<Float>? = μ > 0 ? state[1] : nil
-        let ḡ: UnsafeMutablePointer<Float>? = centered ? state[state.count - 1] : nil
-        forEachOptimizerChunk(count) { i, n in
-            let pv = p.optimizerVector(at: i, count: n)
-            let g = d.optimizerVector(at: i, count: n) + λ * pv
-            let vv = α * v.optimizerVector(at: i, count: n) + oneMinusα * g * g
-            v.setOptimizerVector(vv, at: i, count: n)
-            let denominator: OptimizerVector
-            if let ḡ {
-                let mean = α * ḡ.optimizerVector(at: i, count: n) + oneMinusα * g
-                ḡ.setOptimizerVector(mean, at: i, count: n)
-                denominator = (vv - mean * mean).squareRoot() + ε
-            } else {
-                denominator = vv.squareRoot() + ε
-            }
-            if let b {
-                let bv = μ * b.optimizerVector(at: i, count: n) + g / denominator
-                b.setOptimizerVector(bv, at: i, count: n)
-                p.setOptimizerVector(pv - γ * bv, at: i, count: n)
-            } else {
-                p.setOptimizerVector(pv - γ * (g / denominator), at: i, count: n)
-            }
-        }
+        let status = cnn_rmsprop_update(Int64(count), p, d, state[0], momentum > 0 ? state[1] : nil,
+                                        centered ? state[state.count - 1] : nil, learningRate, alpha, epsilon,
+                                        λ, momentum)
+        precondition(status == CNN_OK, "RMSprop: cnn_rmsprop_update failed with status \(status.rawValue)")
     }
 }

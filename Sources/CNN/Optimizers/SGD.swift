@@ -1,3 +1,5 @@
+import CNNKernels
+
 /// Stochastic gradient descent with optional momentum, dampening, Nesterov momentum and L2 weight
 /// decay — PyTorch's `torch.optim.SGD`, update for update.
 ///
@@ -15,6 +17,9 @@
 /// first step copies g into b without dampening, as PyTorch does. This is the form of momentum of
 /// Sutskever et al. 2013, with the learning rate outside the buffer, which the ResNet recipe
 /// (lr 0.1, momentum 0.9, weight decay 1e-4) assumes.
+///
+/// The update runs in the CNNKernels C target (`cnn_sgd_update`), in parallel over fixed chunks for
+/// parameters of 32768 elements or more, with the same result for any thread count.
 ///
 /// ```swift
 /// let sgd = try SGD(parameters: model.namedParameters(), learningRate: 0.1, momentum: 0.9,
@@ -61,21 +66,11 @@ public final class SGD: Optimizer {
         [("momentum", momentum), ("dampening", dampening), ("nesterov", nesterov ? 1 : 0)]
     }
 
-    /// The SGD rule above on `count` elements.
+    /// The SGD rule above on `count` elements (`cnn_sgd_update`).
     public override func update(parameter p: UnsafeMutablePointer<Float>, gradient d: UnsafePointer<Float>,
                                 count: Int, state: [UnsafeMutablePointer<Float>], step: Int, weightDecay λ: Float) {
-        let γ = learningRate, μ = momentum, oneMinusτ = 1 - dampening
-        let first = step == 1, nesterov = self.nesterov
-        let b: UnsafeMutablePointer<Float>? = μ != 0 ? state[0] : nil
-        forEachOptimizerChunk(count) { i, n in
-            let pv = p.optimizerVector(at: i, count: n)
-            var g = d.optimizerVector(at: i, count: n) + λ * pv
-            if let b {
-                let m = first ? g : μ * b.optimizerVector(at: i, count: n) + oneMinusτ * g
-                b.setOptimizerVector(m, at: i, count: n)
-                g = nesterov ? g + μ * m : m
-            }
-            p.setOptimizerVector(pv - γ * g, at: i, count: n)
-        }
+        let status = cnn_sgd_update(Int64(count), p, d, momentum != 0 ? state[0] : nil, learningRate, momentum,
+                                    dampening, nesterov ? 1 : 0, λ, step == 1 ? 1 : 0)
+        precondition(status == CNN_OK, "SGD: cnn_sgd_update failed with status \(status.rawValue)")
     }
 }

@@ -1,5 +1,6 @@
 /* The non-convolution layers, forward and backward: pooling, batch norm, activations, LRN,
- * dropout, softmax / cross-entropy / MSE, channel concat, elementwise ops, SGD-family updates. */
+ * dropout, softmax / cross-entropy / MSE, channel concat, elementwise ops, optimizer updates
+ * (SGD, Adam / AdamW, RMSprop). */
 #ifndef CNN_LAYERS_H
 #define CNN_LAYERS_H
 
@@ -161,6 +162,56 @@ cnn_status cnn_mul(int64_t n, const float *a, const float *b, float *y);
 cnn_status cnn_axpy(int64_t n, float alpha, const float *x, float *y);
 cnn_status cnn_scale(int64_t n, float alpha, const float *x, float *y);
 double cnn_sum(int64_t n, const float *x);
+
+/* ---------------------------------------------------------------- optimizer updates */
+
+/* One optimizer step on one parameter of n floats, in place: PyTorch's torch.optim rules, the
+ * operations in the order the CNN module documents (SGD, Adam, AdamW, RMSprop). Every buffer is n
+ * floats and none may overlap another. Parameters of at least 32768 elements are split into fixed
+ * chunks updated in parallel; each element's result is the same for any thread count. Float
+ * arithmetic rounds after every operation as in Swift (no fused multiply-add) on x86-64; on arm64
+ * the compiler may fuse multiply-adds. n == 0 touches no memory; n < 0, a NULL buffer that the
+ * options require, or a negative or NaN momentum returns CNN_ERR_INVALID_ARGUMENT. */
+
+/** SGD with momentum mu, dampening tau, learning rate lr, weight decay lambda (L2, added to the
+ *  gradient); d is the gradient:
+ *      g = d + lambda*p
+ *      if mu > 0:  b = g                     on the first step (first_step != 0: no dampening)
+ *                  b = mu*b + (1 - tau)*g    afterwards
+ *                  g = g + mu*b if nesterov, else g = b
+ *      p = p - lr*g
+ *  momentum_buffer (b) is used only when momentum > 0 (may be NULL otherwise); nesterov requires
+ *  momentum > 0. */
+cnn_status cnn_sgd_update(int64_t n, float *p, const float *g, float *momentum_buffer, float lr,
+                          float momentum, float dampening, int nesterov, float weight_decay,
+                          int first_step);
+
+/** Adam (decoupled == 0) or AdamW (decoupled != 0) at step t = `step` >= 1, with m = exp_avg,
+ *  v = exp_avg_sq, vmax = max_exp_avg_sq (NULL: no AMSGrad), d the gradient:
+ *      Adam:  g = d + lambda*p                  AdamW: p = p*(1 - lr*lambda) (factor in double,
+ *                                                      rounded to float once), g = d
+ *      m = beta1*m + (1 - beta1)*g
+ *      v = beta2*v + (1 - beta2)*g*g
+ *      AMSGrad: vmax = maximum(vmax, v) (a number wins over NaN), then vmax replaces v below
+ *      p = p - s*m / (sqrt(v)*r + eps)
+ *  with s = lr / (1 - beta1^t) and r = 1 / sqrt(1 - beta2^t), computed in double and rounded to
+ *  float once per call. */
+cnn_status cnn_adam_update(int64_t n, float *p, const float *g, float *exp_avg, float *exp_avg_sq,
+                           float *max_exp_avg_sq, float lr, float beta1, float beta2, float eps,
+                           float weight_decay, int decoupled, int64_t step);
+
+/** RMSprop with smoothing alpha, eps, weight decay lambda (L2), momentum mu, with v = square_avg,
+ *  b = momentum_buffer (used only when momentum > 0; may be NULL otherwise), a = grad_avg (NULL:
+ *  not centered), d the gradient:
+ *      g = d + lambda*p
+ *      v = alpha*v + (1 - alpha)*g*g
+ *      centered: a = alpha*a + (1 - alpha)*g;  den = sqrt(v - a*a) + eps
+ *      else:     den = sqrt(v) + eps
+ *      mu > 0:   b = mu*b + g/den;  p = p - lr*b
+ *      else:     p = p - lr*(g/den) */
+cnn_status cnn_rmsprop_update(int64_t n, float *p, const float *g, float *square_avg,
+                              float *momentum_buffer, float *grad_avg, float lr, float alpha,
+                              float eps, float weight_decay, float momentum);
 
 /* ---------------------------------------------------------------- seeded random fills */
 
