@@ -208,6 +208,8 @@ cnn_status cnn_conv2d_backward_weight(const cnn_conv_shape *shape, const float *
         if (!dwt) return CNN_ERR_OUT_OF_MEMORY;
         memset(dwt, 0, (size_t)(planes * taps) * sizeof(float));
         if ((st = backward_weight_gemm(&t, x, dy, dwt)) != CNN_OK) return st;
+        const int nt = planes * taps >= 32768 ? cnn_threads_for(planes) : 1;
+        CNN_OMP_PARALLEL_FOR(nt)
         for (int64_t i = 0; i < planes; i++)
             for (int64_t r = 0; r < t.R; r++)
                 for (int64_t s = 0; s < t.S; s++)

@@ -361,24 +361,49 @@ int cnn_conv_trim_taps(const conv_geom *g, conv_geom *t, int64_t *r0, int64_t *s
 
 void cnn_conv_trim_weights(const conv_geom *g, const conv_geom *t, int64_t r0, int64_t s0, const float *w,
                            float *wt) {
-    const int64_t planes = g->K * g->Cg;
+    const int64_t planes = g->K * g->Cg, RS = g->R * g->S, tRS = t->R * t->S;
+    const int nt = planes * RS >= IM2COL_PARALLEL_MIN ? cnn_threads_for(planes) : 1;
+    if (tRS == 1) { /* one tap left (a 1x1 plane): a strided gather */
+        const float *CNN_RESTRICT src = w + r0 * g->S + s0;
+        CNN_OMP_PARALLEL_FOR(nt)
+        for (int64_t i = 0; i < planes; i++) wt[i] = src[i * RS];
+        return;
+    }
+    CNN_OMP_PARALLEL_FOR(nt)
     for (int64_t i = 0; i < planes; i++)
         for (int64_t r = 0; r < t->R; r++)
             for (int64_t s = 0; s < t->S; s++)
                 wt[(i * t->R + r) * t->S + s] = w[(i * g->R + r0 + r) * g->S + s0 + s];
 }
 
-/* The trimmed geometry and weights when trimming applies (weights in slot TRIM_W), else g and w.
- * NULL weights: out of memory. */
-static const float *trimmed(const conv_geom *g, const float *w, conv_geom *t, const conv_geom **use) {
+/* The GEMM's left operand as raw weights: as given, or — when the taps were trimmed — the window
+ * gathered from the full kernel, only once it is needed: a plan's packed panels already hold the
+ * trimmed weights, so with them the gather runs only after an ISA switch. */
+typedef struct conv_weights {
+    const float *w;        /* (K, Cg, R, S) of the geometry in use; NULL until gathered */
+    const conv_geom *full; /* trimming: the full geometry and kernel, and the window's corner */
+    const float *w_full;
     int64_t r0, s0;
-    *use = g;
-    if (!cnn_conv_trim_taps(g, t, &r0, &s0)) return w;
-    float *wt = (float *)cnn_workspace(CNN_CONV_SLOT_TRIM_W, (size_t)(g->K * g->Cg * t->R * t->S) * sizeof(float));
-    if (!wt) return NULL;
-    cnn_conv_trim_weights(g, t, r0, s0, w, wt);
-    *use = t;
-    return wt;
+} conv_weights;
+
+/* cw's raw weights for geometry g (gathering into slot TRIM_W if not yet done); NULL: out of memory. */
+static const float *raw_weights(const conv_geom *g, conv_weights *cw) {
+    if (!cw->w) {
+        float *wt = (float *)cnn_workspace(CNN_CONV_SLOT_TRIM_W, (size_t)(g->K * g->Cg * g->R * g->S) * sizeof(float));
+        if (!wt) return NULL;
+        cnn_conv_trim_weights(cw->full, g, cw->r0, cw->s0, cw->w_full, wt);
+        cw->w = wt;
+    }
+    return cw->w;
+}
+
+/* The geometry to run (trimmed into *t when trimming applies, else g) and its weights (gathered
+ * lazily in that case). */
+static const conv_geom *trimmed(const conv_geom *g, const float *w, conv_geom *t, conv_weights *cw) {
+    *cw = (conv_weights){.w = w, .full = g, .w_full = w};
+    if (!cnn_conv_trim_taps(g, t, &cw->r0, &cw->s0)) return g;
+    cw->w = NULL;
+    return t;
 }
 
 /* The packed panels are those of the trimmed weights when trimming applies (forward uses them so). */
@@ -392,11 +417,9 @@ size_t cnn_conv_gemm_packed_stride(const conv_geom *g) {
 
 cnn_status cnn_conv_gemm_pack(const conv_geom *g, const float *w, void *packed) {
     conv_geom t;
-    const conv_geom *use;
-    const float *wt = trimmed(g, w, &t, &use);
-    if (!wt) return CNN_ERR_OUT_OF_MEMORY;
-    g = use;
-    w = wt;
+    conv_weights cw;
+    g = trimmed(g, w, &t, &cw);
+    if (!(w = raw_weights(g, &cw))) return CNN_ERR_OUT_OF_MEMORY;
     const int64_t crs = g->Cg * g->R * g->S;
     const size_t stride = cnn_conv_gemm_packed_stride(g);
     for (int64_t grp = 0; grp < g->G; grp++) {
@@ -409,7 +432,7 @@ cnn_status cnn_conv_gemm_pack(const conv_geom *g, const float *w, void *packed) 
 
 /* y (Kg x n, ldy) = W_g (Kg x crs) * col (crs x n, ldb), then the epilogue: from the plan's packed
  * panels when they match the active ISA, else from the raw weights. */
-static cnn_status weights_times(const conv_geom *g, const float *w, const void *packed, int64_t grp,
+static cnn_status weights_times(const conv_geom *g, conv_weights *cw, const void *packed, int64_t grp,
                                 int64_t n, const float *b, size_t ldb, float *y, size_t ldy,
                                 const cnn_epilogue *ep) {
     const int64_t crs = g->Cg * g->R * g->S;
@@ -419,6 +442,8 @@ static cnn_status weights_times(const conv_geom *g, const float *w, const void *
                                            b, ldb, 0.0f, y, ldy, ep);
         if (st != CNN_ERR_INVALID_ARGUMENT) return st; /* INVALID: packed for another ISA */
     }
+    const float *w = raw_weights(g, cw);
+    if (!w) return CNN_ERR_OUT_OF_MEMORY;
     return cnn_sgemm(CNN_NO_TRANS, CNN_NO_TRANS, (size_t)g->Kg, (size_t)n, (size_t)crs, 1.0f,
                      w + grp * g->Kg * crs, (size_t)crs, b, ldb, 0.0f, y, ldy, ep);
 }
@@ -440,7 +465,7 @@ size_t cnn_conv_im2col_workspace_bytes(const conv_geom *g) {
 
 /* Several images per GEMM (cnn_conv_batch_images > 1): col = im2col of nimg images, m = W_g * col,
  * then m is scattered into y with the epilogue. */
-static cnn_status im2col_forward_images(const conv_geom *g, int64_t nb, const float *x, const float *w,
+static cnn_status im2col_forward_images(const conv_geom *g, int64_t nb, const float *x, conv_weights *cw,
                                         const void *packed, const float *bias, const float *residual,
                                         int relu, float *y) {
     const int64_t PQ = g->P * g->Q, HW = g->H * g->W;
@@ -451,7 +476,7 @@ static cnn_status im2col_forward_images(const conv_geom *g, int64_t nb, const fl
         const int64_t nimg = CNN_MIN(nb, g->N - n0), cols = nimg * PQ;
         for (int64_t grp = 0; grp < g->G; grp++) {
             cnn_conv_im2col_images(g, x + (n0 * g->C + grp * g->Cg) * HW, g->C * HW, nimg, col);
-            st = weights_times(g, w, packed, grp, cols, col, (size_t)cols, m, (size_t)cols, NULL);
+            st = weights_times(g, cw, packed, grp, cols, col, (size_t)cols, m, (size_t)cols, NULL);
             if (st != CNN_OK) return st;
             scatter_epilogue(g, m, n0, nimg, grp, bias, residual, relu, y);
         }
@@ -466,11 +491,10 @@ cnn_status cnn_conv_im2col_forward(const conv_geom *g, const float *x, const flo
                                    int relu, float *y) {
     /* Taps that only read padding are dropped (a plan's packed panels are already trimmed). */
     conv_geom t;
-    const conv_geom *use;
-    if (!(w = trimmed(g, w, &t, &use))) return CNN_ERR_OUT_OF_MEMORY;
-    g = use;
+    conv_weights cw;
+    g = trimmed(g, w, &t, &cw);
     const int64_t nb = cnn_conv_batch_images(g);
-    if (nb > 1) return im2col_forward_images(g, nb, x, w, packed, bias, residual, relu, y);
+    if (nb > 1) return im2col_forward_images(g, nb, x, &cw, packed, bias, residual, relu, y);
     const int64_t crs = g->Cg * g->R * g->S, PQ = g->P * g->Q, band = im2col_band(g);
     float *col = (float *)cnn_workspace(CNN_CONV_SLOT_COL, (size_t)(crs * band * g->Q) * sizeof(float));
     if (!col) return CNN_ERR_OUT_OF_MEMORY;
@@ -487,7 +511,7 @@ cnn_status cnn_conv_im2col_forward(const conv_geom *g, const float *x, const flo
                     .residual_ld = (size_t)PQ,
                     .relu = relu,
                 };
-                cnn_status st = weights_times(g, w, packed, grp, rows * g->Q, col, (size_t)(rows * g->Q),
+                cnn_status st = weights_times(g, &cw, packed, grp, rows * g->Q, col, (size_t)(rows * g->Q),
                                               y + yoff, (size_t)PQ, &ep);
                 if (st != CNN_OK) return st;
             }
@@ -509,8 +533,9 @@ cnn_status cnn_conv_gemm1x1_forward(const conv_geom *g, const float *x, const fl
      * padding: one plain copy per channel row, bounded like im2col. */
     if (g->sh != 1 || g->sw != 1) return cnn_conv_im2col_forward(g, x, w, packed, bias, residual, relu, y);
     /* Small planes: several images per GEMM (their gather is a plain copy per channel). */
+    conv_weights cw = {.w = w, .full = g, .w_full = w};
     const int64_t nb = cnn_conv_batch_images(g);
-    if (nb > 1) return im2col_forward_images(g, nb, x, w, packed, bias, residual, relu, y);
+    if (nb > 1) return im2col_forward_images(g, nb, x, &cw, packed, bias, residual, relu, y);
     const int64_t HW = g->H * g->W; /* == P*Q: pad 0, stride 1 */
     for (int64_t n = 0; n < g->N; n++)
         for (int64_t grp = 0; grp < g->G; grp++) {
@@ -521,7 +546,7 @@ cnn_status cnn_conv_gemm1x1_forward(const conv_geom *g, const float *x, const fl
                 .residual_ld = (size_t)HW,
                 .relu = relu,
             };
-            cnn_status st = weights_times(g, w, packed, grp, HW, x + (n * g->C + grp * g->Cg) * HW,
+            cnn_status st = weights_times(g, &cw, packed, grp, HW, x + (n * g->C + grp * g->Cg) * HW,
                                           (size_t)HW, y + yoff, (size_t)HW, &ep);
             if (st != CNN_OK) return st;
         }
