@@ -64,6 +64,8 @@ public enum ConvBenchmarkCases {
         ConvBenchmarkCase("lenet5.conv1.batch64", batch: 64, inputChannels: 1, height: 28, width: 28, outputChannels: 6, kernelSize: 5, padding: 2),
         ConvBenchmarkCase("lenet5.conv2.batch64", batch: 64, inputChannels: 6, height: 14, width: 14, outputChannels: 16, kernelSize: 5),
         ConvBenchmarkCase("resnet18.cifar.l1.batch64", batch: 64, inputChannels: 64, height: 8, width: 8, outputChannels: 64, kernelSize: 3, padding: 1),
+        ConvBenchmarkCase("resnet18.cifar.l2.batch64", batch: 64, inputChannels: 128, height: 4, width: 4, outputChannels: 128, kernelSize: 3, padding: 1),
+        ConvBenchmarkCase("resnet18.cifar.l3.batch64", batch: 64, inputChannels: 256, height: 2, width: 2, outputChannels: 256, kernelSize: 3, padding: 1),
         ConvBenchmarkCase("resnet18.cifar.l4.batch64", batch: 64, inputChannels: 512, height: 1, width: 1, outputChannels: 512, kernelSize: 3, padding: 1),
     ]
 }
