@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Export a torchvision model's state dict to safetensors for PyTorchInterop, and print PyTorch's top-5.
 
-    pip install torch torchvision safetensors
+    pip install torch torchvision safetensors pillow
     python3 Scripts/export_torchvision.py resnet18                      # pretrained weights (downloads)
     python3 Scripts/export_torchvision.py resnet18 --image photo.png    # ... and PyTorch's top-5 for it
     python3 Scripts/export_torchvision.py resnet18 --random             # random weights, no download
@@ -38,7 +38,11 @@ save_file(state, output)
 print(f"wrote {output} ({len(state)} tensors)")
 
 if args.image:
-    x = torchvision.io.read_image(args.image, torchvision.io.ImageReadMode.RGB).float()[None] / 255
+    import numpy as np
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(args.image).convert("RGB"), dtype=np.float32)
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None] / 255
     if x.shape[-2:] != (224, 224):
         x = torch.nn.functional.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False)
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
