@@ -267,7 +267,10 @@ extension Functional {
             // request is still honoured. Measured alternately (ResNet-18, 32x32, batch 64, 2
             // threads): forward 49-51 ms with im2col against 59 ms with Winograd (step 126-131 vs
             // 138-141 ms); only when this VM's memory bandwidth was contended did Winograd win
-            // (forward 67 vs 83 ms).
+            // (forward 67 vs 83 ms). With the weight transform parallel and written panel by panel
+            // (third session) the gap narrowed to 40.3-40.8 against 42.8-42.9 ms: the per-step
+            // transform (in double) and the fresh transformed-weight buffers still cost more than
+            // Winograd saves on these 8x8..2x2 planes, though each layer alone runs 2.6-4.5x faster.
             var shape = g.cShape
             switch ConvolutionAlgorithm(cnn_conv_auto_algorithm(&shape)) {
             case .winograd2x2, .winograd4x4, .winograd6x6: alg = .im2col

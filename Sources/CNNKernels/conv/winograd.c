@@ -188,22 +188,35 @@ cnn_winograd_weights *cnn_winograd_weights_create(int m, const cnn_conv_shape *s
     u->C = C;
     u->Kp = Kp;
     u->bytes = n * sizeof(float) + sizeof *u;
-    memset(u->u, 0, n * sizeof(float));
     const size_t pos_stride = (size_t)Kp * (size_t)C; /* floats per transform position */
-    for (int64_t k = 0; k < K; k++) {
+    /* Panel by panel, channel by channel, the panel's WINO_MR rows innermost: each transform
+     * position's WINO_MR floats for (panel, c) are written together, so every cache line is filled
+     * once (k outermost rewrote each line WINO_MR times, far apart). Rows past K are zeros. In
+     * training the weights change every step and this runs every step: the panels are shared
+     * among the threads. */
+    const int64_t panels = Kp / WINO_MR;
+    const int nt = K * C >= 4096 ? cnn_threads_for(panels) : 1;
+    CNN_OMP_PARALLEL_FOR(nt)
+    for (int64_t pnl = 0; pnl < panels; pnl++) {
         for (int64_t c = 0; c < C; c++) {
-            const float *g = w + (k * C + c) * 9;
-            double t[8][3]; /* G g */
-            for (int i = 0; i < alpha; i++)
-                for (int j = 0; j < 3; j++)
-                    t[i][j] = G[i * 3] * g[j] + G[i * 3 + 1] * g[3 + j] + G[i * 3 + 2] * g[6 + j];
-            float *dst = u->u + (size_t)(k / WINO_MR) * (size_t)C * WINO_MR + (size_t)c * WINO_MR +
-                         (size_t)(k % WINO_MR);
-            for (int i = 0; i < alpha; i++)
-                for (int j = 0; j < alpha; j++) {
-                    const double v = t[i][0] * G[j * 3] + t[i][1] * G[j * 3 + 1] + t[i][2] * G[j * 3 + 2];
-                    dst[(size_t)(i * alpha + j) * pos_stride] = (float)v;
+            float *base = u->u + (size_t)pnl * (size_t)C * WINO_MR + (size_t)c * WINO_MR;
+            for (int64_t kk = 0; kk < WINO_MR; kk++) {
+                const int64_t k = pnl * WINO_MR + kk;
+                if (k >= K) {
+                    for (int i = 0; i < a2; i++) base[(size_t)i * pos_stride + (size_t)kk] = 0.0f;
+                    continue;
                 }
+                const float *g = w + (k * C + c) * 9;
+                double t[8][3]; /* G g */
+                for (int i = 0; i < alpha; i++)
+                    for (int j = 0; j < 3; j++)
+                        t[i][j] = G[i * 3] * g[j] + G[i * 3 + 1] * g[3 + j] + G[i * 3 + 2] * g[6 + j];
+                for (int i = 0; i < alpha; i++)
+                    for (int j = 0; j < alpha; j++) {
+                        const double v = t[i][0] * G[j * 3] + t[i][1] * G[j * 3 + 1] + t[i][2] * G[j * 3 + 2];
+                        base[(size_t)(i * alpha + j) * pos_stride + (size_t)kk] = (float)v;
+                    }
+            }
         }
     }
     if (status) *status = CNN_OK;
