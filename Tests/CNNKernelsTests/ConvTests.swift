@@ -411,6 +411,33 @@ extension ConvTests {
         print("conv backward: \(cases.count) cases x \(ComputeRuntime.supportedISAs.count) ISAs; worst error data \(worst.data), weight \(worst.weight), bias \(worst.bias)")
     }
 
+    /// Large stride-1 3x3 layers take their data gradient through the forward Winograd kernels (the
+    /// flipped, channel-swapped kernel at padding 2 - pad): padding 0, 1 and 2, every ISA, against
+    /// the float64 reference with Winograd's bound (F(4x4)'s forward error is about 1e-5 of the
+    /// largest output; 1e-4 leaves a margin, and a wrong flip or padding gives errors near 1).
+    @Test func backwardDataThroughWinogradMatchesReference() throws {
+        var rng = ConvRNG(state: 0x3141)
+        let cases = [ConvCase("wino-bwd pad1", n: 2, c: 16, h: 48, w: 48, k: 24, r: 3, s: 3, pad: (1, 1)),
+                     ConvCase("wino-bwd pad0", n: 3, c: 20, h: 40, w: 41, k: 16, r: 3, s: 3),
+                     ConvCase("wino-bwd pad2", n: 2, c: 17, h: 46, w: 45, k: 18, r: 3, s: 3, pad: (2, 2))]
+        for cs in cases {
+            var shape = cs.shape
+            let (p, q) = cs.outputSize
+            #expect(Int(shape.N) * p * q > 4096, "\(cs) must be above the Winograd threshold")
+            let w = rng.floats(cs.wCount), dy = rng.floats(cs.yCount)
+            var ref = [Float](repeating: 0, count: cs.xCount)
+            #expect(cnn_conv2d_backward_data_reference(&shape, dy, w, &ref) == CNN_OK)
+            for isa in ComputeRuntime.supportedISAs {
+                try ComputeRuntime.withISA(isa) {
+                    var dx = [Float](repeating: .nan, count: cs.xCount)
+                    #expect(cnn_conv2d_backward_data(&shape, dy, w, &dx) == CNN_OK)
+                    let e = convRelativeError(dx, ref)
+                    #expect(e <= 1e-4, "\(isa) \(cs): \(e)")
+                }
+            }
+        }
+    }
+
     /// Central finite differences of L = sum(g * conv(x, w) + g * b) in double, independent of the C
     /// references: dL/dx must equal backward_data(g), dL/dw backward_weight(x, g), dL/db sum(g).
     @Test func backwardMatchesFiniteDifferences() {

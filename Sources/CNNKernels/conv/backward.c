@@ -88,6 +88,28 @@ static void depthwise_backward_weight(const conv_geom *g, const float *x, const 
 
 static cnn_status backward_weight_gemm(const conv_geom *g, const float *x, const float *dy, float *dw);
 
+/* Positions (N*P*Q) above which backward data goes through the forward Winograd kernels: there the
+ * 2.25-4x fewer multiplications outweigh transforming the weights on every call (ResNet l3 at
+ * batch 32, 14x14: 39 ms through the GEMM; the forward runs in 17.7 ms). Below it, on the CIFAR
+ * ResNet's 8x8..2x2 planes at batch 64, forward passes measured slower with Winograd in training
+ * (42.9 against 40.5 ms) for the same reason, so those stay on the GEMM. */
+#define BACKWARD_WINOGRAD_MIN_POSITIONS 4096
+
+/* A stride-1, dilation-1, single-group 3x3 convolution with padding at most 2 has as data gradient
+ * the convolution of dy with the flipped, channel-swapped kernel at padding 2 - pad, which gives
+ * back H x W. Fills that forward shape and returns 1 when AUTO would run it with Winograd and the
+ * layer is large enough (above); else 0. */
+static int backward_data_as_forward(const conv_geom *g, cnn_conv_shape *fs) {
+    if (g->R != 3 || g->S != 3 || g->sh != 1 || g->sw != 1 || g->dh != 1 || g->dw != 1 || g->G != 1 ||
+        g->ph > 2 || g->pw > 2 || g->N * g->P * g->Q <= BACKWARD_WINOGRAD_MIN_POSITIONS)
+        return 0;
+    *fs = (cnn_conv_shape){.N = g->N, .C = g->K, .H = g->P, .W = g->Q, .K = g->C, .R = 3, .S = 3,
+                           .stride_h = 1, .stride_w = 1, .pad_h = 2 - g->ph, .pad_w = 2 - g->pw,
+                           .dilation_h = 1, .dilation_w = 1, .groups = 1};
+    const cnn_conv_algorithm a = cnn_conv_auto_algorithm(fs);
+    return a == CNN_CONV_WINOGRAD_2X2 || a == CNN_CONV_WINOGRAD_4X4 || a == CNN_CONV_WINOGRAD_6X6;
+}
+
 static int64_t band_rows(const conv_geom *g) { return conv_band_rows(g->Cg * g->R * g->S * g->Q, g->P); }
 
 // dy is (N,K,P,Q), w is (K,C/groups,R,S), dx is (N,C,H,W) written
@@ -103,6 +125,19 @@ cnn_status cnn_conv2d_backward_data(const cnn_conv_shape *shape, const float *dy
     if (g.Cg == 1 && g.G > 1) {
         depthwise_backward_data(&g, dy, w, dx);
         return CNN_OK;
+    }
+    cnn_conv_shape fs;
+    if (backward_data_as_forward(&g, &fs)) {
+        /* dx = the forward convolution of dy with the kernel rotated by 180 degrees and its channel
+         * axes swapped: wf (C, K, 3, 3), wf[c][k][r][s] = w[k][c][2-r][2-s]. */
+        float *wf = (float *)cnn_workspace(CNN_CONV_SLOT_FLIP, (size_t)(g.C * g.K * 9) * sizeof(float));
+        if (!wf) return CNN_ERR_OUT_OF_MEMORY;
+        const int nt = g.C * g.K * 9 >= 32768 ? cnn_threads_for(g.C) : 1;
+        CNN_OMP_PARALLEL_FOR(nt)
+        for (int64_t c = 0; c < g.C; c++)
+            for (int64_t k = 0; k < g.K; k++)
+                for (int t = 0; t < 9; t++) wf[(c * g.K + k) * 9 + t] = w[(k * g.C + c) * 9 + 8 - t];
+        return cnn_conv2d_forward(CNN_CONV_AUTO, &fs, dy, wf, NULL, NULL, 0, dx);
     }
     /* Taps that only read padding (see cnn_conv_trim_taps) would scatter into the padding only:
      * the GEMM runs with the trimmed kernel. */
