@@ -344,17 +344,8 @@ struct OptimizerUpdateTests {
 
 // MARK: Long and tiny parameters (the CNNKernels update)
 
-/// SplitMix64: reproducible parameter values and gradients for the long-parameter tests.
-private struct OptimizerRNG {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// `n` values uniform in [-scale, scale).
+/// `n` values uniform in [-scale, scale) from the shared seeded test generator.
+private extension IOTestRNG {
     mutating func floats(_ n: Int, scale: Float) -> [Float] {
         (0..<n).map { _ in scale * (Float(next() >> 40) * 0x1p-23 - 1) }
     }
@@ -428,7 +419,7 @@ private let longParameterCount = 100_003
 
 /// Values in [-3, 3) and per-step gradients in [-1, 1) for a parameter of `count` elements.
 private func longProblem(count: Int, steps: Int) -> (initial: [Float], gradients: [[Float]]) {
-    var rng = OptimizerRNG(state: 0x5EED_0000 &+ UInt64(count))
+    var rng = IOTestRNG(seed: 0x5EED_0000 &+ UInt64(count))
     let initial = rng.floats(count, scale: 3)
     return (initial, (0..<steps).map { _ in rng.floats(count, scale: 1) })
 }
