@@ -412,27 +412,38 @@ extension ConvTests {
     }
 
     /// Large stride-1 3x3 layers take their data gradient through the forward Winograd kernels (the
-    /// flipped, channel-swapped kernel at padding 2 - pad): padding 0, 1 and 2, every ISA, against
-    /// the float64 reference with Winograd's bound (F(4x4)'s forward error is about 1e-5 of the
-    /// largest output; 1e-4 leaves a margin, and a wrong flip or padding gives errors near 1).
-    @Test func backwardDataThroughWinogradMatchesReference() throws {
+    /// flipped, channel-swapped kernel at padding 2 - pad) and their weight gradient through the
+    /// transposed Winograd transforms: padding 0, 1 and 2, every ISA, against the float64
+    /// references with Winograd's bound (F(4x4)'s forward error is about 1e-5 of the largest
+    /// output; 1e-4 leaves a margin, and a wrong flip, padding or transform gives errors near 1).
+    @Test func backwardThroughWinogradMatchesReference() throws {
         var rng = ConvRNG(state: 0x3141)
         let cases = [ConvCase("wino-bwd pad1", n: 2, c: 16, h: 48, w: 48, k: 24, r: 3, s: 3, pad: (1, 1)),
                      ConvCase("wino-bwd pad0", n: 3, c: 20, h: 40, w: 41, k: 16, r: 3, s: 3),
-                     ConvCase("wino-bwd pad2", n: 2, c: 17, h: 46, w: 45, k: 18, r: 3, s: 3, pad: (2, 2))]
+                     ConvCase("wino-bwd pad2", n: 2, c: 17, h: 46, w: 45, k: 18, r: 3, s: 3, pad: (2, 2)),
+                     // 5x5 planes: AUTO's F(2x2) (F(4x4) tiles would be mostly outside the plane).
+                     ConvCase("wino-bwd F(2x2) 5x5", n: 170, c: 16, h: 5, w: 5, k: 16, r: 3, s: 3, pad: (1, 1))]
         for cs in cases {
             var shape = cs.shape
             let (p, q) = cs.outputSize
             #expect(Int(shape.N) * p * q > 4096, "\(cs) must be above the Winograd threshold")
-            let w = rng.floats(cs.wCount), dy = rng.floats(cs.yCount)
+            let x = rng.floats(cs.xCount), w = rng.floats(cs.wCount), dy = rng.floats(cs.yCount)
+            let dw0 = rng.floats(cs.wCount)
             var ref = [Float](repeating: 0, count: cs.xCount)
+            var dwRef = dw0
             #expect(cnn_conv2d_backward_data_reference(&shape, dy, w, &ref) == CNN_OK)
+            #expect(cnn_conv2d_backward_weight_reference(&shape, x, dy, &dwRef, nil) == CNN_OK)
             for isa in ComputeRuntime.supportedISAs {
                 try ComputeRuntime.withISA(isa) {
                     var dx = [Float](repeating: .nan, count: cs.xCount)
                     #expect(cnn_conv2d_backward_data(&shape, dy, w, &dx) == CNN_OK)
                     let e = convRelativeError(dx, ref)
-                    #expect(e <= 1e-4, "\(isa) \(cs): \(e)")
+                    #expect(e <= 1e-4, "data \(isa) \(cs): \(e)")
+                    var dw = dw0 // accumulated
+                    #expect(cnn_conv2d_backward_weight(&shape, x, dy, &dw, nil) == CNN_OK)
+                    let ew = convRelativeError(dw, dwRef)
+                    #expect(ew <= 1e-4, "weight \(isa) \(cs): \(ew)")
+                    print("winograd backward \(isa) \(cs): data \(e), weight \(ew)")
                 }
             }
         }

@@ -7,6 +7,7 @@
  * Depthwise convolutions (one input channel per group) use direct loops over each channel's plane:
  * a GEMM with a single row or column per group would run at a fraction of its speed. */
 #include "conv_internal.h"
+#include "winograd.h"
 
 #include <string.h>
 
@@ -108,6 +109,20 @@ static int backward_data_as_forward(const conv_geom *g, cnn_conv_shape *fs) {
                            .dilation_h = 1, .dilation_w = 1, .groups = 1};
     const cnn_conv_algorithm a = cnn_conv_auto_algorithm(fs);
     return a == CNN_CONV_WINOGRAD_2X2 || a == CNN_CONV_WINOGRAD_4X4 || a == CNN_CONV_WINOGRAD_6X6;
+}
+
+/* The Winograd tile (2, 4 or 6) for the weight gradient of a large stride-1 3x3 layer whose forward
+ * AUTO runs with Winograd, else 0. */
+static int winograd_tile_for_backward(const conv_geom *g, const cnn_conv_shape *shape) {
+    if (g->R != 3 || g->S != 3 || g->sh != 1 || g->sw != 1 || g->dh != 1 || g->dw != 1 || g->G != 1 ||
+        g->N * g->P * g->Q <= BACKWARD_WINOGRAD_MIN_POSITIONS)
+        return 0;
+    switch (cnn_conv_auto_algorithm(shape)) {
+    case CNN_CONV_WINOGRAD_2X2: return 2;
+    case CNN_CONV_WINOGRAD_4X4: return 4;
+    case CNN_CONV_WINOGRAD_6X6: return 6;
+    default: return 0;
+    }
 }
 
 static int64_t band_rows(const conv_geom *g) { return conv_band_rows(g->Cg * g->R * g->S * g->Q, g->P); }
@@ -233,6 +248,10 @@ cnn_status cnn_conv2d_backward_weight(const cnn_conv_shape *shape, const float *
         depthwise_backward_weight(&g, x, dy, dw);
         return CNN_OK;
     }
+    /* Large stride-1 3x3 layers: through the Winograd transforms, with the tile AUTO picks for the
+     * forward (see backward_data_as_forward for the threshold). */
+    const int m = winograd_tile_for_backward(&g, shape);
+    if (m > 0) return cnn_winograd_backward_weight(m, shape, x, dy, dw);
     /* Taps that only read padding (see cnn_conv_trim_taps) have a zero gradient: the GEMM runs
      * with the trimmed kernel into a zeroed buffer, which is then added into dw's window. */
     conv_geom t;

@@ -113,6 +113,33 @@ static const float wino_at6[6][8] = {
     {0, 1, -1, 32, -32, 0.03125f, -0.03125f, 1},
 };
 
+/* A (alpha x m), the transposes of the A^T tables above, for the weight gradient's transform of an
+ * output-gradient tile: U = A dy A^T. */
+static const float wino_a2[4][2] = {
+    {1, 0},
+    {1, 1},
+    {1, -1},
+    {0, 1},
+};
+static const float wino_a4[6][4] = {
+    {1, 0, 0, 0},
+    {1, 1, 1, 1},
+    {1, -1, 1, -1},
+    {1, 2, 4, 8},
+    {1, -2, 4, -8},
+    {0, 0, 0, 1},
+};
+static const float wino_a6[8][6] = {
+    {1, 0, 0, 0, 0, 0},
+    {1, 1, 1, 1, 1, 1},
+    {1, -1, 1, -1, 1, -1},
+    {1, 2, 4, 8, 16, 32},
+    {1, -2, 4, -8, 16, -32},
+    {1, 0.5f, 0.25f, 0.125f, 0.0625f, 0.03125f},
+    {1, -0.5f, 0.25f, -0.125f, 0.0625f, -0.03125f},
+    {0, 0, 0, 0, 0, 1},
+};
+
 /* ---- Blocking constants ------------------------------------------------------------------ */
 
 /* Tiles transformed at once: one 512-bit vector (two 256-bit ones) of floats per matrix entry. */
@@ -348,6 +375,19 @@ WINO_INLINE void wino_output_tile(const int m, const int alpha, const float *at,
                    WINO_LANES);
 }
 
+/* g is [m][m][LANES] (output-gradient tiles); writes U = A g A^T, entry (i, j) of lane l at
+ * u[(i*alpha + j) * ustride + l]: columns first, then rows. */
+WINO_INLINE void wino_gradient_tile(const int m, const int alpha, const float *a, const float *g, float *u,
+                                    const size_t ustride) {
+    float t[8 * 6 * WINO_LANES];
+    const size_t grow = (size_t)m * WINO_LANES;
+#pragma clang loop unroll(full)
+    for (int j = 0; j < m; j++) wino_apply(alpha, m, a, g + j * WINO_LANES, grow, t + j * WINO_LANES, grow);
+#pragma clang loop unroll(full)
+    for (int i = 0; i < alpha; i++)
+        wino_apply(alpha, m, a, t + (size_t)i * grow, WINO_LANES, u + (size_t)i * alpha * ustride, ustride);
+}
+
 /* The per-ISA transform entry points: F(m) input and output transform of 16 tiles. */
 #define WINO_TRANSFORMS(ISA, TARGET)                                                              \
     TARGET static void cnn_f32_winograd_input_f2__##ISA(const float *d, float *v, size_t vs) {    \
@@ -367,6 +407,15 @@ WINO_INLINE void wino_output_tile(const int m, const int alpha, const float *at,
     }                                                                                              \
     TARGET static void cnn_f32_winograd_output_f6__##ISA(const float *mm, size_t ms, float *o) {  \
         wino_output_tile(6, 8, &wino_at6[0][0], mm, ms, o);                                        \
+    }                                                                                              \
+    TARGET static void cnn_f32_winograd_gradient_f2__##ISA(const float *g, float *u, size_t us) { \
+        wino_gradient_tile(2, 4, &wino_a2[0][0], g, u, us);                                        \
+    }                                                                                              \
+    TARGET static void cnn_f32_winograd_gradient_f4__##ISA(const float *g, float *u, size_t us) { \
+        wino_gradient_tile(4, 6, &wino_a4[0][0], g, u, us);                                        \
+    }                                                                                              \
+    TARGET static void cnn_f32_winograd_gradient_f6__##ISA(const float *g, float *u, size_t us) { \
+        wino_gradient_tile(6, 8, &wino_a6[0][0], g, u, us);                                        \
     }
 
 WINO_TRANSFORMS(generic, )
@@ -488,6 +537,7 @@ typedef struct wino_kernels {
     wino_input_fn input;
     wino_output_fn output;
     wino_gemm_fn gemm;
+    wino_input_fn gradient; /* U = A dy A^T of 16 output-gradient tiles (same signature as input) */
 } wino_kernels;
 
 static wino_kernels wino_select(int m) {
@@ -502,6 +552,9 @@ static wino_kernels wino_select(int m) {
                  : m == 4 ? cnn_f32_winograd_output_f4__avx512
                           : cnn_f32_winograd_output_f6__avx512;
         k.gemm = cnn_f32_winograd_gemm_8x32__avx512;
+        k.gradient = m == 2 ? cnn_f32_winograd_gradient_f2__avx512
+                   : m == 4 ? cnn_f32_winograd_gradient_f4__avx512
+                            : cnn_f32_winograd_gradient_f6__avx512;
         return k;
     }
     if (isa == CNN_ISA_AVX2) {
@@ -512,6 +565,9 @@ static wino_kernels wino_select(int m) {
                  : m == 4 ? cnn_f32_winograd_output_f4__avx2
                           : cnn_f32_winograd_output_f6__avx2;
         k.gemm = cnn_f32_winograd_gemm_8x32__avx2;
+        k.gradient = m == 2 ? cnn_f32_winograd_gradient_f2__avx2
+                   : m == 4 ? cnn_f32_winograd_gradient_f4__avx2
+                            : cnn_f32_winograd_gradient_f6__avx2;
         return k;
     }
 #endif
@@ -522,6 +578,9 @@ static wino_kernels wino_select(int m) {
              : m == 4 ? cnn_f32_winograd_output_f4__generic
                       : cnn_f32_winograd_output_f6__generic;
     k.gemm = cnn_f32_winograd_gemm_8x32__generic;
+    k.gradient = m == 2 ? cnn_f32_winograd_gradient_f2__generic
+               : m == 4 ? cnn_f32_winograd_gradient_f4__generic
+                        : cnn_f32_winograd_gradient_f6__generic;
     return k;
 }
 
@@ -671,6 +730,102 @@ cnn_status cnn_winograd_forward(const cnn_winograd_weights *u, const cnn_conv_sh
             }
         }
     }
+    return CNN_OK;
+}
+
+/* ---- Weight gradient -------------------------------------------------------------------------
+ * dW[k][c] (3x3) = sum over images and output tiles of the correlation of the tile's input patch
+ * (alpha x alpha) with its output gradient (m x m). That is the Winograd problem F(3x3, m x m), and
+ * by transposition (Lavin and Gray, 2016) it runs on the forward's matrices:
+ *     dW[k][c] = G^T ( sum_t (A dy_t[k] A^T) .* (B^T d_t[c] B) ) G.
+ * The sum over tiles at each of the alpha^2 positions is a GEMM, M[pos] (K x C) += U[pos] (K x Tg)
+ * * V[pos]^T (Tg x C), on the package GEMM, group of tiles by group; G^T M G (in double) at the
+ * end. V is the forward's input transform of the same tiles. */
+
+// g is [m][m][LANES]: lane l holds channel k of dy over tile tab[l], zero past the clipped edge
+// and for tiles past the batch. dy is (N, K, P, Q).
+static void wino_gather_gradient(const wino_plan *p, const float *dy, int64_t k, const wino_tile *tab,
+                                 float *CNN_RESTRICT g) {
+    const int m = p->m;
+    const size_t kplane = (size_t)k * (size_t)p->P * (size_t)p->Q;
+    for (int l = 0; l < WINO_LANES; l++) {
+        const wino_tile *e = &tab[l];
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < m; j++) {
+                const int inside = e->valid && i < e->rows && j < e->cols;
+                g[(i * m + j) * WINO_LANES + l] =
+                    inside ? dy[(size_t)e->y_off + kplane + (size_t)i * (size_t)p->Q + (size_t)j] : 0.0f;
+            }
+    }
+}
+
+cnn_status cnn_winograd_backward_weight(int m, const cnn_conv_shape *s, const float *x, const float *dy,
+                                        float *dw) {
+    cnn_status st = wino_check(m, s);
+    if (st != CNN_OK) return st;
+    if (!x || !dy || !dw) return CNN_ERR_INVALID_ARGUMENT;
+    /* The tiling of the forward (a weights object carrying only the sizes), K in place of Kp. */
+    const cnn_winograd_weights sizes = {.m = m, .alpha = m + 2, .K = s->K, .C = s->C, .Kp = s->K};
+    wino_plan p;
+    wino_make_plan(&sizes, s, &p);
+    const int a2 = p.a2;
+    const int64_t C = s->C, K = s->K, Tg = p.group, chunks = Tg / WINO_LANES;
+    const size_t vpos = (size_t)C * (size_t)Tg, upos = (size_t)K * (size_t)Tg, mpos = (size_t)K * (size_t)C;
+    /* Slots 4 and 5 as in the forward; the tile table and M in the convolution's slots 3 and 2
+     * (cnn_sgemm packs in 6 and 7). */
+    float *vbuf = (float *)cnn_workspace(4, (size_t)a2 * vpos * sizeof(float));
+    float *ubuf = (float *)cnn_workspace(5, (size_t)a2 * upos * sizeof(float));
+    float *mbuf = (float *)cnn_workspace(2, (size_t)a2 * mpos * sizeof(float));
+    wino_tile *tab = (wino_tile *)cnn_workspace(3, (size_t)Tg * sizeof(wino_tile));
+    if (!vbuf || !ubuf || !mbuf || !tab) return CNN_ERR_OUT_OF_MEMORY;
+    const wino_kernels kern = wino_select(m);
+    const int nt_in = cnn_threads_for(C * chunks), nt_dy = cnn_threads_for(K * chunks);
+    for (int64_t g0 = 0; g0 < p.tiles; g0 += Tg) {
+        wino_tile_table(&p, s, g0, Tg, tab);
+        CNN_OMP_PARALLEL_FOR(nt_in)
+        for (int64_t it = 0; it < C * chunks; it++) {
+            float d[8 * 8 * WINO_LANES] __attribute__((aligned(64)));
+            const int64_t ch = it / C, c = it - ch * C;
+            wino_gather(&p, s, x, c, tab + ch * WINO_LANES, d);
+            kern.input(d, vbuf + (size_t)c * (size_t)Tg + (size_t)ch * WINO_LANES, vpos);
+        }
+        CNN_OMP_PARALLEL_FOR(nt_dy)
+        for (int64_t it = 0; it < K * chunks; it++) {
+            float gt[6 * 6 * WINO_LANES] __attribute__((aligned(64)));
+            const int64_t ch = it / K, k = it - ch * K;
+            wino_gather_gradient(&p, dy, k, tab + ch * WINO_LANES, gt);
+            kern.gradient(gt, ubuf + (size_t)k * (size_t)Tg + (size_t)ch * WINO_LANES, upos);
+        }
+        for (int pos = 0; pos < a2; pos++) {
+            st = cnn_sgemm(CNN_NO_TRANS, CNN_TRANS, (size_t)K, (size_t)C, (size_t)Tg, 1.0f,
+                           ubuf + (size_t)pos * upos, (size_t)Tg, vbuf + (size_t)pos * vpos, (size_t)Tg,
+                           g0 == 0 ? 0.0f : 1.0f, mbuf + (size_t)pos * mpos, (size_t)C, NULL);
+            if (st != CNN_OK) return st;
+        }
+    }
+    /* dW[k][c] += G^T M[.][k][c] G. */
+    const int alpha = p.alpha;
+    const double *G = m == 2 ? &wino_g2[0][0] : m == 4 ? &wino_g4[0][0] : &wino_g6[0][0];
+    const int nt = cnn_threads_for(K);
+    CNN_OMP_PARALLEL_FOR(nt)
+    for (int64_t k = 0; k < K; k++)
+        for (int64_t c = 0; c < C; c++) {
+            double t[3][8]; /* G^T M */
+            for (int r = 0; r < 3; r++)
+                for (int j = 0; j < alpha; j++) {
+                    double acc = 0;
+                    for (int i = 0; i < alpha; i++)
+                        acc += G[i * 3 + r] * (double)mbuf[(size_t)(i * alpha + j) * mpos + (size_t)(k * C + c)];
+                    t[r][j] = acc;
+                }
+            float *out = dw + (k * C + c) * 9;
+            for (int r = 0; r < 3; r++)
+                for (int q = 0; q < 3; q++) {
+                    double acc = 0;
+                    for (int j = 0; j < alpha; j++) acc += t[r][j] * G[j * 3 + q];
+                    out[r * 3 + q] += (float)acc;
+                }
+        }
     return CNN_OK;
 }
 

@@ -20,4 +20,10 @@ cnn_status cnn_winograd_forward(const cnn_winograd_weights *u, const cnn_conv_sh
                                 const float *x, const float *bias, const float *residual, int relu,
                                 float *y);
 
+/* dw (K, C, 3, 3) += the weight gradient of the convolution s (3x3, stride 1, dilation 1, one
+ * group) for input x and output gradient dy, through F(m x m, 3x3)'s transforms (see winograd.c).
+ * Takes workspace slots 2 to 5 of the calling thread and calls cnn_sgemm. */
+cnn_status cnn_winograd_backward_weight(int m, const cnn_conv_shape *s, const float *x, const float *dy,
+                                        float *dw);
+
 #endif
