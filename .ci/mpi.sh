@@ -32,9 +32,14 @@ echo "== synchronised batch norm: mpirun -np 2 --sync-batchnorm vs -np 1 (ResNet
 BN_ARGS=(train --distributed --model resnet18 --epochs 1 --limit-train 128 --limit-test 32 --batch-size 32 --seed 3 --optimizer sgd)
 "${MPIRUN[@]}" -np 2 "$CNN" "${BN_ARGS[@]}" --sync-batchnorm --checkpoint-dir "$OUT/bn2" | grep -E "^(synchronised|epoch 1/1:)"
 "${MPIRUN[@]}" -np 1 "$CNN" "${BN_ARGS[@]}" --checkpoint-dir "$OUT/bn1" | grep -E "^(epoch 1/1:)"
-# Tolerance over weights and running statistics: measured 1.4e-6 after these 4 steps (per-rank
-# statistics, without --sync-batchnorm: 1.5).
-CNN_MPI_WEIGHTS_A="$OUT/bn2/model.safetensors" CNN_MPI_WEIGHTS_B="$OUT/bn1/model.safetensors" CNN_MPI_TOLERANCE=2e-5 \
+# Tolerance over weights and running statistics. Without --sync-batchnorm (per-rank statistics)
+# the difference is 1.5; with it, 1.4e-6 to 5.2e-4 after these 4 steps. The upper figure is not an
+# error in the synchronisation: after one step the runs agree to 1.2e-7, and the difference then
+# appears first in conv1's weights. MNIST's flat background gives many windows of nearly equal
+# values in the stem's max pooling; a rounding difference (here a changed summation order, from the
+# third session's tap trimming) can move an argmax and route that position's gradient elsewhere.
+# 5e-3 keeps a margin of 300 to the unsynchronised case.
+CNN_MPI_WEIGHTS_A="$OUT/bn2/model.safetensors" CNN_MPI_WEIGHTS_B="$OUT/bn1/model.safetensors" CNN_MPI_TOLERANCE=5e-3 \
   swift test --skip-build --no-parallel --filter DistributedMPIComparison 2>&1 | grep -E "max weight difference|passed|failed|error"
 
 echo "== allreduce bandwidth and scaling benchmarks run under mpirun (functional check; figures: see the README)"
