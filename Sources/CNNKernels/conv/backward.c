@@ -96,33 +96,39 @@ static cnn_status backward_weight_gemm(const conv_geom *g, const float *x, const
  * (42.9 against 40.5 ms) for the same reason, so those stay on the GEMM. */
 #define BACKWARD_WINOGRAD_MIN_POSITIONS 4096
 
-/* A stride-1, dilation-1, single-group 3x3 convolution with padding at most 2 has as data gradient
- * the convolution of dy with the flipped, channel-swapped kernel at padding 2 - pad, which gives
- * back H x W. Fills that forward shape and returns 1 when AUTO would run it with Winograd and the
- * layer is large enough (above); else 0. */
-static int backward_data_as_forward(const conv_geom *g, cnn_conv_shape *fs) {
-    if (g->R != 3 || g->S != 3 || g->sh != 1 || g->sw != 1 || g->dh != 1 || g->dw != 1 || g->G != 1 ||
-        g->ph > 2 || g->pw > 2 || g->N * g->P * g->Q <= BACKWARD_WINOGRAD_MIN_POSITIONS)
-        return 0;
-    *fs = (cnn_conv_shape){.N = g->N, .C = g->K, .H = g->P, .W = g->Q, .K = g->C, .R = 3, .S = 3,
-                           .stride_h = 1, .stride_w = 1, .pad_h = 2 - g->ph, .pad_w = 2 - g->pw,
-                           .dilation_h = 1, .dilation_w = 1, .groups = 1};
-    const cnn_conv_algorithm a = cnn_conv_auto_algorithm(fs);
-    return a == CNN_CONV_WINOGRAD_2X2 || a == CNN_CONV_WINOGRAD_4X4 || a == CNN_CONV_WINOGRAD_6X6;
+/* A stride-1, dilation-1, single-group 3x3 layer with more than BACKWARD_WINOGRAD_MIN_POSITIONS
+ * output positions: the gradients that may run on the Winograd transforms. */
+static int large_winograd_shape(const conv_geom *g) {
+    return g->R == 3 && g->S == 3 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 && g->G == 1 &&
+           g->N * g->P * g->Q > BACKWARD_WINOGRAD_MIN_POSITIONS;
 }
 
-/* The Winograd tile (2, 4 or 6) for the weight gradient of a large stride-1 3x3 layer whose forward
- * AUTO runs with Winograd, else 0. */
-static int winograd_tile_for_backward(const conv_geom *g, const cnn_conv_shape *shape) {
-    if (g->R != 3 || g->S != 3 || g->sh != 1 || g->sw != 1 || g->dh != 1 || g->dw != 1 || g->G != 1 ||
-        g->N * g->P * g->Q <= BACKWARD_WINOGRAD_MIN_POSITIONS)
-        return 0;
-    switch (cnn_conv_auto_algorithm(shape)) {
+/* The Winograd tile (2, 4 or 6) AUTO picks for the forward convolution s, else 0. */
+static int auto_winograd_tile(const cnn_conv_shape *s) {
+    switch (cnn_conv_auto_algorithm(s)) {
     case CNN_CONV_WINOGRAD_2X2: return 2;
     case CNN_CONV_WINOGRAD_4X4: return 4;
     case CNN_CONV_WINOGRAD_6X6: return 6;
     default: return 0;
     }
+}
+
+/* A stride-1, dilation-1, single-group 3x3 convolution with padding at most 2 has as data gradient
+ * the convolution of dy with the flipped, channel-swapped kernel at padding 2 - pad, which gives
+ * back H x W. Fills that forward shape and returns 1 when AUTO would run it with Winograd and the
+ * layer is large enough (above); else 0. */
+static int backward_data_as_forward(const conv_geom *g, cnn_conv_shape *fs) {
+    if (!large_winograd_shape(g) || g->ph > 2 || g->pw > 2) return 0;
+    *fs = (cnn_conv_shape){.N = g->N, .C = g->K, .H = g->P, .W = g->Q, .K = g->C, .R = 3, .S = 3,
+                           .stride_h = 1, .stride_w = 1, .pad_h = 2 - g->ph, .pad_w = 2 - g->pw,
+                           .dilation_h = 1, .dilation_w = 1, .groups = 1};
+    return auto_winograd_tile(fs) > 0;
+}
+
+/* The Winograd tile for the weight gradient of a large layer whose forward AUTO runs with
+ * Winograd, else 0. */
+static int winograd_tile_for_backward(const conv_geom *g, const cnn_conv_shape *shape) {
+    return large_winograd_shape(g) ? auto_winograd_tile(shape) : 0;
 }
 
 static int64_t band_rows(const conv_geom *g) { return conv_band_rows(g->Cg * g->R * g->S * g->Q, g->P); }
