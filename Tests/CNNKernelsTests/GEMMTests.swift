@@ -237,6 +237,25 @@ fileprivate func gemmRunOnEveryISA(_ cases: [GEMMCase], seed: UInt64 = 1) throws
         try gemmRunOnEveryISA(cases, seed: 600)
     }
 
+    /// Edge tiles of 1-4 columns after full 48-column tiles (AVX-512 runs them on the narrow
+    /// kernel: vectors along the rows, two k steps per register): every column count, odd K tails,
+    /// several K blocks, every epilogue, plain and pre-packed paths.
+    @Test func narrowEdgeTiles() throws {
+        var cases: [GEMMCase] = []
+        var rng = GEMMRng(state: 11)
+        for n in [49, 50, 51, 52, 97, 100, 148] {
+            for k in [1, 2, 3, 5, 300, 601] {
+                let m = [8, 13, 24, 3][(n + k) % 4]
+                cases.append(GEMMCase(m: m, n: n, k: k, transA: rng.int(2) == 1, transB: rng.int(2) == 1,
+                                      alpha: 0.75, beta: rng.int(2) == 1 ? 0.5 : 0, pad: rng.int(3), bias: rng.int(3),
+                                      residual: rng.int(2) == 1, relu: rng.int(2) == 1,
+                                      path: [GEMMPath.plain, .packedA, .packedB][rng.int(3)]))
+            }
+        }
+        cases.append(GEMMCase(m: 512, n: 49, k: 1031))
+        try gemmRunOnEveryISA(cases, seed: 700)
+    }
+
     @Test func multiThreadMatchesOneThreadBitForBit() throws {
         let shapes = [(64, 3136, 64), (256, 196, 300), (512, 49, 200), (300, 300, 300), (1000, 8, 512), (1000, 1, 1024),
                       (1, 900, 700)]

@@ -143,6 +143,8 @@ static cnn_status gemm_block(const gemm_problem *pr, size_t i0, size_t i1, size_
                         if (tt.res) tt.res += i * t.rs_r + j * t.cs_r;
                         if (direct_b && nr == NR)
                             v->kernel(kc, ablk + ir * kc, pr->b + k0 * pr->b_ks + j, pr->b_ks, mr, nr, &tt);
+                        else if (nr <= v->narrow_max)
+                            v->narrow(kc, ablk + ir * kc, bblk + jr * kc, NR, mr, nr, &tt);
                         else
                             v->kernel(kc, ablk + ir * kc, bblk + jr * kc, NR, mr, nr, &tt);
                     }

@@ -60,6 +60,8 @@ typedef struct cnn_gemm_variant {
     size_t mr, nr;   /* register tile */
     size_t n_quantum;/* granularity the kernel pads N to (narrower tail kernels) */
     cnn_gemm_kernel_fn kernel;
+    cnn_gemm_kernel_fn narrow; /* NULL, or the kernel for edge tiles of nr <= narrow_max columns */
+    size_t narrow_max;
     cnn_gemm_pack_fn pack;
     cnn_gemv_dot_fn gemv_dot;
     cnn_gemv_axpy_fn gemv_axpy;

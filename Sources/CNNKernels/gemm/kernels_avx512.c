@@ -5,7 +5,8 @@
  * live and each k step issues 24 FMAs for 3 vector loads + 8 broadcast loads. Vectors run along N
  * because C is row-major (a tile row is 3 contiguous stores). MR = 8 divides the channel counts of
  * the common CNNs (16..2048), so M rarely has an edge; N edges run narrower copies of the kernel
- * (16 or 32 columns) and masked stores instead of padding a 49-wide layer to 96. */
+ * (16 or 32 columns) and masked stores instead of padding a 49-wide layer to 96, and edges of at
+ * most 4 columns (49 = 48 + 1, 196 = 4 x 48 + 4) a kernel with vectors along the rows. */
 #include "gemm_internal.h"
 #include "pack_x86.h"
 
@@ -78,6 +79,60 @@ static CNN_TARGET_AVX512 void cnn_f32_gemm_8x48__avx512(size_t kc, const float *
     if (nr > 32) gemm_8xnv__avx512(kc, a, b, bs, mr, nr, t, 3);
     else if (nr > 16) gemm_8xnv__avx512(kc, a, b, bs, mr, nr, t, 2);
     else gemm_8xnv__avx512(kc, a, b, bs, mr, nr, t, 1);
+}
+
+/* Narrow N edges (a 49-column layer leaves 1 column after the 48-wide tile): the 8 x nr tile
+ * with vectors along the rows instead, two k steps per zmm (lanes 0-7: rows at k, 8-15: rows at
+ * k+1), so one column costs half an FMA per k instead of the 8 a 16-wide masked tile spends on it.
+ * The packed A panel is read as it lies; B's nr columns are broadcast. */
+static inline __attribute__((always_inline)) CNN_TARGET_AVX512 void
+gemm_8xcols__avx512(size_t kc, const float *a, const float *b, size_t bs, size_t mr, size_t nr,
+                    const cnn_gemm_tile *t, const int cols) {
+    // a is (kc, 8) packed, b is (kc, >= cols) with row stride bs; tile (mr <= 8, nr <= cols <= 4)
+    __m512 acc0[4], acc1[4];
+    __m256 tail[4];
+    for (int c = 0; c < cols; c++) {
+        acc0[c] = acc1[c] = _mm512_setzero_ps();
+        tail[c] = _mm256_setzero_ps();
+    }
+    const __mmask16 high = 0xFF00;
+    size_t k = 0;
+    for (; k + 4 <= kc; k += 4) {
+        const __m512 a01 = _mm512_loadu_ps(a + k * AVX512_MR), a23 = _mm512_loadu_ps(a + k * AVX512_MR + 16);
+        const float *bk = b + k * bs;
+        for (int c = 0; c < cols; c++) {
+            const __m512 b01 = _mm512_mask_broadcastss_ps(_mm512_set1_ps(bk[c]), high, _mm_load_ss(bk + bs + c));
+            const __m512 b23 = _mm512_mask_broadcastss_ps(_mm512_set1_ps(bk[2 * bs + c]), high,
+                                                          _mm_load_ss(bk + 3 * bs + c));
+            acc0[c] = _mm512_fmadd_ps(a01, b01, acc0[c]);
+            acc1[c] = _mm512_fmadd_ps(a23, b23, acc1[c]);
+        }
+    }
+    for (; k < kc; k++) {
+        const __m256 ak = _mm256_loadu_ps(a + k * AVX512_MR);
+        for (int c = 0; c < cols; c++) tail[c] = _mm256_fmadd_ps(ak, _mm256_set1_ps(b[k * bs + c]), tail[c]);
+    }
+    float col[4][AVX512_MR], buf[AVX512_MR * 4];
+    for (int c = 0; c < cols; c++) {
+        const __m512 s = _mm512_add_ps(acc0[c], acc1[c]);
+        const __m256 r = _mm256_add_ps(_mm256_add_ps(_mm512_castps512_ps256(s), _mm512_extractf32x8_ps(s, 1)), tail[c]);
+        _mm256_storeu_ps(col[c], r);
+    }
+    for (int i = 0; i < AVX512_MR; i++)
+        for (int c = 0; c < cols; c++) buf[i * 4 + c] = col[c][i];
+    cnn_gemm_store_tile(buf, 4, mr, nr, t);
+}
+
+static CNN_TARGET_AVX512 void cnn_f32_gemm_8x4_narrow__avx512(size_t kc, const float *a, const float *b,
+                                                              size_t bs, size_t mr, size_t nr,
+                                                              const cnn_gemm_tile *t) {
+    // a is (kc, 8) packed, b is (kc, >= nr) with row stride bs; tile (mr <= 8, nr <= 4)
+    switch (nr) {
+    case 1: gemm_8xcols__avx512(kc, a, b, bs, mr, nr, t, 1); break;
+    case 2: gemm_8xcols__avx512(kc, a, b, bs, mr, nr, t, 2); break;
+    case 3: gemm_8xcols__avx512(kc, a, b, bs, mr, nr, t, 3); break;
+    default: gemm_8xcols__avx512(kc, a, b, bs, mr, nr, t, 4); break;
+    }
 }
 
 static CNN_TARGET_AVX512 void cnn_f32_gemm_pack__avx512(const float *x, size_t rs, size_t ks, size_t mr,
@@ -174,6 +229,8 @@ const cnn_gemm_variant cnn_gemm_variant_avx512 = {
     .nr = AVX512_NR,
     .n_quantum = 16,
     .kernel = cnn_f32_gemm_8x48__avx512,
+    .narrow = cnn_f32_gemm_8x4_narrow__avx512,
+    .narrow_max = 4,
     .pack = cnn_f32_gemm_pack__avx512,
     .gemv_dot = cnn_f32_gemv_dot__avx512,
     .gemv_axpy = cnn_f32_gemv_axpy__avx512,
