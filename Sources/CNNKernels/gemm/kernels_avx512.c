@@ -23,8 +23,16 @@ gemm_8xnv__avx512(size_t kc, const float *a, const float *b, size_t bs, size_t m
     __m512 acc[AVX512_MR][3];
     for (int i = 0; i < AVX512_MR; i++)
         for (int v = 0; v < nv; v++) acc[i][v] = _mm512_setzero_ps();
+    /* The C tile is read back on the store (beta != 0 after the first K block): fetch it now.
+     * B rows are fetched 8 k steps ahead: the 48-column panel streams from L2 once per A panel
+     * (1 thread, 2048^3: 170 -> 165 ms on the development machine). */
+    if (t->cs_c == 1)
+        for (int i = 0; i < AVX512_MR; i++)
+            if ((size_t)i < mr)
+                for (int v = 0; v < nv; v++) _mm_prefetch((const char *)(t->c + (size_t)i * t->rs_c + v * 16), _MM_HINT_T0);
     for (size_t k = 0; k < kc; k++) {
         __m512 bv[3];
+        for (int v = 0; v < nv; v++) _mm_prefetch((const char *)(b + 8 * bs + v * 16), _MM_HINT_T0);
         for (int v = 0; v < nv; v++) bv[v] = _mm512_loadu_ps(b + v * 16);
         for (int i = 0; i < AVX512_MR; i++) {
             const __m512 ai = _mm512_set1_ps(a[i]);
@@ -42,8 +50,12 @@ gemm_8xnv__avx512(size_t kc, const float *a, const float *b, size_t bs, size_t m
         }
         const __m512 alpha = _mm512_set1_ps(t->alpha), beta = _mm512_set1_ps(t->beta);
         const __m512 zero = _mm512_setzero_ps();
-        for (size_t i = 0; i < mr; i++) {
-            float *c = t->c + i * t->rs_c;
+        /* Constant row indices (the loop is unrolled and stops at mr), so the accumulators stay in
+         * registers instead of going through the stack. */
+#pragma clang loop unroll(full)
+        for (int i = 0; i < AVX512_MR; i++) {
+            if ((size_t)i >= mr) break;
+            float *c = t->c + (size_t)i * t->rs_c;
             const __m512 bias_i = t->bias && !t->bias_on_j ? _mm512_set1_ps(t->bias[i]) : zero;
             for (int v = 0; v < nv; v++) {
                 const __mmask16 m = mask[v];
@@ -59,7 +71,7 @@ gemm_8xnv__avx512(size_t kc, const float *a, const float *b, size_t bs, size_t m
                     y = _mm512_add_ps(y, t->bias_on_j ? _mm512_maskz_loadu_ps(m, t->bias + v * 16)
                                                       : bias_i);
                 }
-                if (t->res) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(m, t->res + i * t->rs_r + v * 16));
+                if (t->res) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(m, t->res + (size_t)i * t->rs_r + v * 16));
                 if (t->relu) y = _mm512_max_ps(zero, y); /* second operand is returned for NaN */
                 _mm512_mask_storeu_ps(c + v * 16, m, y);
             }
