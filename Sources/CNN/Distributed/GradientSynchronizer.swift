@@ -30,7 +30,8 @@ public struct GradientSynchronization: Sendable, Equatable {
 /// weighting every rank by the number of examples it used, so that N ranks step exactly as one
 /// process with the whole global batch would (up to float rounding).
 ///
-/// The gradients are flattened (in parameter order, behind a header) into one logical vector and
+/// **After backward** (``synchronize(examples:lossSum:correct:)``): the gradients are flattened
+/// (in parameter order, behind a header) into one logical vector and
 /// reduced in buckets of at most ``bucketElements`` floats: a few large messages, through one
 /// reusable buffer of that size, rather than one message per parameter.
 ///
@@ -54,8 +55,10 @@ public struct GradientSynchronization: Sendable, Equatable {
 /// has started (so all ranks start the same collectives in the same order whatever their graphs),
 /// and every later report polls the requests in flight (MPI progresses them only inside MPI
 /// calls). At the end, parameters backward did not reach are copied (zeros where there is no
-/// gradient), the remaining buckets start, then the header `[examples, loss sum, correct, flags]`
-/// as one last small message — the flags are known only now. The sums are the same element-wise
+/// gradient) and the remaining buckets start. The last bucket (the first layers' gradients, final
+/// only at the very end of backward anyway) starts only then, carrying the header
+/// `[examples, loss sum, correct, flags]` behind its gradients — the flags are known only now — so
+/// a model of one bucket still sends one message per step. The sums are the same element-wise
 /// sums as the other path's, so both give the same gradients bit for bit (with sums taken in a
 /// fixed order, as the in-process communicator does and MPI does for 2 ranks).
 final class GradientSynchronizer {
@@ -95,8 +98,8 @@ final class GradientSynchronizer {
     private var ready: [Bool] = [], present: [Bool] = []
     /// The next bucket to start, and the oldest started one not known to be complete.
     private var nextStart = 0, oldestInFlight = 0
+    /// The header's place, behind the last bucket's gradients.
     private var header = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
-    private var headerRequest: CollectiveRequest?
 
     init(communicator: any Communicator, parameters: [Variable], bucketElements: Int = GradientSynchronizer.defaultBucketElements,
          firstBucketElements: Int = GradientSynchronizer.defaultFirstBucketElements) {
@@ -132,14 +135,14 @@ final class GradientSynchronizer {
             buckets[buckets.count - 1].parameters.append(k)
             buckets[buckets.count - 1].elements += n
         }
+        if buckets.isEmpty { buckets.append(Bucket()) }  // carries the header alone
     }
 
     deinit {
         // A bucket still in flight (a step abandoned by an error) may yet be written by the
         // communicator: leave its memory alone.
-        guard oldestInFlight >= nextStart, headerRequest == nil else { return }
+        guard oldestInFlight >= nextStart else { return }
         for b in buckets { b.buffer.deallocate() }
-        header.deallocate()
     }
 
     /// The number of messages one step sends.
@@ -229,12 +232,13 @@ final class GradientSynchronizer {
     /// - Throws: ``CNNError/io(_:)`` when an abandoned step still has allreduces in flight (its
     ///   buffers cannot be reused; the ranks no longer agree on the collectives).
     func beginOverlappedStep(examples: Int) throws {
-        guard oldestInFlight >= nextStart, headerRequest == nil else {
+        guard oldestInFlight >= nextStart else {
             throw CNNError.io("distributed: rank \(communicator.rank): the previous step ended with \(nextStart - oldestInFlight) gradient allreduce(s) in flight; the ranks are out of step")
         }
         if header.count == 0 {
-            header = .allocate(capacity: Self.headerFields + parameters.count)
-            for b in buckets.indices { buckets[b].buffer = .allocate(capacity: buckets[b].elements) }
+            let headerCount = Self.headerFields + parameters.count, last = buckets.count - 1
+            for b in buckets.indices { buckets[b].buffer = .allocate(capacity: buckets[b].elements + (b == last ? headerCount : 0)) }
+            header = UnsafeMutableBufferPointer(start: buckets[last].buffer.baseAddress! + buckets[last].elements, count: headerCount)
         }
         stepOpen = true
         stepWeight = Float(examples)
@@ -258,7 +262,7 @@ final class GradientSynchronizer {
     }
 
     /// Ends the overlapped step: copies the parameters backward did not report, starts the
-    /// remaining buckets and the header, waits for everything, then replaces every gradient by
+    /// remaining buckets (the last with the header), waits for all of them, then replaces every gradient by
     /// the example-weighted average over the ranks (as ``synchronize(examples:lossSum:correct:)``)
     /// and returns the step's global totals.
     ///
@@ -269,18 +273,15 @@ final class GradientSynchronizer {
         precondition(stepOpen, "GradientSynchronizer: finishOverlappedStep without beginOverlappedStep")
         stepOpen = false
         for k in parameters.indices where !ready[k] { pack(k) }
-        try startCompleteBuckets()
         header[0] = stepWeight
         header[1] = Float(lossSum)
         header[2] = Float(correct)
         for k in parameters.indices { header[Self.headerFields + k] = present[k] ? 1 : 0 }
-        headerRequest = try communicator.startAllReduceSum(header)
+        try startCompleteBuckets(finishing: true)
         while oldestInFlight < nextStart {
             try communicator.wait(buckets[oldestInFlight].request!)
             oldestInFlight += 1
         }
-        try communicator.wait(headerRequest!)
-        headerRequest = nil
         let examples = Int(header[0].rounded())
         let totals = (examples: examples, lossSum: Double(header[1]), correct: Int(header[2].rounded()))
         let scale: Float = examples > 0 ? 1 / Float(examples) : 0
@@ -314,9 +315,10 @@ final class GradientSynchronizer {
         buckets[b].waiting -= 1
     }
 
-    /// Starts, in bucket order, every bucket whose parameters are all copied in.
-    private func startCompleteBuckets() throws {
-        while nextStart < buckets.count, buckets[nextStart].waiting == 0 {
+    /// Starts, in bucket order, every bucket whose parameters are all copied in; the last bucket
+    /// (with the header) only when `finishing`.
+    private func startCompleteBuckets(finishing: Bool = false) throws {
+        while nextStart < buckets.count - (finishing ? 0 : 1), buckets[nextStart].waiting == 0 {
             buckets[nextStart].request = try communicator.startAllReduceSum(buckets[nextStart].buffer)
             nextStart += 1
         }
