@@ -67,7 +67,7 @@ struct GradientSyncOptions: ParsableArguments {
         return try GradientSynchronization(overlapsBackward: overlap, bucketBytes: Int(bucketMib * Double(1 << 20)))
     }
 
-    /// `overlapped, buckets 16 MiB` or `after backward, buckets 16 MiB`.
+    /// `overlapped with backward, buckets of 4 MiB` or `after backward, buckets of 4 MiB`.
     var description: String {
         (overlap ? "overlapped with backward" : "after backward") + String(format: ", buckets of %g MiB", bucketMib)
     }

@@ -76,7 +76,7 @@ public final class Trainer {
     /// architecture, optimizer, loaders and schedule); rank 0's weights and optimizer state are then
     /// broadcast to the others, so their initial weights may differ. `gradientSynchronization`
     /// says how the gradients are averaged (by default overlapped with the backward pass, in
-    /// buckets of 16 MiB).
+    /// buckets of 4 MiB).
     public init(model: Module, optimizer: Optimizer, trainLoader: DataLoader, testLoader: DataLoader?,
                 schedule: ScheduleChoice = .constant, labelSmoothing: Float = 0,
                 communicator: (any Communicator)? = nil,
