@@ -73,10 +73,10 @@ final class GradientSynchronizer {
     static let headerFields = 3
     /// 1 Mi floats (4 MiB): a LeNet-5 or ResNet-20 step is still one message, ResNet-18 (11.2 M
     /// parameters) about 12. Measured with `cnn bench scaling --case resnet18` under
-    /// `mpirun -np 2` (TCP loopback, 2-core AMD EPYC VM, one thread per rank, noisy): overlapped
-    /// steps took a median 397 ms with 4 MiB buckets, 431 ms with 16 MiB (whose last bucket,
-    /// sent only after backward, holds all of layers 1-3) and 462 ms after backward; PyTorch DDP's
-    /// 25 MB default suits faster networks, where more of the message fits in the backward pass.
+    /// `mpirun -np 2` (Open MPI 4.1.4, TCP loopback, 2-core AMD EPYC VM, one thread per rank, 4
+    /// alternating runs, load 1.7-2.6, noisy): median step 398 ms overlapped with 4 MiB buckets,
+    /// 459 ms overlapped with 16 MiB (its last bucket, sent only after backward, holds most of
+    /// layers 1-3), 468 / 493 ms after backward with 4 / 16 MiB.
     static let defaultBucketElements = 1 << 20
 
     /// PyTorch DDP's `first_bucket_bytes_cap` (1 MiB): the overlapped path's first bucket (the last
