@@ -11,8 +11,9 @@ public struct GradientSynchronization: Sendable, Equatable {
     /// messages. The overlapped path's first bucket is at most 1 MiB, as in PyTorch DDP.
     public var bucketBytes: Int
 
-    /// The default bucket: 4 MiB (1 Mi floats), chosen by measurement (see
-    /// ``GradientSynchronizer/defaultBucketElements``).
+    /// The default bucket: 4 MiB (1 Mi floats). Measured with ResNet-18 on 2 MPI ranks, overlapped
+    /// steps were faster with 4 MiB buckets than with 16 MiB, whose last bucket (sent after
+    /// backward) holds most of the first layers; the README gives the figures.
     public static let defaultBucketBytes = GradientSynchronizer.defaultBucketElements * 4
 
     /// Creates options.
