@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Distributed training under Open MPI on loopback: builds `cnn` with the MPI trait, checks that
-# `mpirun -np 2` gives the weights of a 1-rank run (same global batch), also with synchronised
-# batch norm, that the distributed benchmarks run, that killing a rank ends the
+# `mpirun -np 2` gives the weights of a 1-rank run (same global batch), that the gradient allreduce
+# overlapped with backward gives the weights of the one after backward bit for bit, that
+# synchronised batch norm matches one rank, that the distributed benchmarks run, that killing a rank ends the
 # job with an error instead of a hang while the last checkpoint stays valid, and that the checkpoint
 # resumes on another number of ranks. Expects the default build's tests in .build (run by .ci/run).
 set -euo pipefail
@@ -22,10 +23,19 @@ OUT=.build/ci-mpi
 rm -rf "$OUT"; mkdir -p "$OUT"
 ARGS=(train --distributed --epochs 1 --limit-train 1000 --limit-test 500 --batch-size 64 --seed 3 --optimizer sgd)
 
-echo "== equivalence: mpirun -np 2 vs -np 1 (global batch 64)"
+echo "== equivalence: mpirun -np 2 (gradient allreduce overlapped with backward, the default) vs -np 1 (global batch 64)"
 "${MPIRUN[@]}" -np 2 "$CNN" "${ARGS[@]}" --checkpoint-dir "$OUT/np2" | grep -E "^(distributed|epoch 1/1:|gradient)"
 "${MPIRUN[@]}" -np 1 "$CNN" "${ARGS[@]}" --checkpoint-dir "$OUT/np1" | grep -E "^(epoch 1/1:)"
 CNN_MPI_WEIGHTS_A="$OUT/np2/model.safetensors" CNN_MPI_WEIGHTS_B="$OUT/np1/model.safetensors" \
+  swift test --skip-build --no-parallel --filter DistributedMPIComparison 2>&1 | grep -E "max weight difference|passed|failed|error"
+
+# With 2 ranks every element of an allreduce is a + b whatever the bucketing, so the overlapped run
+# (small buckets: several allreduces in flight during backward) and the after-backward run must
+# give the same weights bit for bit.
+echo "== overlapped (0.1 MiB buckets) vs after backward (--no-overlap): identical weights"
+"${MPIRUN[@]}" -np 2 "$CNN" "${ARGS[@]}" --bucket-mib 0.1 --checkpoint-dir "$OUT/np2-small" | grep -E "^(gradient averaging|epoch 1/1:)"
+"${MPIRUN[@]}" -np 2 "$CNN" "${ARGS[@]}" --no-overlap --checkpoint-dir "$OUT/np2-after" | grep -E "^(gradient averaging|epoch 1/1:)"
+CNN_MPI_WEIGHTS_A="$OUT/np2-small/model.safetensors" CNN_MPI_WEIGHTS_B="$OUT/np2-after/model.safetensors" CNN_MPI_TOLERANCE=0 \
   swift test --skip-build --no-parallel --filter DistributedMPIComparison 2>&1 | grep -E "max weight difference|passed|failed|error"
 
 echo "== synchronised batch norm: mpirun -np 2 --sync-batchnorm vs -np 1 (ResNet-18, global batch 32)"
@@ -45,6 +55,7 @@ CNN_MPI_WEIGHTS_A="$OUT/bn2/model.safetensors" CNN_MPI_WEIGHTS_B="$OUT/bn1/model
 echo "== allreduce bandwidth and scaling benchmarks run under mpirun (functional check; figures: see the README)"
 "${MPIRUN[@]}" -np 2 "$CNN" bench allreduce --max-bytes 8K --iterations 3 --json
 "${MPIRUN[@]}" -np 2 "$CNN" bench scaling --case lenet5 --steps 2 --json
+"${MPIRUN[@]}" -np 2 "$CNN" bench scaling --case lenet5 --steps 2 --no-overlap --json
 
 echo "== a killed rank ends the job (no hang); the checkpoint stays valid and resumes on 1 rank"
 "${MPIRUN[@]}" -np 2 "$CNN" train --distributed --epochs 20 --limit-train 2000 --limit-test 200 --batch-size 64 \

@@ -9,7 +9,9 @@ import Foundation
 /// (on one host or many).
 ///
 /// Collectives are MPI's non-blocking ones (`MPI_Iallreduce` with `MPI_IN_PLACE`, `MPI_Ibcast`,
-/// `MPI_Ibarrier`) completed by polling `MPI_Test` until ``timeout``: a rank that stops
+/// `MPI_Ibarrier`) completed by polling `MPI_Test` until ``timeout``; ``startAllReduceSum(_:)``
+/// returns with its `MPI_Iallreduce` in flight, for ``test(_:)`` to progress and ``wait(_:)``
+/// to complete (what overlapped gradient synchronisation uses). A rank that stops
 /// answering makes the others throw ``CNNError/io(_:)`` instead of hanging forever. MPI errors are
 /// returned (`MPI_ERRORS_RETURN`) and thrown with MPI's text. A rank that *exits* is noticed by
 /// `mpirun`, which ends the whole job. After a rank throws, call ``abort(code:)`` to end the
@@ -28,8 +30,10 @@ public final class MPICommunicator: Communicator {
     public let hostName: String
     /// Seconds a collective may wait for the other ranks before it throws.
     public var timeout: Double
-    /// Seconds spent in ``allReduceSum(_:)-(UnsafeMutableBufferPointer<Float>)`` (waiting for
-    /// slower ranks included) and the bytes it reduced, since creation.
+    /// Seconds spent in ``allReduceSum(_:)-(UnsafeMutableBufferPointer<Float>)``, or starting and
+    /// waiting for ``startAllReduceSum(_:)`` (waiting for slower ranks included; a non-blocking
+    /// allreduce that completes while the caller computes costs nothing here), and the bytes both
+    /// reduced, since creation.
     public private(set) var allReduceSeconds = 0.0, allReduceBytes = 0
 
     /// Initialises MPI (if it is not yet) and describes this process's place in `MPI_COMM_WORLD`.
@@ -83,7 +87,7 @@ public final class MPICommunicator: Communicator {
     public func barrier() throws {
         var request = cnn_mpi_request()
         try MPICommunicator.check(cnn_mpi_ibarrier(&request), "MPI_Ibarrier")
-        try wait(&request, "barrier")
+        try complete(&request, "barrier")
     }
 
     /// Runs a collective over `count` elements in pieces that fit MPI's `int` counts (1 GiB each).
@@ -96,7 +100,7 @@ public final class MPICommunicator: Communicator {
             let n = min(piece, count - offset)
             var request = cnn_mpi_request()
             try MPICommunicator.check(start(offset, n, &request), "starting a collective on \(n) elements")
-            try wait(&request, "collective on \(n) elements")
+            try complete(&request, "collective on \(n) elements")
             offset += n
         }
     }
@@ -104,18 +108,83 @@ public final class MPICommunicator: Communicator {
     /// Polls the request until it completes or ``timeout`` passes: spinning for the first
     /// millisecond (gradient buckets usually finish within it), then sleeping 50 µs between polls
     /// so a waiting rank leaves the cores to ranks still computing.
-    private func wait(_ request: inout cnn_mpi_request, _ what: String) throws {
+    private func complete(_ request: inout cnn_mpi_request, _ what: String) throws {
         let start = Date()
-        var done: Int32 = 0
         while true {
-            try MPICommunicator.check(cnn_mpi_test(&request, &done), "MPI_Test in \(what)")
-            if done != 0 { return }
+            if try poll(&request, what) { return }
             let elapsed = Date().timeIntervalSince(start)
             if elapsed > timeout {
                 throw CNNError.io("distributed: rank \(rank) of \(size) on \(hostName) timed out after \(timeout) s in \(what): another rank stopped or is stuck")
             }
             if elapsed > 0.001 { usleep(50) }
         }
+    }
+
+    /// One `MPI_Test`: whether the request has completed.
+    private func poll(_ request: inout cnn_mpi_request, _ what: String) throws -> Bool {
+        var done: Int32 = 0
+        try MPICommunicator.check(cnn_mpi_test(&request, &done), "MPI_Test in \(what)")
+        return done != 0
+    }
+
+    // MARK: Non-blocking allreduce
+
+    /// An `MPI_Iallreduce` in flight: its pieces (one per 1 GiB) still to complete.
+    private struct Pending {
+        var requests: [cnn_mpi_request]
+        let what: String
+    }
+    private var pending: [Int: Pending] = [:]
+    private var nextRequest = 0
+
+    /// Starts `MPI_Iallreduce` (in place) on `buffer`, in pieces of at most 1 GiB; complete it with
+    /// ``wait(_:)`` (which applies ``timeout``) and progress it meanwhile with ``test(_:)``.
+    public func startAllReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws -> CollectiveRequest {
+        guard buffer.count > 0 else { return .completed }
+        let start = Date()
+        defer { allReduceSeconds += Date().timeIntervalSince(start) }
+        let piece = (1 << 30) / 4
+        var requests: [cnn_mpi_request] = []
+        var offset = 0
+        while offset < buffer.count {
+            let n = min(piece, buffer.count - offset)
+            var request = cnn_mpi_request()
+            try MPICommunicator.check(cnn_mpi_iallreduce_sum_f32(buffer.baseAddress! + offset, Int32(n), &request),
+                                      "starting a non-blocking allreduce on \(n) elements")
+            requests.append(request)
+            offset += n
+        }
+        allReduceBytes += buffer.count * 4
+        let id = nextRequest
+        nextRequest += 1
+        pending[id] = Pending(requests: requests, what: "non-blocking allreduce #\(id) on \(buffer.count) elements")
+        return CollectiveRequest(id: id)
+    }
+
+    /// Tests (`MPI_Test`) the pieces of `request` not yet complete; `true` once all are.
+    public func test(_ request: CollectiveRequest) throws -> Bool {
+        guard var p = pending[request.id] else { return true }
+        while let first = p.requests.first {
+            var r = first
+            guard try poll(&r, p.what) else {
+                p.requests[0] = r
+                pending[request.id] = p
+                return false
+            }
+            p.requests.removeFirst()
+        }
+        pending[request.id] = nil
+        return true
+    }
+
+    /// Polls `request` until it completes; throws ``CNNError/io(_:)`` naming this rank and the
+    /// operation when that takes longer than ``timeout`` from this call.
+    public func wait(_ request: CollectiveRequest) throws {
+        guard var p = pending[request.id] else { return }
+        let start = Date()
+        defer { allReduceSeconds += Date().timeIntervalSince(start) }
+        pending[request.id] = nil
+        for i in p.requests.indices { try complete(&p.requests[i], p.what) }
     }
 
     static func check(_ code: Int32, _ what: String) throws {

@@ -48,6 +48,31 @@ enum DistributedBench {
     }
 }
 
+/// `--overlap/--no-overlap` and `--bucket-mib`: how distributed training averages gradients
+/// (``GradientSynchronization``), shared by `cnn train --distributed` and `cnn bench scaling`.
+struct GradientSyncOptions: ParsableArguments {
+    @Flag(inversion: .prefixedNo, help: "Distributed: reduce gradient buckets while the backward pass still runs (PyTorch DDP's overlap); --no-overlap reduces them after backward. Off for models with synchronised batch norm.")
+    var overlap = true
+
+    @Option(help: "Distributed: largest gradient bucket in MiB (one allreduce each; the overlapped path's first bucket is at most 1 MiB).")
+    var bucketMib: Double = Double(GradientSynchronization.defaultBucketBytes) / Double(1 << 20)
+
+    func validate() throws { _ = try synchronization() }
+
+    /// The options as a ``GradientSynchronization``.
+    func synchronization() throws -> GradientSynchronization {
+        guard bucketMib.isFinite, bucketMib * Double(1 << 20) >= 4, bucketMib <= Double(1 << 20) else {
+            throw ValidationError("--bucket-mib must be between 4 bytes (3.8e-6) and 1048576 MiB, got \(bucketMib)")
+        }
+        return try GradientSynchronization(overlapsBackward: overlap, bucketBytes: Int(bucketMib * Double(1 << 20)))
+    }
+
+    /// `overlapped with backward, buckets of 4 MiB` or `after backward, buckets of 4 MiB`.
+    var description: String {
+        (overlap ? "overlapped with backward" : "after backward") + String(format: ", buckets of %g MiB", bucketMib)
+    }
+}
+
 /// `cnn bench allreduce`: the sum-allreduce of float32 buffers from 4 KiB to 64 MiB, with the
 /// NCCL-tests figures: algorithm bandwidth `bytes / time` and bus bandwidth
 /// `algbw · 2(n−1)/n` (what each link carries in a ring allreduce, comparable across rank counts).
@@ -143,7 +168,9 @@ struct BenchScaling: ParsableCommand {
             trains on its local batch of the case's size (the global batch is N times it) through Trainer: shard, \
             forward, backward, gradient allreduce, optimizer step. First rank 0 trains alone while the others wait \
             (the one-rank figure, same threads per rank), then all ranks together. \
-            efficiency = images/s of N ranks / (N x images/s of one rank). ms is the median global step.
+            efficiency = images/s of N ranks / (N x images/s of one rank). ms is the median global step. \
+            --no-overlap reduces the gradients after backward instead of during it (compare the two); --bucket-mib sets \
+            the bucket size.
             """)
 
     @Flag(help: "One JSON object per line per case.")
@@ -164,6 +191,8 @@ struct BenchScaling: ParsableCommand {
     @Flag(help: "Synchronised batch norm (ResNet-18's 20 batch norm layers).")
     var syncBatchnorm = false
 
+    @OptionGroup var gradients: GradientSyncOptions
+
     func validate() throws {
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
@@ -183,7 +212,8 @@ struct BenchScaling: ParsableCommand {
 
     /// Trains one epoch of warm-up plus `steps` global batches; returns the median step seconds
     /// after the warm-up (steps end together on every rank: each waits in the gradient allreduce).
-    static func medianStep(_ c: TrainBenchmarkCase, communicator: (any Communicator)?, steps: Int, syncBatchnorm: Bool) throws -> Double {
+    static func medianStep(_ c: TrainBenchmarkCase, communicator: (any Communicator)?, steps: Int, syncBatchnorm: Bool,
+                           synchronization: GradientSynchronization? = nil) throws -> Double {
         let ranks = communicator?.size ?? 1
         let global = c.batch * ranks
         GlobalGenerator.seed(1)
@@ -191,7 +221,8 @@ struct BenchScaling: ParsableCommand {
         if syncBatchnorm, let communicator { model.convertToSynchronizedBatchNorm(communicator: communicator) }
         let optimizer = try SGD(parameters: model.namedParameters(), learningRate: c.learningRate, momentum: c.momentum, weightDecay: c.weightDecay)
         let loader = try DataLoader(dataset: try data(c, images: global * (warmupSteps + steps)), batchSize: global, shuffle: true, seed: 1)
-        let trainer = try Trainer(model: model, optimizer: optimizer, trainLoader: loader, testLoader: nil, communicator: communicator)
+        let trainer = try Trainer(model: model, optimizer: optimizer, trainLoader: loader, testLoader: nil, communicator: communicator,
+                                  gradientSynchronization: synchronization)
         var ends: [Double] = []
         _ = try trainer.trainEpoch { ends.append($0.elapsed) }
         let durations = zip(ends.dropFirst(warmupSteps), ends.dropFirst(warmupSteps - 1)).map { $0 - $1 }.sorted()
@@ -201,6 +232,8 @@ struct BenchScaling: ParsableCommand {
     func run() throws {
         let cases = TrainCases.all.filter { caseFilter == nil || $0.name.contains(caseFilter!) }
         let (steps, threads, sync) = (self.steps, self.threads, syncBatchnorm)
+        let synchronization = try gradients.synchronization()
+        let overlapped = synchronization.overlapsBackward && !sync
         if !DistributedBench.launchedByMPI {
             // One process: the ranks share its kernel threads.
             try ComputeRuntime.setThreadCount(threads ?? max(1, ComputeRuntime.processorCount / max(ranks, 1)))
@@ -216,16 +249,18 @@ struct BenchScaling: ParsableCommand {
                     if comm.isRoot { alone = try Self.medianStep(c, communicator: nil, steps: steps, syncBatchnorm: false) }
                     try comm.barrier()
                 }
-                let step = try DistributedBench.maximum(try Self.medianStep(c, communicator: comm, steps: steps, syncBatchnorm: sync), comm)
+                let step = try DistributedBench.maximum(try Self.medianStep(c, communicator: comm, steps: steps, syncBatchnorm: sync,
+                                                                                    synchronization: synchronization), comm)
                 if comm.size == 1 { alone = step }
                 let imagesPerSecond = Double(c.batch * comm.size) / step, oneRank = Double(c.batch) / alone
-                var row = BenchRow(suite: "scaling", caseName: c.name, strategy: strategy + (sync ? "+syncbn" : ""), threads: nt,
+                var row = BenchRow(suite: "scaling", caseName: c.name, strategy: strategy + (sync ? "+syncbn" : "") + (synchronization.overlapsBackward ? "" : "+no-overlap"), threads: nt,
                                    ms: step * 1e3, gflops: nil, peakGFLOPS: nil)
                 row.extra = [("ranks", "\(comm.size)"), ("ranks_on_host", "\(ranksOnHost)"), ("local_batch", "\(c.batch)"),
                              ("global_batch", "\(c.batch * comm.size)"),
                              ("images_per_s", String(format: "%.1f", imagesPerSecond)),
                              ("one_rank_images_per_s", String(format: "%.1f", oneRank)),
-                             ("efficiency", String(format: "%.3f", imagesPerSecond / (Double(comm.size) * oneRank)))]
+                             ("efficiency", String(format: "%.3f", imagesPerSecond / (Double(comm.size) * oneRank))),
+                             ("overlap", "\(overlapped)"), ("bucket_bytes", "\(synchronization.bucketBytes)")]
                 rows.append(row)
             }
             return rows

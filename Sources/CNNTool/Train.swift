@@ -123,6 +123,7 @@ struct Train: ParsableCommand {
     var syncBatchnorm = false
     @Option(help: "With --distributed: seconds a rank waits for the others in a collective before it stops the job with an error.")
     var distributedTimeout: Double = 300
+    @OptionGroup var gradients: GradientSyncOptions
 
     func validate() throws {
         guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
@@ -230,7 +231,8 @@ struct Train: ParsableCommand {
                                          normalization: normalization.pair, augmentation: augmentation)
         let testLoader = try DataLoader(dataset: test, batchSize: 500, shuffle: false, normalization: normalization.pair, prefetch: true)
         let trainer = try Trainer(model: net, optimizer: try makeOptimizer(net.namedParameters()), trainLoader: trainLoader,
-                                  testLoader: testLoader, schedule: try makeSchedule(), communicator: communicator)
+                                  testLoader: testLoader, schedule: try makeSchedule(), communicator: communicator,
+                                  gradientSynchronization: try gradients.synchronization())
         if root { try FileManager.default.createDirectory(atPath: checkpointDir, withIntermediateDirectories: true) }
         let checkpoint = checkpointDir + "/checkpoint.safetensors"
         if resume {
@@ -250,6 +252,7 @@ struct Train: ParsableCommand {
             if syncBatchnorm {
                 print("synchronised batch norm: \(synchronizedLayers) layer(s) normalise with the global batch's statistics")
             }
+            print("gradient averaging: \(syncBatchnorm ? "after backward (synchronised batch norm)" : gradients.description)")
         }
         while trainer.epoch < epochs {
             let e = trainer.epoch

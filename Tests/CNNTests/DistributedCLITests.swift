@@ -38,8 +38,19 @@ import Testing
         #expect(abs(efficiency - ips / (2 * one)) <= 0.002)
     }
 
+    @Test func scalingBenchMeasuresBothGradientPaths() throws {
+        for (flag, overlapped) in [("--overlap", true), ("--no-overlap", false)] {
+            let result = try CLI.run(["bench", "scaling", "--case", "lenet5", "--steps", "1", "--ranks", "2", flag, "--bucket-mib", "0.25", "--json"])
+            #expect(result.status == 0, "\(result.stderr)")
+            let row = try Self.json(try #require(result.lines.first))
+            #expect(row["overlap"] as? Bool == overlapped && row["bucket_bytes"] as? Int == 1 << 18, "\(row)")
+            #expect(row["strategy"] as? String == (overlapped ? "in-process" : "in-process+no-overlap"))
+        }
+    }
+
     @Test(arguments: [
         (["train", "--sync-batchnorm"], "--sync-batchnorm needs --distributed"),
+        (["bench", "scaling", "--bucket-mib", "0"], "--bucket-mib"),
         (["bench", "allreduce", "--max-bytes", "12Q"], "12Q"),
         (["bench", "allreduce", "--min-bytes", "1M", "--max-bytes", "4K"], "1048576"),
         (["bench", "allreduce", "--min-bytes", "6"], "multiples of 4"),

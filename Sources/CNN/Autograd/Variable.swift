@@ -132,6 +132,21 @@ extension Variable {
     /// - Throws: ``CNNError/autograd(_:)`` for a non-scalar without a seed, a seed of the wrong
     ///   shape, or a graph already consumed.
     public func backward(seed: Tensor? = nil) throws {
+        try backward(seed: seed, onGradientReady: nil)
+    }
+
+    /// ``backward(seed:)`` that also reports, during the walk, each leaf whose gradient is final:
+    /// `onGradientReady(leaf)` is called once per leaf that requires a gradient and is reached by
+    /// the graph, right after its last contribution has been accumulated (a leaf used by several
+    /// operations, like a shared weight, after the last of them). Leaves outside the graph are not
+    /// reported. What data-parallel training uses to start reducing gradients while the rest of
+    /// the backward pass runs (PyTorch DDP's autograd hooks).
+    ///
+    /// Before the walk, the edges from recorded operations to each leaf are counted; each edge
+    /// counts down when its operation has run (or was skipped because no gradient reached it), so
+    /// a leaf is reported even where an operation returned no gradient for it (its ``gradient``
+    /// may then be `nil`).
+    func backward(seed: Tensor?, onGradientReady: ((Variable) throws -> Void)?) throws {
         let start: Tensor
         if let seed {
             guard seed.shape == value.shape else {
@@ -149,6 +164,7 @@ extension Variable {
         }
         guard let rootRecord = record else {
             try accumulate(start)
+            try onGradientReady?(self)
             return
         }
         guard rootRecord.backward != nil else {
@@ -170,10 +186,33 @@ extension Variable {
         for v in order where v.record?.backward == nil {
             throw CNNError.autograd("backward: part of this graph (operation \(v.record!.operation)) was already used by an earlier backward pass")
         }
+        // Edges still to run into each leaf that requires a gradient (only when reporting).
+        var leafEdges: [ObjectIdentifier: Int] = [:]
+        if onGradientReady != nil {
+            for v in order {
+                for input in v.record!.inputs where input.record == nil && input.requiresGradient {
+                    leafEdges[ObjectIdentifier(input), default: 0] += 1
+                }
+            }
+        }
+        /// Counts down `rec`'s edges into leaves and reports the leaves that have no edge left.
+        func edgesDone(_ rec: GradientRecord) throws {
+            guard let onGradientReady else { return }
+            for input in rec.inputs where input.record == nil && input.requiresGradient {
+                let key = ObjectIdentifier(input)
+                let left = leafEdges[key]! - 1
+                leafEdges[key] = left
+                if left == 0 { try onGradientReady(input) }
+            }
+        }
         var pending: [ObjectIdentifier: Tensor] = [ObjectIdentifier(self): start]
         for v in order.reversed() {
             let id = ObjectIdentifier(v)
-            guard let g = pending.removeValue(forKey: id), let rec = v.record, let fn = rec.backward else { continue }
+            guard let g = pending.removeValue(forKey: id), let rec = v.record, let fn = rec.backward else {
+                // No gradient reached this operation: its leaves get nothing from it.
+                if let rec = v.record { try edgesDone(rec) }
+                continue
+            }
             let grads = try fn(g)
             rec.backward = nil
             for (input, grad) in zip(rec.inputs, grads) {
@@ -193,6 +232,7 @@ extension Variable {
                     try input.accumulate(grad)
                 }
             }
+            try edgesDone(rec)
         }
     }
 }

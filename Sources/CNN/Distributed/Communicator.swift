@@ -24,11 +24,51 @@ public protocol Communicator: AnyObject {
     func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws
     /// Returns once every rank has called it.
     func barrier() throws
+    /// Starts replacing `buffer` on every rank by the element-wise sum of every rank's `buffer`
+    /// and returns before that is done (MPI's `MPI_Iallreduce`); ``wait(_:)`` completes it.
+    ///
+    /// `buffer` must stay allocated and untouched until the request has completed. Every rank
+    /// starts the same collectives in the same order (blocking and non-blocking ones alike); several
+    /// may be outstanding at once. The default implementation runs
+    /// ``allReduceSum(_:)-(UnsafeMutableBufferPointer<Float>)`` at once and returns a completed request.
+    func startAllReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws -> CollectiveRequest
+    /// Whether `request` has completed; lets the communicator progress it (MPI progresses
+    /// non-blocking collectives only inside MPI calls). A completed request is forgotten: test or
+    /// wait on it again and it reads as completed.
+    func test(_ request: CollectiveRequest) throws -> Bool
+    /// Returns once `request` has completed, or throws ``CNNError/io(_:)`` after the
+    /// implementation's timeout, naming the rank and the operation.
+    func wait(_ request: CollectiveRequest) throws
+}
+
+/// A non-blocking collective started with ``Communicator/startAllReduceSum(_:)``, named by its
+/// communicator.
+public struct CollectiveRequest: Hashable, Sendable {
+    /// The communicator's number for it; ``completed``'s is -1.
+    public let id: Int
+
+    /// A request named `id` by its communicator.
+    public init(id: Int) { self.id = id }
+
+    /// A request that completed when it was started.
+    public static let completed = CollectiveRequest(id: -1)
 }
 
 extension Communicator {
     /// Whether this is rank 0, the rank that writes logs, plots and checkpoints.
     public var isRoot: Bool { rank == 0 }
+
+    /// Runs the allreduce at once (blocking) and returns ``CollectiveRequest/completed``.
+    public func startAllReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws -> CollectiveRequest {
+        try allReduceSum(buffer)
+        return .completed
+    }
+
+    /// `true`: the default ``startAllReduceSum(_:)`` completes every request at once.
+    public func test(_ request: CollectiveRequest) throws -> Bool { true }
+
+    /// Returns at once: the default ``startAllReduceSum(_:)`` completes every request at once.
+    public func wait(_ request: CollectiveRequest) throws {}
 
     /// The element-wise sum of `values` over every rank.
     public func allReduceSum(_ values: [Double]) throws -> [Double] {

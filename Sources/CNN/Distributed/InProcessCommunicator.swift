@@ -10,6 +10,11 @@ import Foundation
 /// A rank that throws or returns while the others still wait in a collective makes them throw
 /// ``CNNError/io(_:)`` naming it; so does a rank that does not arrive within `timeout` seconds, or
 /// ranks that call different collectives.
+///
+/// Non-blocking allreduces (``Communicator/startAllReduceSum(_:)``) complete when they start (the
+/// protocol's default): the call waits there for the other ranks, with the same timeout, and the
+/// sums are the blocking ones bit for bit. Overlapped gradient synchronisation therefore computes
+/// the same results here as under MPI, only without the overlap.
 public final class InProcessCommunicator: Communicator {
     /// This rank.
     public let rank: Int

@@ -67,15 +67,20 @@ public final class Trainer {
     let scheduler: LearningRateScheduler?
     let plateau: ReduceLROnPlateau?
     var synchronizer: GradientSynchronizer?
+    /// How gradients are averaged over the ranks (with a communicator).
+    public let gradientSynchronization: GradientSynchronization
 
     /// Creates a trainer.
     ///
     /// With a `communicator`, every rank must create its trainer the same way (same model
     /// architecture, optimizer, loaders and schedule); rank 0's weights and optimizer state are then
-    /// broadcast to the others, so their initial weights may differ.
+    /// broadcast to the others, so their initial weights may differ. `gradientSynchronization`
+    /// says how the gradients are averaged (by default overlapped with the backward pass, in
+    /// buckets of 4 MiB).
     public init(model: Module, optimizer: Optimizer, trainLoader: DataLoader, testLoader: DataLoader?,
                 schedule: ScheduleChoice = .constant, labelSmoothing: Float = 0,
-                communicator: (any Communicator)? = nil) throws {
+                communicator: (any Communicator)? = nil,
+                gradientSynchronization: GradientSynchronization? = nil) throws {
         self.model = model
         self.optimizer = optimizer
         self.trainLoader = trainLoader
@@ -89,8 +94,10 @@ public final class Trainer {
             plateau = try ReduceLROnPlateau(optimizer: optimizer, mode: .min, factor: factor, patience: patience)
         }
         self.communicator = communicator
+        self.gradientSynchronization = try gradientSynchronization ?? GradientSynchronization()
         if let communicator {
-            synchronizer = GradientSynchronizer(communicator: communicator, parameters: optimizer.parameters.map(\.variable))
+            synchronizer = GradientSynchronizer(communicator: communicator, parameters: optimizer.parameters.map(\.variable),
+                                                bucketElements: max(1, self.gradientSynchronization.bucketBytes / 4))
             try broadcastState()
         }
     }
@@ -109,7 +116,12 @@ public final class Trainer {
         let it = trainLoader.batches(epoch: epoch, shard: shard).makeIterator()
         // Synchronised batch norm needs every rank in every layer's statistics, so a short last
         // global batch with fewer examples than ranks (leaving some rank nothing) is skipped by all.
-        let minimumGlobalBatch = model.hasSynchronizedBatchNorm ? communicator?.size ?? 1 : 1
+        let synchronizedBatchNorm = model.hasSynchronizedBatchNorm
+        let minimumGlobalBatch = synchronizedBatchNorm ? communicator?.size ?? 1 : 1
+        // Synchronised batch norm communicates inside backward; the order of its collectives and
+        // the buckets' would depend on which parameters each rank's graph reaches, so its models
+        // are synchronised after backward.
+        let overlapped = synchronizer != nil && gradientSynchronization.overlapsBackward && !synchronizedBatchNorm
         var b = 0
         while let batch = it.next() {
             let globalBatch = Swift.min(trainLoader.batchSize, trainLoader.dataset.count - b * trainLoader.batchSize)
@@ -120,6 +132,7 @@ public final class Trainer {
             optimizer.zeroGradients()
             // A rank's part of a short last global batch may be empty; it still synchronises.
             var step = (examples: batch.labels.count, lossSum: 0.0, correct: 0)
+            if overlapped { try synchronizer!.beginOverlappedStep(examples: step.examples) }
             if step.examples > 0 {
                 let logits = try model(Variable(batch.images))
                 let loss = try Functional.crossEntropy(logits: logits, labels: batch.labels, labelSmoothing: labelSmoothing)
@@ -127,12 +140,17 @@ public final class Trainer {
                 step.lossSum = Double(value) * Double(step.examples)
                 // Distributed ranks check the global loss after synchronising, so all stop together.
                 if synchronizer == nil, !value.isFinite { throw diverged(value, batch: b) }
-                try loss.backward()
+                if overlapped {
+                    try loss.backward(seed: nil, onGradientReady: synchronizer!.gradientReady)
+                } else {
+                    try loss.backward()
+                }
                 let predictions = try logits.value.argmaxIndices(alongAxis: 1)
                 step.correct = zip(predictions, batch.labels).filter { $0 == Int($1) }.count
             }
             if let synchronizer {
-                step = try synchronizer.synchronize(examples: step.examples, lossSum: step.lossSum, correct: step.correct)
+                step = overlapped ? try synchronizer.finishOverlappedStep(lossSum: step.lossSum, correct: step.correct)
+                    : try synchronizer.synchronize(examples: step.examples, lossSum: step.lossSum, correct: step.correct)
                 let mean = step.lossSum / Double(max(step.examples, 1))
                 if !mean.isFinite { throw diverged(Float(mean), batch: b) }
             }
