@@ -187,6 +187,13 @@ static cnn_status wino_check(int m, const cnn_conv_shape *s) {
     return CNN_OK;
 }
 
+/* Per-ISA weight-side transforms (defined with the tile transforms below). */
+typedef void (*wino_weight_panel_fn)(const float *w, int64_t C, int kvalid, int64_t c, float *base,
+                                     size_t pos_stride);
+typedef void (*wino_weight_grad_fn)(const float *mb, size_t mpos, int n, float *dw);
+static wino_weight_panel_fn wino_select_weight_panel(int m);
+static wino_weight_grad_fn wino_select_weight_grad(int m);
+
 /* ---- Weights: U = G g G^T in double, packed in WINO_MR-row panels per transform position ---- */
 
 // w is (K, C, 3, 3); u is [alpha^2][Kp/MR][C][MR]
@@ -199,7 +206,6 @@ cnn_winograd_weights *cnn_winograd_weights_create(int m, const cnn_conv_shape *s
         return NULL;
     }
     const int alpha = m + 2, a2 = alpha * alpha;
-    const double *G = m == 2 ? &wino_g2[0][0] : m == 4 ? &wino_g4[0][0] : &wino_g6[0][0];
     const int64_t K = s->K, C = s->C, Kp = (K + WINO_MR - 1) / WINO_MR * WINO_MR;
     cnn_winograd_weights *u = (cnn_winograd_weights *)calloc(1, sizeof *u);
     const size_t n = (size_t)a2 * (size_t)Kp * (size_t)C;
@@ -223,28 +229,13 @@ cnn_winograd_weights *cnn_winograd_weights_create(int m, const cnn_conv_shape *s
      * among the threads. */
     const int64_t panels = Kp / WINO_MR;
     const int nt = K * C >= 4096 ? cnn_threads_for(panels) : 1;
+    const wino_weight_panel_fn panel = wino_select_weight_panel(m);
     CNN_OMP_PARALLEL_FOR(nt)
     for (int64_t pnl = 0; pnl < panels; pnl++) {
-        for (int64_t c = 0; c < C; c++) {
-            float *base = u->u + (size_t)pnl * (size_t)C * WINO_MR + (size_t)c * WINO_MR;
-            for (int64_t kk = 0; kk < WINO_MR; kk++) {
-                const int64_t k = pnl * WINO_MR + kk;
-                if (k >= K) {
-                    for (int i = 0; i < a2; i++) base[(size_t)i * pos_stride + (size_t)kk] = 0.0f;
-                    continue;
-                }
-                const float *g = w + (k * C + c) * 9;
-                double t[8][3]; /* G g */
-                for (int i = 0; i < alpha; i++)
-                    for (int j = 0; j < 3; j++)
-                        t[i][j] = G[i * 3] * g[j] + G[i * 3 + 1] * g[3 + j] + G[i * 3 + 2] * g[6 + j];
-                for (int i = 0; i < alpha; i++)
-                    for (int j = 0; j < alpha; j++) {
-                        const double v = t[i][0] * G[j * 3] + t[i][1] * G[j * 3 + 1] + t[i][2] * G[j * 3 + 2];
-                        base[(size_t)(i * alpha + j) * pos_stride + (size_t)kk] = (float)v;
-                    }
-            }
-        }
+        const int kvalid = (int)CNN_MIN((int64_t)WINO_MR, K - pnl * WINO_MR);
+        for (int64_t c = 0; c < C; c++)
+            panel(w + pnl * WINO_MR * C * 9, C, kvalid, c,
+                  u->u + (size_t)pnl * (size_t)C * WINO_MR + (size_t)c * WINO_MR, pos_stride);
     }
     if (status) *status = CNN_OK;
     return u;
@@ -423,6 +414,123 @@ WINO_TRANSFORMS(generic, )
 WINO_TRANSFORMS(avx2, CNN_TARGET_AVX2)
 WINO_TRANSFORMS(avx512, CNN_TARGET_AVX512)
 #endif
+
+/* ---- Weight-side transforms, vectorised over lanes of channels ---------------------------------
+ * U = G g G^T for one (panel, c): the panel's WINO_MR filters are the lanes (their outputs for one
+ * transform position are WINO_MR consecutive floats of U). dW += G^T M G for up to 16 channels c
+ * of one filter k: the channels are the lanes (consecutive in M). Both in double, as before;
+ * stamped out per ISA and m. The loops over the matrix are left rolled: fully unrolled, the
+ * debug build of this file took minutes. */
+WINO_INLINE void wino_weight_panel_body(const int alpha, const double *G, const float *w, int64_t C,
+                                        int kvalid, int64_t c, float *base, size_t pos_stride) {
+    // w: filter k0 of the panel at w, (K, C, 3, 3); base: U entry (0,0) of lane 0
+    double g[9][WINO_MR];
+    for (int e = 0; e < 9; e++)
+        for (int kk = 0; kk < WINO_MR; kk++)
+            g[e][kk] = kk < kvalid ? (double)w[((int64_t)kk * C + c) * 9 + e] : 0.0;
+    double t[8][3][WINO_MR]; /* G g */
+    for (int i = 0; i < alpha; i++)
+        for (int j = 0; j < 3; j++)
+            for (int kk = 0; kk < WINO_MR; kk++)
+                t[i][j][kk] = G[i * 3] * g[j][kk] + G[i * 3 + 1] * g[3 + j][kk] + G[i * 3 + 2] * g[6 + j][kk];
+    for (int i = 0; i < alpha; i++)
+        for (int j = 0; j < alpha; j++) {
+            float *out = base + (size_t)(i * alpha + j) * pos_stride;
+            for (int kk = 0; kk < WINO_MR; kk++)
+                out[kk] = (float)(t[i][0][kk] * G[j * 3] + t[i][1][kk] * G[j * 3 + 1] + t[i][2][kk] * G[j * 3 + 2]);
+        }
+}
+
+#define WINO_WGRAD_LANES 16
+WINO_INLINE void wino_weight_grad_body(const int alpha, const double *G, const float *mb, size_t mpos,
+                                       int n, float *dw) {
+    // mb: M entry (0,0) for channel c0 of filter k (entries mpos apart); dw: dW[k][c0], 9 per channel
+    double m[8 * 8][WINO_WGRAD_LANES];
+    for (int e = 0; e < alpha * alpha; e++) {
+        const float *src = mb + (size_t)e * mpos;
+        if (n == WINO_WGRAD_LANES)
+            for (int l = 0; l < WINO_WGRAD_LANES; l++) m[e][l] = (double)src[l];
+        else
+            for (int l = 0; l < WINO_WGRAD_LANES; l++) m[e][l] = l < n ? (double)src[l] : 0.0;
+    }
+    double t[3][8][WINO_WGRAD_LANES]; /* G^T M */
+    for (int r = 0; r < 3; r++)
+        for (int j = 0; j < alpha; j++) {
+            double acc[WINO_WGRAD_LANES];
+            for (int l = 0; l < WINO_WGRAD_LANES; l++) acc[l] = 0.0;
+            for (int i = 0; i < alpha; i++) {
+                const double gi = G[i * 3 + r];
+                if (gi == 0.0) continue;
+                for (int l = 0; l < WINO_WGRAD_LANES; l++) acc[l] += gi * m[i * alpha + j][l];
+            }
+            for (int l = 0; l < WINO_WGRAD_LANES; l++) t[r][j][l] = acc[l];
+        }
+    double o[9][WINO_WGRAD_LANES];
+    for (int r = 0; r < 3; r++)
+        for (int q = 0; q < 3; q++) {
+            double acc[WINO_WGRAD_LANES];
+            for (int l = 0; l < WINO_WGRAD_LANES; l++) acc[l] = 0.0;
+            for (int j = 0; j < alpha; j++) {
+                const double gj = G[j * 3 + q];
+                if (gj == 0.0) continue;
+                for (int l = 0; l < WINO_WGRAD_LANES; l++) acc[l] += t[r][j][l] * gj;
+            }
+            for (int l = 0; l < WINO_WGRAD_LANES; l++) o[r * 3 + q][l] = acc[l];
+        }
+    for (int l = 0; l < n; l++)
+        for (int e = 0; e < 9; e++) dw[l * 9 + e] += (float)o[e][l];
+}
+
+#define WINO_WEIGHT_TRANSFORMS(ISA, TARGET)                                                        \
+    TARGET static void wino_weight_panel_f2__##ISA(const float *w, int64_t C, int kvalid, int64_t c, \
+                                                   float *base, size_t ps) {                        \
+        wino_weight_panel_body(4, &wino_g2[0][0], w, C, kvalid, c, base, ps);                       \
+    }                                                                                              \
+    TARGET static void wino_weight_panel_f4__##ISA(const float *w, int64_t C, int kvalid, int64_t c, \
+                                                   float *base, size_t ps) {                        \
+        wino_weight_panel_body(6, &wino_g4[0][0], w, C, kvalid, c, base, ps);                       \
+    }                                                                                              \
+    TARGET static void wino_weight_panel_f6__##ISA(const float *w, int64_t C, int kvalid, int64_t c, \
+                                                   float *base, size_t ps) {                        \
+        wino_weight_panel_body(8, &wino_g6[0][0], w, C, kvalid, c, base, ps);                       \
+    }                                                                                              \
+    TARGET static void wino_weight_grad_f2__##ISA(const float *mb, size_t mpos, int n, float *dw) {  \
+        wino_weight_grad_body(4, &wino_g2[0][0], mb, mpos, n, dw);                                   \
+    }                                                                                              \
+    TARGET static void wino_weight_grad_f4__##ISA(const float *mb, size_t mpos, int n, float *dw) {  \
+        wino_weight_grad_body(6, &wino_g4[0][0], mb, mpos, n, dw);                                   \
+    }                                                                                              \
+    TARGET static void wino_weight_grad_f6__##ISA(const float *mb, size_t mpos, int n, float *dw) {  \
+        wino_weight_grad_body(8, &wino_g6[0][0], mb, mpos, n, dw);                                   \
+    }
+
+WINO_WEIGHT_TRANSFORMS(generic, )
+#if CNN_X86
+WINO_WEIGHT_TRANSFORMS(avx2, CNN_TARGET_AVX2)
+WINO_WEIGHT_TRANSFORMS(avx512, CNN_TARGET_AVX512)
+#endif
+
+static wino_weight_panel_fn wino_select_weight_panel(int m) {
+#if CNN_X86
+    const cnn_isa isa = cnn_isa_active();
+    if (isa == CNN_ISA_AVX512)
+        return m == 2 ? wino_weight_panel_f2__avx512 : m == 4 ? wino_weight_panel_f4__avx512 : wino_weight_panel_f6__avx512;
+    if (isa == CNN_ISA_AVX2)
+        return m == 2 ? wino_weight_panel_f2__avx2 : m == 4 ? wino_weight_panel_f4__avx2 : wino_weight_panel_f6__avx2;
+#endif
+    return m == 2 ? wino_weight_panel_f2__generic : m == 4 ? wino_weight_panel_f4__generic : wino_weight_panel_f6__generic;
+}
+
+static wino_weight_grad_fn wino_select_weight_grad(int m) {
+#if CNN_X86
+    const cnn_isa isa = cnn_isa_active();
+    if (isa == CNN_ISA_AVX512)
+        return m == 2 ? wino_weight_grad_f2__avx512 : m == 4 ? wino_weight_grad_f4__avx512 : wino_weight_grad_f6__avx512;
+    if (isa == CNN_ISA_AVX2)
+        return m == 2 ? wino_weight_grad_f2__avx2 : m == 4 ? wino_weight_grad_f4__avx2 : wino_weight_grad_f6__avx2;
+#endif
+    return m == 2 ? wino_weight_grad_f2__generic : m == 4 ? wino_weight_grad_f4__generic : wino_weight_grad_f6__generic;
+}
 
 typedef void (*wino_input_fn)(const float *d, float *v, size_t vstride);
 typedef void (*wino_output_fn)(const float *mm, size_t mstride, float *o);
@@ -803,29 +911,14 @@ cnn_status cnn_winograd_backward_weight(int m, const cnn_conv_shape *s, const fl
             if (st != CNN_OK) return st;
         }
     }
-    /* dW[k][c] += G^T M[.][k][c] G. */
-    const int alpha = p.alpha;
-    const double *G = m == 2 ? &wino_g2[0][0] : m == 4 ? &wino_g4[0][0] : &wino_g6[0][0];
+    /* dW[k][c] += G^T M[.][k][c] G, 16 channels at a time. */
+    const wino_weight_grad_fn wgrad = wino_select_weight_grad(m);
     const int nt = cnn_threads_for(K);
     CNN_OMP_PARALLEL_FOR(nt)
     for (int64_t k = 0; k < K; k++)
-        for (int64_t c = 0; c < C; c++) {
-            double t[3][8]; /* G^T M */
-            for (int r = 0; r < 3; r++)
-                for (int j = 0; j < alpha; j++) {
-                    double acc = 0;
-                    for (int i = 0; i < alpha; i++)
-                        acc += G[i * 3 + r] * (double)mbuf[(size_t)(i * alpha + j) * mpos + (size_t)(k * C + c)];
-                    t[r][j] = acc;
-                }
-            float *out = dw + (k * C + c) * 9;
-            for (int r = 0; r < 3; r++)
-                for (int q = 0; q < 3; q++) {
-                    double acc = 0;
-                    for (int j = 0; j < alpha; j++) acc += t[r][j] * G[j * 3 + q];
-                    out[r * 3 + q] += (float)acc;
-                }
-        }
+        for (int64_t c = 0; c < C; c += WINO_WGRAD_LANES)
+            wgrad(mbuf + (size_t)(k * C + c), mpos, (int)CNN_MIN((int64_t)WINO_WGRAD_LANES, C - c),
+                  dw + (k * C + c) * 9);
     return CNN_OK;
 }
 
