@@ -83,10 +83,15 @@ enum CLI {
     /// The arguments of the small training run whose output the CLI tests share.
     static let trainArguments = ["train", "--limit-train", "512", "--limit-test", "256", "--epochs", "1", "--seed", "3"]
 
+    /// Where the shared training run writes; removed when the test process exits.
+    static let trainedPath = FileManager.default.temporaryDirectory
+        .appendingPathComponent("cnn-cli-trained-\(UUID().uuidString)", isDirectory: true).path
+
     /// One `cnn train` run into a directory kept for the process's lifetime: (directory, result).
     static let trained: Swift.Result<(String, Result), any Error> = Swift.Result {
-        let dir = try temporaryDirectory("trained")
-        return (dir, try run(trainArguments + ["--checkpoint-dir", dir]))
+        try FileManager.default.createDirectory(atPath: trainedPath, withIntermediateDirectories: true)
+        atexit { CLI.remove(CLI.trainedPath) }
+        return (trainedPath, try run(trainArguments + ["--checkpoint-dir", trainedPath]))
     }
 
     /// The trained run's directory, failing the calling test when training failed.

@@ -85,7 +85,8 @@ private func makeTrainer(train: LabeledDataset, communicator: (any Communicator)
     }
 
     @Test func weightsRoundTripThroughSafetensors() throws {
-        let path = "/tmp/cnn-doc-\(UInt32.random(in: 0...UInt32.max)).safetensors"
+        let path = Self.temporaryDirectory("weights") + ".safetensors"
+        defer { try? FileManager.default.removeItem(atPath: path) }
         GlobalGenerator.seed(5)
         let model = try ModelZoo.make(name: "lenet5", classes: 10)
         try model.saveWeights(to: path)

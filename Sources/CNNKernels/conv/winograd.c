@@ -187,12 +187,26 @@ static cnn_status wino_check(int m, const cnn_conv_shape *s) {
     return CNN_OK;
 }
 
-/* Per-ISA weight-side transforms (defined with the tile transforms below). */
+/* ---- The per-ISA kernels of one F(m), chosen once per call (defined below) ------------------ */
+
+typedef void (*wino_input_fn)(const float *d, float *v, size_t vstride);
+typedef void (*wino_output_fn)(const float *mm, size_t mstride, float *o);
+typedef void (*wino_gemm_fn)(size_t kc, int nr, const float *a, const float *b, float *c,
+                             size_t ldc);
 typedef void (*wino_weight_panel_fn)(const float *w, int64_t C, int kvalid, int64_t c, float *base,
                                      size_t pos_stride);
 typedef void (*wino_weight_grad_fn)(const float *mb, size_t mpos, int n, float *dw);
-static wino_weight_panel_fn wino_select_weight_panel(int m);
-static wino_weight_grad_fn wino_select_weight_grad(int m);
+
+typedef struct wino_kernels {
+    wino_input_fn input;            /* V = B^T d B of 16 input tiles */
+    wino_output_fn output;          /* A^T M A of 16 tiles */
+    wino_gemm_fn gemm;              /* the transformed-domain GEMM's microkernel */
+    wino_input_fn gradient;         /* A dy A^T of 16 output-gradient tiles (same signature as input) */
+    wino_weight_panel_fn weight;    /* U = G g G^T for one panel of WINO_MR filters, one channel */
+    wino_weight_grad_fn weight_grad; /* dW += G^T M G for up to 16 channels of one filter */
+} wino_kernels;
+
+static wino_kernels wino_select(int m);
 
 /* ---- Weights: U = G g G^T in double, packed in WINO_MR-row panels per transform position ---- */
 
@@ -229,7 +243,7 @@ cnn_winograd_weights *cnn_winograd_weights_create(int m, const cnn_conv_shape *s
      * among the threads. */
     const int64_t panels = Kp / WINO_MR;
     const int nt = K * C >= 4096 ? cnn_threads_for(panels) : 1;
-    const wino_weight_panel_fn panel = wino_select_weight_panel(m);
+    const wino_weight_panel_fn panel = wino_select(m).weight;
     CNN_OMP_PARALLEL_FOR(nt)
     for (int64_t pnl = 0; pnl < panels; pnl++) {
         const int kvalid = (int)CNN_MIN((int64_t)WINO_MR, K - pnl * WINO_MR);
@@ -510,31 +524,6 @@ WINO_WEIGHT_TRANSFORMS(avx2, CNN_TARGET_AVX2)
 WINO_WEIGHT_TRANSFORMS(avx512, CNN_TARGET_AVX512)
 #endif
 
-static wino_weight_panel_fn wino_select_weight_panel(int m) {
-#if CNN_X86
-    const cnn_isa isa = cnn_isa_active();
-    if (isa == CNN_ISA_AVX512)
-        return m == 2 ? wino_weight_panel_f2__avx512 : m == 4 ? wino_weight_panel_f4__avx512 : wino_weight_panel_f6__avx512;
-    if (isa == CNN_ISA_AVX2)
-        return m == 2 ? wino_weight_panel_f2__avx2 : m == 4 ? wino_weight_panel_f4__avx2 : wino_weight_panel_f6__avx2;
-#endif
-    return m == 2 ? wino_weight_panel_f2__generic : m == 4 ? wino_weight_panel_f4__generic : wino_weight_panel_f6__generic;
-}
-
-static wino_weight_grad_fn wino_select_weight_grad(int m) {
-#if CNN_X86
-    const cnn_isa isa = cnn_isa_active();
-    if (isa == CNN_ISA_AVX512)
-        return m == 2 ? wino_weight_grad_f2__avx512 : m == 4 ? wino_weight_grad_f4__avx512 : wino_weight_grad_f6__avx512;
-    if (isa == CNN_ISA_AVX2)
-        return m == 2 ? wino_weight_grad_f2__avx2 : m == 4 ? wino_weight_grad_f4__avx2 : wino_weight_grad_f6__avx2;
-#endif
-    return m == 2 ? wino_weight_grad_f2__generic : m == 4 ? wino_weight_grad_f4__generic : wino_weight_grad_f6__generic;
-}
-
-typedef void (*wino_input_fn)(const float *d, float *v, size_t vstride);
-typedef void (*wino_output_fn)(const float *mm, size_t mstride, float *o);
-
 /* ---- GEMM microkernels: c[MR][NR] (row stride ldc) = sum_k a[k][MR] * b[k][NR] (stride ldb) ---- */
 
 // a is a packed U panel [kc][MR], b is a V panel [kc][nr] (nr = 32, or 16 at a group's end),
@@ -638,58 +627,34 @@ static void cnn_f32_winograd_gemm_8x32__avx512(size_t kc, int nr, const float *C
 }
 #endif
 
-typedef void (*wino_gemm_fn)(size_t kc, int nr, const float *a, const float *b, float *c,
-                             size_t ldc);
+/* One table per ISA, indexed by m / 2 - 1. */
+#define WINO_KERNEL_TABLE(ISA)                                                                     \
+    static const wino_kernels wino_kernels__##ISA[3] = {                                          \
+        {cnn_f32_winograd_input_f2__##ISA, cnn_f32_winograd_output_f2__##ISA,                      \
+         cnn_f32_winograd_gemm_8x32__##ISA, cnn_f32_winograd_gradient_f2__##ISA,                   \
+         wino_weight_panel_f2__##ISA, wino_weight_grad_f2__##ISA},                                 \
+        {cnn_f32_winograd_input_f4__##ISA, cnn_f32_winograd_output_f4__##ISA,                      \
+         cnn_f32_winograd_gemm_8x32__##ISA, cnn_f32_winograd_gradient_f4__##ISA,                   \
+         wino_weight_panel_f4__##ISA, wino_weight_grad_f4__##ISA},                                 \
+        {cnn_f32_winograd_input_f6__##ISA, cnn_f32_winograd_output_f6__##ISA,                      \
+         cnn_f32_winograd_gemm_8x32__##ISA, cnn_f32_winograd_gradient_f6__##ISA,                   \
+         wino_weight_panel_f6__##ISA, wino_weight_grad_f6__##ISA},                                 \
+    };
 
-typedef struct wino_kernels {
-    wino_input_fn input;
-    wino_output_fn output;
-    wino_gemm_fn gemm;
-    wino_input_fn gradient; /* U = A dy A^T of 16 output-gradient tiles (same signature as input) */
-} wino_kernels;
+WINO_KERNEL_TABLE(generic)
+#if CNN_X86
+WINO_KERNEL_TABLE(avx2)
+WINO_KERNEL_TABLE(avx512)
+#endif
 
 static wino_kernels wino_select(int m) {
-    wino_kernels k;
+    const int i = m / 2 - 1; /* m is 2, 4 or 6: wino_check ran first */
 #if CNN_X86
     const cnn_isa isa = cnn_isa_active();
-    if (isa == CNN_ISA_AVX512) {
-        k.input = m == 2 ? cnn_f32_winograd_input_f2__avx512
-                : m == 4 ? cnn_f32_winograd_input_f4__avx512
-                         : cnn_f32_winograd_input_f6__avx512;
-        k.output = m == 2 ? cnn_f32_winograd_output_f2__avx512
-                 : m == 4 ? cnn_f32_winograd_output_f4__avx512
-                          : cnn_f32_winograd_output_f6__avx512;
-        k.gemm = cnn_f32_winograd_gemm_8x32__avx512;
-        k.gradient = m == 2 ? cnn_f32_winograd_gradient_f2__avx512
-                   : m == 4 ? cnn_f32_winograd_gradient_f4__avx512
-                            : cnn_f32_winograd_gradient_f6__avx512;
-        return k;
-    }
-    if (isa == CNN_ISA_AVX2) {
-        k.input = m == 2 ? cnn_f32_winograd_input_f2__avx2
-                : m == 4 ? cnn_f32_winograd_input_f4__avx2
-                         : cnn_f32_winograd_input_f6__avx2;
-        k.output = m == 2 ? cnn_f32_winograd_output_f2__avx2
-                 : m == 4 ? cnn_f32_winograd_output_f4__avx2
-                          : cnn_f32_winograd_output_f6__avx2;
-        k.gemm = cnn_f32_winograd_gemm_8x32__avx2;
-        k.gradient = m == 2 ? cnn_f32_winograd_gradient_f2__avx2
-                   : m == 4 ? cnn_f32_winograd_gradient_f4__avx2
-                            : cnn_f32_winograd_gradient_f6__avx2;
-        return k;
-    }
+    if (isa == CNN_ISA_AVX512) return wino_kernels__avx512[i];
+    if (isa == CNN_ISA_AVX2) return wino_kernels__avx2[i];
 #endif
-    k.input = m == 2 ? cnn_f32_winograd_input_f2__generic
-            : m == 4 ? cnn_f32_winograd_input_f4__generic
-                     : cnn_f32_winograd_input_f6__generic;
-    k.output = m == 2 ? cnn_f32_winograd_output_f2__generic
-             : m == 4 ? cnn_f32_winograd_output_f4__generic
-                      : cnn_f32_winograd_output_f6__generic;
-    k.gemm = cnn_f32_winograd_gemm_8x32__generic;
-    k.gradient = m == 2 ? cnn_f32_winograd_gradient_f2__generic
-               : m == 4 ? cnn_f32_winograd_gradient_f4__generic
-                        : cnn_f32_winograd_gradient_f6__generic;
-    return k;
+    return wino_kernels__generic[i];
 }
 
 /* ---- Gather and scatter between the image and 16-tile lanes ---------------------------------- */
@@ -912,7 +877,7 @@ cnn_status cnn_winograd_backward_weight(int m, const cnn_conv_shape *s, const fl
         }
     }
     /* dW[k][c] += G^T M[.][k][c] G, 16 channels at a time. */
-    const wino_weight_grad_fn wgrad = wino_select_weight_grad(m);
+    const wino_weight_grad_fn wgrad = wino_select(m).weight_grad;
     const int nt = cnn_threads_for(K);
     CNN_OMP_PARALLEL_FOR(nt)
     for (int64_t k = 0; k < K; k++)
