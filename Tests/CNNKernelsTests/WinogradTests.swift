@@ -80,7 +80,9 @@ import Testing
     // MARK: Convolution against the float64 reference, every ISA
 
     /// (N, C, H, W, K, pad_h, pad_w): odd/even, H != W, pads 0/1/2, batch > 1, C and K not multiples
-    /// of 16, inputs smaller than one tile, and one layer large enough for several tile groups.
+    /// of 16, inputs smaller than one tile, rows of tiles shorter and longer than the 16 tiles
+    /// transformed at once (the AVX-512 gather and scatter work on runs of adjacent tiles), and one
+    /// layer large enough for several tile groups.
     static let shapes: [(Int, Int, Int, Int, Int, Int, Int)] = [
         (1, 3, 5, 7, 5, 1, 1),
         (2, 17, 9, 6, 19, 0, 0),
@@ -91,6 +93,8 @@ import Testing
         (1, 33, 16, 16, 8, 1, 1),
         (1, 7, 30, 4, 9, 1, 1),
         (2, 3, 6, 9, 4, 0, 2),
+        (2, 3, 7, 101, 4, 1, 2),  // tile rows longer than 16 lanes, clipped right edge
+        (1, 4, 20, 70, 5, 2, 1),
     ]
 
     @Test func matchesReferenceOnEveryISA() throws {

@@ -196,6 +196,13 @@ typedef void (*wino_gemm_fn)(size_t kc, int nr, const float *a, const float *b, 
 typedef void (*wino_weight_panel_fn)(const float *w, int64_t C, int kvalid, int64_t c, float *base,
                                      size_t pos_stride);
 typedef void (*wino_weight_grad_fn)(const float *mb, size_t mpos, int n, float *dw);
+struct wino_plan;
+struct wino_tile;
+typedef void (*wino_gather_fn)(const struct wino_plan *p, const cnn_conv_shape *s, const float *x,
+                               int64_t c, const struct wino_tile *tab, float *d);
+typedef void (*wino_scatter_fn)(const struct wino_plan *p, const float *o, int64_t k,
+                                const struct wino_tile *tab, const float *bias, const float *residual,
+                                int relu, float *y);
 
 typedef struct wino_kernels {
     wino_input_fn input;            /* V = B^T d B of 16 input tiles */
@@ -204,6 +211,8 @@ typedef struct wino_kernels {
     wino_input_fn gradient;         /* A dy A^T of 16 output-gradient tiles (same signature as input) */
     wino_weight_panel_fn weight;    /* U = G g G^T for one panel of WINO_MR filters, one channel */
     wino_weight_grad_fn weight_grad; /* dW += G^T M G for up to 16 channels of one filter */
+    wino_gather_fn gather;          /* one channel of 16 input patches into lanes */
+    wino_scatter_fn scatter;        /* 16 output tiles of one channel, with the epilogue, into y */
 } wino_kernels;
 
 static wino_kernels wino_select(int m);
@@ -627,36 +636,6 @@ static void cnn_f32_winograd_gemm_8x32__avx512(size_t kc, int nr, const float *C
 }
 #endif
 
-/* One table per ISA, indexed by m / 2 - 1. */
-#define WINO_KERNEL_TABLE(ISA)                                                                     \
-    static const wino_kernels wino_kernels__##ISA[3] = {                                          \
-        {cnn_f32_winograd_input_f2__##ISA, cnn_f32_winograd_output_f2__##ISA,                      \
-         cnn_f32_winograd_gemm_8x32__##ISA, cnn_f32_winograd_gradient_f2__##ISA,                   \
-         wino_weight_panel_f2__##ISA, wino_weight_grad_f2__##ISA},                                 \
-        {cnn_f32_winograd_input_f4__##ISA, cnn_f32_winograd_output_f4__##ISA,                      \
-         cnn_f32_winograd_gemm_8x32__##ISA, cnn_f32_winograd_gradient_f4__##ISA,                   \
-         wino_weight_panel_f4__##ISA, wino_weight_grad_f4__##ISA},                                 \
-        {cnn_f32_winograd_input_f6__##ISA, cnn_f32_winograd_output_f6__##ISA,                      \
-         cnn_f32_winograd_gemm_8x32__##ISA, cnn_f32_winograd_gradient_f6__##ISA,                   \
-         wino_weight_panel_f6__##ISA, wino_weight_grad_f6__##ISA},                                 \
-    };
-
-WINO_KERNEL_TABLE(generic)
-#if CNN_X86
-WINO_KERNEL_TABLE(avx2)
-WINO_KERNEL_TABLE(avx512)
-#endif
-
-static wino_kernels wino_select(int m) {
-    const int i = m / 2 - 1; /* m is 2, 4 or 6: wino_check ran first */
-#if CNN_X86
-    const cnn_isa isa = cnn_isa_active();
-    if (isa == CNN_ISA_AVX512) return wino_kernels__avx512[i];
-    if (isa == CNN_ISA_AVX2) return wino_kernels__avx2[i];
-#endif
-    return wino_kernels__generic[i];
-}
-
 /* ---- Gather and scatter between the image and 16-tile lanes ---------------------------------- */
 
 static void wino_tile_table(const wino_plan *p, const cnn_conv_shape *s, int64_t t0, int64_t count,
@@ -735,6 +714,237 @@ static void wino_scatter(const wino_plan *p, const float *o, int64_t k, const wi
     }
 }
 
+#if CNN_X86
+/* The AVX-512 gather, row by row. The 16 tiles of a chunk fall into runs of horizontally adjacent
+ * tiles (same image, same tile row, m columns apart). For each patch row i and run, the input row
+ * segment the run reads is copied into a buffer at offset m * (first lane), zero outside the image,
+ * so that lane l's patch starts at buf[m * l]; then entry (i, j) of all lanes is buf[m * l + j]: a
+ * stride-m selection done with two unaligned loads and one two-source permute per group of lanes
+ * whose patches fit in 32 floats (16 lanes for m = 2, 8 for m = 4, 6 for m = 6), merged into the
+ * row's alpha vectors under the run's lane mask. */
+CNN_TARGET_AVX512
+WINO_INLINE void wino_gather_avx512_body(const int m, const int alpha, const wino_plan *p,
+                                         const cnn_conv_shape *s, const float *x, int64_t c,
+                                         const wino_tile *tab, float *CNN_RESTRICT d) {
+    const int64_t H = s->H, W = s->W;
+    const int gs = m == 2 ? 16 : m == 4 ? 8 : 6; /* lanes per two-vector window */
+    const int ng = (WINO_LANES + gs - 1) / gs;
+    CNN_UNUSED(p);
+    /* Runs: lanes [rs[r], rs[r + 1]). Invalid lanes (past the batch) end the list: they are last. */
+    int rs[WINO_LANES + 1], nruns = 0, l = 0;
+    while (l < WINO_LANES && tab[l].valid) {
+        rs[nruns++] = l;
+        const wino_tile *e = &tab[l];
+        int n = 1;
+        while (l + n < WINO_LANES && tab[l + n].valid && tab[l + n].x_img == e->x_img &&
+               tab[l + n].iy == e->iy && tab[l + n].ix == e->ix + n * m)
+            n++;
+        l += n;
+    }
+    rs[nruns] = l;
+    __m512i idx[3];
+    __mmask16 gmask[3];
+    for (int g = 0; g < ng; g++) {
+        int32_t v[WINO_LANES];
+        unsigned mask = 0;
+        for (int q = 0; q < WINO_LANES; q++) {
+            const int in = q >= g * gs && q < (g + 1) * gs;
+            v[q] = in ? m * (q - g * gs) : 0;
+            if (in) mask |= 1u << q;
+        }
+        idx[g] = _mm512_loadu_si512(v);
+        gmask[g] = (__mmask16)mask;
+    }
+    float buf[128] __attribute__((aligned(64)));
+    for (int q = 0; q < 128; q += 16) _mm512_store_ps(buf + q, _mm512_setzero_ps());
+    const size_t plane = (size_t)(H * W);
+    for (int i = 0; i < alpha; i++) {
+        __m512 row[8];
+        for (int j = 0; j < alpha; j++) row[j] = _mm512_setzero_ps();
+        for (int r = 0; r < nruns; r++) {
+            const int la = rs[r], lb = rs[r + 1];
+            const wino_tile *e = &tab[la];
+            const int64_t yy = (int64_t)e->iy + i;
+            if (yy < 0 || yy >= H) continue;
+            const float *src = x + e->x_img + (size_t)c * plane + (size_t)yy * (size_t)W;
+            const int64_t x0 = e->ix;
+            const int n = m * (lb - la - 1) + alpha;
+            float *bp = buf + m * la;
+            /* bp[q] = src[x0 + q] for q in [qa, qb) (inside the image), zero elsewhere. */
+            const int qa = x0 < 0 ? (int)CNN_MIN((int64_t)n, -x0) : 0;
+            const int qb = (int)CNN_MAX((int64_t)qa, CNN_MIN((int64_t)n, W - x0));
+            for (int q = 0; q < n; q += 16) {
+                const int lo = qa > q ? qa - q : 0, hi = qb - q < 16 ? qb - q : 16;
+                const __mmask16 k = hi > lo ? (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u)) : 0;
+                _mm512_storeu_ps(bp + q, _mm512_maskz_loadu_ps(k, src + x0 + q));
+            }
+            const __mmask16 rmask = (__mmask16)(((1u << lb) - 1u) & ~((1u << la) - 1u));
+            for (int g = 0; g < ng; g++) {
+                const __mmask16 k = rmask & gmask[g];
+                if (!k) continue;
+                const float *wp = buf + m * g * gs;
+                for (int j = 0; j < alpha; j++) {
+                    const __m512 t = _mm512_permutex2var_ps(_mm512_loadu_ps(wp + j), idx[g],
+                                                            _mm512_loadu_ps(wp + j + 16));
+                    row[j] = _mm512_mask_mov_ps(row[j], k, t);
+                }
+            }
+        }
+        for (int j = 0; j < alpha; j++) _mm512_store_ps(d + (i * alpha + j) * WINO_LANES, row[j]);
+    }
+}
+
+#define WINO_GATHER_AVX512(M)                                                                      \
+    CNN_TARGET_AVX512 static void wino_gather_f##M##__avx512(const wino_plan *p,                   \
+                                                             const cnn_conv_shape *s,              \
+                                                             const float *x, int64_t c,            \
+                                                             const wino_tile *tab, float *d) {     \
+        wino_gather_avx512_body(M, M + 2, p, s, x, c, tab, d);                                     \
+    }
+WINO_GATHER_AVX512(2)
+WINO_GATHER_AVX512(4)
+WINO_GATHER_AVX512(6)
+/* The AVX-512 scatter, row by row: for output row i of the 16 tiles, the row's m vectors o[i][j]
+ * (lanes = tiles) are interleaved into one contiguous row segment buf[m * l + j] with two-source
+ * permutes (pairs of j, merged under masks), then each run of adjacent tiles is written to y with
+ * the epilogue vectorised along the row. The permute tables follow from the formula: element e of
+ * output vector q is flat position f = 16 q + e, lane f / m, column f % m. */
+#define WINO_IL_J(m, q, e) ((16 * (q) + (e)) % (m))
+#define WINO_IL_IDX(m, q, p, e) \
+    (WINO_IL_J(m, q, e) / 2 == (p) ? (16 * (q) + (e)) / (m) + 16 * (WINO_IL_J(m, q, e) - 2 * (p)) : 0)
+#define WINO_IL_BIT(m, q, p, e) (WINO_IL_J(m, q, e) / 2 == (p) ? 1u << (e) : 0u)
+#define WINO_IL_ROW(m, q, p)                                                                       \
+    {WINO_IL_IDX(m, q, p, 0),  WINO_IL_IDX(m, q, p, 1),  WINO_IL_IDX(m, q, p, 2),                 \
+     WINO_IL_IDX(m, q, p, 3),  WINO_IL_IDX(m, q, p, 4),  WINO_IL_IDX(m, q, p, 5),                 \
+     WINO_IL_IDX(m, q, p, 6),  WINO_IL_IDX(m, q, p, 7),  WINO_IL_IDX(m, q, p, 8),                 \
+     WINO_IL_IDX(m, q, p, 9),  WINO_IL_IDX(m, q, p, 10), WINO_IL_IDX(m, q, p, 11),                \
+     WINO_IL_IDX(m, q, p, 12), WINO_IL_IDX(m, q, p, 13), WINO_IL_IDX(m, q, p, 14),                \
+     WINO_IL_IDX(m, q, p, 15)}
+#define WINO_IL_MASK(m, q, p)                                                                      \
+    (WINO_IL_BIT(m, q, p, 0) | WINO_IL_BIT(m, q, p, 1) | WINO_IL_BIT(m, q, p, 2) |               \
+     WINO_IL_BIT(m, q, p, 3) | WINO_IL_BIT(m, q, p, 4) | WINO_IL_BIT(m, q, p, 5) |               \
+     WINO_IL_BIT(m, q, p, 6) | WINO_IL_BIT(m, q, p, 7) | WINO_IL_BIT(m, q, p, 8) |               \
+     WINO_IL_BIT(m, q, p, 9) | WINO_IL_BIT(m, q, p, 10) | WINO_IL_BIT(m, q, p, 11) |             \
+     WINO_IL_BIT(m, q, p, 12) | WINO_IL_BIT(m, q, p, 13) | WINO_IL_BIT(m, q, p, 14) |            \
+     WINO_IL_BIT(m, q, p, 15))
+
+typedef struct wino_interleave {
+    int32_t idx[6][3][16]; /* [q][pair][element] */
+    uint16_t mask[6][3];
+} wino_interleave;
+
+#define WINO_IL_Q(m, q) {WINO_IL_ROW(m, q, 0), WINO_IL_ROW(m, q, 1), WINO_IL_ROW(m, q, 2)}
+#define WINO_IL_QM(m, q) {WINO_IL_MASK(m, q, 0), WINO_IL_MASK(m, q, 1), WINO_IL_MASK(m, q, 2)}
+static const wino_interleave wino_il[3] = {
+    {{WINO_IL_Q(2, 0), WINO_IL_Q(2, 1)}, {WINO_IL_QM(2, 0), WINO_IL_QM(2, 1)}},
+    {{WINO_IL_Q(4, 0), WINO_IL_Q(4, 1), WINO_IL_Q(4, 2), WINO_IL_Q(4, 3)},
+     {WINO_IL_QM(4, 0), WINO_IL_QM(4, 1), WINO_IL_QM(4, 2), WINO_IL_QM(4, 3)}},
+    {{WINO_IL_Q(6, 0), WINO_IL_Q(6, 1), WINO_IL_Q(6, 2), WINO_IL_Q(6, 3), WINO_IL_Q(6, 4), WINO_IL_Q(6, 5)},
+     {WINO_IL_QM(6, 0), WINO_IL_QM(6, 1), WINO_IL_QM(6, 2), WINO_IL_QM(6, 3), WINO_IL_QM(6, 4),
+      WINO_IL_QM(6, 5)}},
+};
+
+CNN_TARGET_AVX512
+WINO_INLINE void wino_scatter_avx512_body(const int m, const wino_plan *p, const float *o, int64_t k,
+                                          const wino_tile *tab, const float *bias,
+                                          const float *residual, int relu, float *y) {
+    const wino_interleave *il = &wino_il[m / 2 - 1];
+    /* Runs of valid lanes whose outputs are adjacent in one row of y. */
+    int rs[WINO_LANES + 1], nruns = 0, l = 0;
+    while (l < WINO_LANES && tab[l].valid) {
+        rs[nruns++] = l;
+        const wino_tile *e = &tab[l];
+        int n = 1;
+        while (l + n < WINO_LANES && tab[l + n].valid && tab[l + n].rows == e->rows &&
+               tab[l + n].y_off == e->y_off + n * m && tab[l + n - 1].cols == m)
+            n++;
+        l += n;
+    }
+    rs[nruns] = l;
+    const __m512 b = _mm512_set1_ps(bias ? bias[k] : 0.0f), zero = _mm512_setzero_ps();
+    const size_t kplane = (size_t)k * (size_t)p->P * (size_t)p->Q;
+    float buf[112] __attribute__((aligned(64)));
+    for (int i = 0; i < m; i++) {
+        __m512 oj[6];
+        for (int j = 0; j < m; j++) oj[j] = _mm512_load_ps(o + (i * m + j) * WINO_LANES);
+        for (int q = 0; q < m; q++) {
+            __m512 v = _mm512_permutex2var_ps(oj[0], _mm512_loadu_si512(il->idx[q][0]), oj[1]);
+            for (int pr = 1; pr < m / 2; pr++)
+                v = _mm512_mask_mov_ps(v, (__mmask16)il->mask[q][pr],
+                                       _mm512_permutex2var_ps(oj[2 * pr], _mm512_loadu_si512(il->idx[q][pr]),
+                                                              oj[2 * pr + 1]));
+            _mm512_store_ps(buf + 16 * q, _mm512_add_ps(v, b));
+        }
+        for (int r = 0; r < nruns; r++) {
+            const int la = rs[r], lb = rs[r + 1];
+            if (i >= tab[la].rows) continue;
+            const int n = m * (lb - la - 1) + tab[lb - 1].cols;
+            const size_t at = (size_t)tab[la].y_off + kplane + (size_t)i * (size_t)p->Q;
+            const float *src = buf + m * la;
+            float *yr = y + at;
+            const float *rr = residual ? residual + at : NULL;
+            for (int q = 0; q < n; q += 16) {
+                const __mmask16 mk = n - q >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - q)) - 1u);
+                __m512 v = _mm512_maskz_loadu_ps(mk, src + q);
+                if (rr) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, rr + q));
+                if (relu) v = _mm512_max_ps(zero, v); /* NaN passes through, as in the reference */
+                _mm512_mask_storeu_ps(yr + q, mk, v);
+            }
+        }
+    }
+}
+
+#define WINO_SCATTER_AVX512(M)                                                                     \
+    CNN_TARGET_AVX512 static void wino_scatter_f##M##__avx512(                                     \
+        const wino_plan *p, const float *o, int64_t k, const wino_tile *tab, const float *bias,   \
+        const float *residual, int relu, float *y) {                                              \
+        wino_scatter_avx512_body(M, p, o, k, tab, bias, residual, relu, y);                        \
+    }
+WINO_SCATTER_AVX512(2)
+WINO_SCATTER_AVX512(4)
+WINO_SCATTER_AVX512(6)
+#endif
+
+/* The portable gather and scatter serve every m. */
+#define wino_scatter_f2__generic wino_scatter
+#define wino_scatter_f4__generic wino_scatter
+#define wino_scatter_f6__generic wino_scatter
+#define wino_scatter_f2__avx2 wino_scatter
+#define wino_scatter_f4__avx2 wino_scatter
+#define wino_scatter_f6__avx2 wino_scatter
+#define wino_gather_f2__generic wino_gather
+#define wino_gather_f4__generic wino_gather
+#define wino_gather_f6__generic wino_gather
+#define wino_gather_f2__avx2 wino_gather
+#define wino_gather_f4__avx2 wino_gather
+#define wino_gather_f6__avx2 wino_gather
+
+/* One table per ISA, indexed by m / 2 - 1. */
+#define WINO_KERNEL_ROW(M, ISA)                                                                    \
+    {cnn_f32_winograd_input_f##M##__##ISA,    cnn_f32_winograd_output_f##M##__##ISA,               \
+     cnn_f32_winograd_gemm_8x32__##ISA,       cnn_f32_winograd_gradient_f##M##__##ISA,             \
+     wino_weight_panel_f##M##__##ISA,         wino_weight_grad_f##M##__##ISA,                      \
+     wino_gather_f##M##__##ISA,               wino_scatter_f##M##__##ISA}
+#define WINO_KERNEL_TABLE(ISA)                                                                     \
+    static const wino_kernels wino_kernels__##ISA[3] = {                                          \
+        WINO_KERNEL_ROW(2, ISA), WINO_KERNEL_ROW(4, ISA), WINO_KERNEL_ROW(6, ISA)};
+
+WINO_KERNEL_TABLE(generic)
+#if CNN_X86
+WINO_KERNEL_TABLE(avx2)
+WINO_KERNEL_TABLE(avx512)
+#endif
+
+static wino_kernels wino_select(int m) {
+    const int i = m / 2 - 1; /* m is 2, 4 or 6: wino_check ran first */
+#if CNN_X86
+    const cnn_isa isa = cnn_isa_active();
+    if (isa == CNN_ISA_AVX512) return wino_kernels__avx512[i];
+    if (isa == CNN_ISA_AVX2) return wino_kernels__avx2[i];
+#endif
+    return wino_kernels__generic[i];
+}
+
 /* ---- Forward ------------------------------------------------------------------------------- */
 
 cnn_status cnn_winograd_forward(const cnn_winograd_weights *u, const cnn_conv_shape *s,
@@ -776,7 +986,7 @@ cnn_status cnn_winograd_forward(const cnn_winograd_weights *u, const cnn_conv_sh
             for (int64_t it = 0; it < C * chunks; it++) {
                 const int64_t ch = it / C, c = it - ch * C;
                 const int64_t nb = ch / 2, width = CNN_MIN((int64_t)WINO_NR, Tg - nb * WINO_NR);
-                wino_gather(&p, s, x, c, tab + ch * WINO_LANES, d);
+                kern.gather(&p, s, x, c, tab + ch * WINO_LANES, d);
                 kern.input(d, vbuf + (size_t)(nb * WINO_NR * C + c * width + (ch % 2) * WINO_LANES), vpos);
             }
             /* 2. alpha^2 GEMMs: M[pos] (Kp x Tg) = U[pos] (Kp x C) * V[pos] (C x Tg). Order
@@ -799,7 +1009,7 @@ cnn_status cnn_winograd_forward(const cnn_winograd_weights *u, const cnn_conv_sh
                 const int64_t k = it / chunks, ch = it - k * chunks;
                 if (!tab[ch * WINO_LANES].valid) continue;
                 kern.output(mbuf + (size_t)k * (size_t)Tg + (size_t)ch * WINO_LANES, mpos, d);
-                wino_scatter(&p, d, k, tab + ch * WINO_LANES, bias, residual, relu, y);
+                kern.scatter(&p, d, k, tab + ch * WINO_LANES, bias, residual, relu, y);
             }
         }
     }
@@ -859,7 +1069,7 @@ cnn_status cnn_winograd_backward_weight(int m, const cnn_conv_shape *s, const fl
         for (int64_t it = 0; it < C * chunks; it++) {
             float d[8 * 8 * WINO_LANES] __attribute__((aligned(64)));
             const int64_t ch = it / C, c = it - ch * C;
-            wino_gather(&p, s, x, c, tab + ch * WINO_LANES, d);
+            kern.gather(&p, s, x, c, tab + ch * WINO_LANES, d);
             kern.input(d, vbuf + (size_t)c * (size_t)Tg + (size_t)ch * WINO_LANES, vpos);
         }
         CNN_OMP_PARALLEL_FOR(nt_dy)
