@@ -96,36 +96,45 @@ int cnn_conv_algorithm_applies(cnn_conv_algorithm algorithm, const cnn_conv_shap
 }
 
 /*
- * AUTO, for 2 cores of an AMD EPYC (Zen 5, AVX-512), 2 threads. PROVISIONAL: set before the blocked
- * SGEMM and the Winograd kernels landed (the GEMM was still the reference loop, so im2col could not
- * be timed fairly, and the machine was shared with other builds); re-profile with `cnn bench conv`:
+ * AUTO, for 2 cores of an AMD EPYC (Zen 5, AVX-512), 2 threads:
  *  - one input channel per group, several groups (depthwise): the direct loop; a GEMM with one
  *    row per group cannot use its register tile.
  *  - 1x1, pad 0: GEMM1X1 (the input image is already the column matrix at stride 1).
- *  - 3x3 stride 1 with C, K >= 16: Winograd F(4x4, 3x3) cuts the multiplies 4x; for fewer channels
- *    the transforms dominate; with few output tiles F(2x2) (see below). (Chosen from the literature and peers' defaults — ncnn uses F(4x4)
- *    on this class of layer — before winograd.c was measured here.)
+ *  - 3x3 stride 1 with C, K >= 16: Winograd, the tile m in {2, 4, 6} with the lowest estimated time
+ *    (cnn_winograd_estimate_ns: GEMM lanes including padding, transformed entries, the stream of
+ *    the transformed weights per tile group), among the tiles that are usable on the plane (below).
+ *    F(6x6) is as accurate as F(4x4) within a factor of two with this package's points (measured
+ *    1.7e-5 against 9.6e-6 relative, C up to 256) and cuts the GEMM lanes on large planes
+ *    (VGG-16's 224^2, 112^2 and 28^2 layers); F(4x4) wins where its tiles fit the plane exactly
+ *    (56^2, 14^2), F(2x2) where there are few tiles (ResNet's 7x7 layer4).
  *  - everything else (first layers with C = 3, 5x5, 7x7/2, 11x11/4, grouped): im2col + GEMM.
  */
-static cnn_conv_algorithm auto_algorithm(const conv_geom *g) {
+static cnn_conv_algorithm auto_algorithm(const conv_geom *g, const cnn_conv_shape *s) {
     /* Depthwise: the direct loop. A single-channel image (LeNet's conv1) is not depthwise: there
      * im2col + GEMM measured 0.55 ms against direct's 1.35 ms (lenet5.conv1.batch64, 1 thread). */
     if (g->Cg == 1 && g->G > 1) return CNN_CONV_DIRECT;
     if (applies(CNN_CONV_GEMM1X1, g)) return CNN_CONV_GEMM1X1;
     if (applies(CNN_CONV_WINOGRAD_4X4, g) && g->C >= 16 && g->K >= 16) {
-        /* Winograd streams its transformed weights (36·K·C floats for F(4x4)) once per tile group,
-         * so it needs enough tiles to amortise them. Measured on this machine, 1 thread, batch 1:
-         * ResNet l3 (C=K=256, 14x14: 16 F(4x4) tiles) F(4x4) 257 GFLOP/s; ResNet l4 (C=K=512, 7x7:
-         * 4 F(4x4) tiles) F(4x4) 27, F(2x2) 109 (16 tiles), im2col ~68. */
-        const int64_t tiles4 = g->N * ((g->P + 3) / 4) * ((g->Q + 3) / 4);
-        const int64_t tiles2 = g->N * ((g->P + 1) / 2) * ((g->Q + 1) / 2);
-        /* A tile computes m x m outputs whether or not they exist: on planes smaller than the tile
-         * most of its work is thrown away (ResNet-18's layer4 at CIFAR size, 1x1 outputs, batch 64:
-         * 64 F(4x4) tiles, 7.0 ms, against im2col's 1.96 ms, 2 threads). Half the tile area must be
-         * real outputs. */
+        /* A tile m is usable with at least 16 tiles (one vector of lanes) and when at least half
+         * of the tile area is real outputs: a tile computes m x m outputs whether or not they
+         * exist (ResNet-18's layer4 at CIFAR size, 1x1 outputs, batch 64: 64 F(4x4) tiles, 7.0 ms,
+         * against im2col's 1.96 ms, 2 threads). */
         const int64_t pq = g->N * g->P * g->Q;
-        if (tiles4 >= 16 && 2 * pq >= tiles4 * 16) return CNN_CONV_WINOGRAD_4X4;
-        if (tiles2 >= 16 && 2 * pq >= tiles2 * 4) return CNN_CONV_WINOGRAD_2X2;
+        static const cnn_conv_algorithm tiles[3] = {CNN_CONV_WINOGRAD_2X2, CNN_CONV_WINOGRAD_4X4,
+                                                    CNN_CONV_WINOGRAD_6X6};
+        cnn_conv_algorithm best = CNN_CONV_IM2COL;
+        double best_ns = __builtin_inf();
+        for (int i = 0; i < 3; i++) {
+            const int64_t m = 2 * (i + 1);
+            const int64_t count = g->N * ((g->P + m - 1) / m) * ((g->Q + m - 1) / m);
+            if (count < 16 || 2 * pq < count * m * m) continue;
+            const double ns = cnn_winograd_estimate_ns((int)m, s);
+            if (ns < best_ns) {
+                best_ns = ns;
+                best = tiles[i];
+            }
+        }
+        return best;
     }
     return CNN_CONV_IM2COL;
 }
@@ -133,7 +142,7 @@ static cnn_conv_algorithm auto_algorithm(const conv_geom *g) {
 cnn_conv_algorithm cnn_conv_auto_algorithm(const cnn_conv_shape *s) {
     conv_geom g;
     if (cnn_conv_geom_init(s, &g) != CNN_OK) return CNN_CONV_DIRECT; /* valid for every shape */
-    return auto_algorithm(&g);
+    return auto_algorithm(&g, s);
 }
 
 const char *cnn_conv_algorithm_name(cnn_conv_algorithm a) {
@@ -185,7 +194,7 @@ cnn_conv_plan *cnn_conv_plan_create(cnn_conv_algorithm algorithm, const cnn_conv
         return NULL;
     }
     const int is_auto = algorithm == CNN_CONV_AUTO;
-    if (is_auto) algorithm = auto_algorithm(&g);
+    if (is_auto) algorithm = auto_algorithm(&g, shape);
 
     cnn_conv_plan *plan = (cnn_conv_plan *)calloc(1, sizeof *plan);
     if (!plan) {
@@ -302,7 +311,7 @@ cnn_status cnn_conv2d_forward(cnn_conv_algorithm algorithm, const cnn_conv_shape
     if (!applies(algorithm, &g)) return CNN_ERR_UNSUPPORTED;
     if (g.N == 0) return CNN_OK;
     if (!x || !weight || !y) return CNN_ERR_INVALID_ARGUMENT;
-    const cnn_conv_algorithm resolved = algorithm == CNN_CONV_AUTO ? auto_algorithm(&g) : algorithm;
+    const cnn_conv_algorithm resolved = algorithm == CNN_CONV_AUTO ? auto_algorithm(&g, shape) : algorithm;
     if (!is_winograd(resolved)) /* no plan needed: run on the caller's weights without a copy */
         return run_algorithm(resolved, &g, x, weight, NULL, NULL, bias, residual, relu ? 1 : 0, y);
     cnn_conv_plan *plan = cnn_conv_plan_create(algorithm, shape, weight, &st);

@@ -325,6 +325,42 @@ size_t cnn_winograd_workspace_bytes(const cnn_winograd_weights *u, const cnn_con
     return (p.v_floats + p.m_floats) * sizeof(float) + (size_t)p.group * sizeof(wino_tile);
 }
 
+/* ---- Cost model for AUTO's choice of m --------------------------------------------------------
+ * One forward call costs, per transform position and per GEMM lane (tiles rounded up to 16 per
+ * group: padded lanes cost as much as real ones),
+ *   2 K C flops of GEMM at WINO_EST_FLOPS_PER_NS, and
+ *   (C + K) transformed entries (gather + input transform, output transform + scatter) at
+ *   WINO_EST_ENTRY_NS[m] each (F(6x6)'s transforms have more non-trivial coefficients per entry),
+ * plus U (alpha^2 Kp C floats) streamed once per tile group at WINO_EST_U_BYTES_PER_NS: with few
+ * tiles (batch 1 on 14x14 planes) that stream, not the arithmetic, sets the time. Fitted to
+ * `cnn bench conv`, 2 threads, on 2 cores of an AMD EPYC (Zen 5, AVX-512) after the row-wise
+ * gather and scatter (fifth session). Fitted against measured, ms (F(4x4) / F(6x6) / F(2x2)):
+ *   vgg16.conv1_2 (64, 224^2)  model 8.96 / 8.59          measured 8.9-9.2 / 8.6
+ *   vgg16.conv2_2 (128, 112^2) model 6.79 / 6.27          measured 6.7-6.9 / 6.1-6.5
+ *   vgg16.conv3_2 (256, 56^2)  model 6.18 / 6.37          measured 6.6-7.5 / 7.0
+ *   vgg16.conv4_2 (512, 28^2)  model 7.22 / 7.05          measured 7.1-7.3 / 6.8-6.9
+ *   vgg16.conv5_2 (512, 14^2)  model 2.16 / 3.94 / 3.10   measured 2.3 / 4.1 / 3.0
+ * Only the ratios between the tiles matter for the choice. */
+#define WINO_EST_FLOPS_PER_NS 200.0
+#define WINO_EST_U_BYTES_PER_NS 80.0
+static const double wino_est_entry_ns[3] = {0.20, 0.30, 0.40};
+
+static void wino_make_plan(const cnn_winograd_weights *u, const cnn_conv_shape *s, wino_plan *p);
+
+double cnn_winograd_estimate_ns(int m, const cnn_conv_shape *s) {
+    if (wino_check(m, s) != CNN_OK) return __builtin_inf();
+    const cnn_winograd_weights sizes = {.m = m, .alpha = m + 2, .K = s->K, .C = s->C,
+                                        .Kp = (s->K + WINO_MR - 1) / WINO_MR * WINO_MR};
+    wino_plan p;
+    wino_make_plan(&sizes, s, &p);
+    const double groups = (double)((p.tiles + p.group - 1) / p.group);
+    const double lanes = groups * (double)p.group, a2 = (double)p.a2;
+    const double C = (double)s->C, K = (double)s->K;
+    const double per_lane = 2.0 * K * C / WINO_EST_FLOPS_PER_NS + (C + K) * wino_est_entry_ns[m / 2 - 1];
+    const double u_bytes = a2 * (double)sizes.Kp * C * sizeof(float);
+    return a2 * lanes * per_lane + groups * u_bytes / WINO_EST_U_BYTES_PER_NS;
+}
+
 /* ---- Transforms on 16 tiles at once -----------------------------------------------------------
  * One routine per step, written as plain C over WINO_LANES lanes and stamped out once per ISA with
  * that ISA's target attribute, so the compiler emits zmm / ymm / xmm code from one source. The

@@ -15,6 +15,9 @@ void cnn_winograd_weights_destroy(cnn_winograd_weights *u);
 size_t cnn_winograd_weights_bytes(const cnn_winograd_weights *u);
 /* Peak workspace bytes one forward call takes (from the calling thread's cnn_workspace slots 4 to 6; the kernels never call cnn_sgemm, whose packing buffers use slots 6 and 7, so nothing is held across a GEMM call). */
 size_t cnn_winograd_workspace_bytes(const cnn_winograd_weights *u, const cnn_conv_shape *s);
+/* Estimated forward time in nanoseconds of F(m x m) on shape s (2 threads of the reference machine),
+ * for AUTO's choice of tile; +infinity when F(m) does not apply. See winograd.c. */
+double cnn_winograd_estimate_ns(int m, const cnn_conv_shape *s);
 /* y = relu?(conv(x) + bias + residual), the output transform fused with the epilogue. */
 cnn_status cnn_winograd_forward(const cnn_winograd_weights *u, const cnn_conv_shape *s,
                                 const float *x, const float *bias, const float *residual, int relu,
