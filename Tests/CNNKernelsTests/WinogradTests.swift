@@ -95,6 +95,7 @@ import Testing
         (2, 3, 6, 9, 4, 0, 2),
         (2, 3, 7, 101, 4, 1, 2),  // tile rows longer than 16 lanes, clipped right edge
         (1, 4, 20, 70, 5, 2, 1),
+        (2, 3, 13, 1, 4, 1, 1),   // one column narrower than a tile: consecutive tiles are m apart in y
     ]
 
     @Test func matchesReferenceOnEveryISA() throws {

@@ -213,6 +213,7 @@ typedef struct wino_kernels {
     wino_weight_grad_fn weight_grad; /* dW += G^T M G for up to 16 channels of one filter */
     wino_gather_fn gather;          /* one channel of 16 input patches into lanes */
     wino_scatter_fn scatter;        /* 16 output tiles of one channel, with the epilogue, into y */
+    wino_gather_fn gather_gradient; /* one channel of dy over 16 tiles into lanes (m x m) */
 } wino_kernels;
 
 static wino_kernels wino_select(int m);
@@ -754,6 +755,24 @@ static void wino_scatter(const wino_plan *p, const float *o, int64_t k, const wi
     }
 }
 
+// g is [m][m][LANES]: lane l holds channel k of dy over tile tab[l], zero past the clipped edge
+// and for tiles past the batch. dy is (N, K, P, Q).
+static void wino_gather_gradient(const wino_plan *p, const cnn_conv_shape *s, const float *dy, int64_t k,
+                                 const wino_tile *tab, float *CNN_RESTRICT g) {
+    CNN_UNUSED(s);
+    const int m = p->m;
+    const size_t kplane = (size_t)k * (size_t)p->P * (size_t)p->Q;
+    for (int l = 0; l < WINO_LANES; l++) {
+        const wino_tile *e = &tab[l];
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < m; j++) {
+                const int inside = e->valid && i < e->rows && j < e->cols;
+                g[(i * m + j) * WINO_LANES + l] =
+                    inside ? dy[(size_t)e->y_off + kplane + (size_t)i * (size_t)p->Q + (size_t)j] : 0.0f;
+            }
+    }
+}
+
 #if CNN_X86
 /* The AVX-512 gather, row by row. The 16 tiles of a chunk fall into runs of horizontally adjacent
  * tiles (same image, same tile row, m columns apart). For each patch row i and run, the input row
@@ -763,13 +782,14 @@ static void wino_scatter(const wino_plan *p, const float *o, int64_t k, const wi
  * whose patches fit in 32 floats (16 lanes for m = 2, 8 for m = 4, 6 for m = 6), merged into the
  * row's alpha vectors under the run's lane mask. */
 CNN_TARGET_AVX512
-WINO_INLINE void wino_gather_avx512_body(const int m, const int alpha, const wino_plan *p,
-                                         const cnn_conv_shape *s, const float *x, int64_t c,
-                                         const wino_tile *tab, float *CNN_RESTRICT d) {
-    const int64_t H = s->H, W = s->W;
+WINO_INLINE void wino_gather_avx512_body(const int m, const int alpha, const int grad,
+                                         const wino_plan *p, const cnn_conv_shape *s, const float *x,
+                                         int64_t c, const wino_tile *tab, float *CNN_RESTRICT d) {
+    /* grad: x is dy (N, K, P, Q), c its channel k, and the patch is the tile's own m x m outputs
+     * (alpha == m), zero past the clipped edge; else x is the input and the patch alpha x alpha. */
+    const int64_t H = grad ? p->P : s->H, W = grad ? p->Q : s->W;
     const int gs = m == 2 ? 16 : m == 4 ? 8 : 6; /* lanes per two-vector window */
     const int ng = (WINO_LANES + gs - 1) / gs;
-    CNN_UNUSED(p);
     /* Runs: lanes [rs[r], rs[r + 1]). Invalid lanes (past the batch) end the list: they are last. */
     int rs[WINO_LANES + 1], nruns = 0, l = 0;
     while (l < WINO_LANES && tab[l].valid) {
@@ -804,10 +824,13 @@ WINO_INLINE void wino_gather_avx512_body(const int m, const int alpha, const win
         for (int r = 0; r < nruns; r++) {
             const int la = rs[r], lb = rs[r + 1];
             const wino_tile *e = &tab[la];
-            const int64_t yy = (int64_t)e->iy + i;
+            const int64_t oy = (int64_t)e->iy + s->pad_h, ox = (int64_t)e->ix + s->pad_w;
+            const int64_t yy = grad ? oy + i : (int64_t)e->iy + i;
             if (yy < 0 || yy >= H) continue;
-            const float *src = x + e->x_img + (size_t)c * plane + (size_t)yy * (size_t)W;
-            const int64_t x0 = e->ix;
+            /* dy's image base: y_off is (n K P + oy) Q + ox. */
+            const size_t img = grad ? (size_t)(e->y_off - oy * W - ox) : (size_t)e->x_img;
+            const float *src = x + img + (size_t)c * plane + (size_t)yy * (size_t)W;
+            const int64_t x0 = grad ? ox : e->ix;
             const int n = m * (lb - la - 1) + alpha;
             float *bp = buf + m * la;
             /* bp[q] = src[x0 + q] for q in [qa, qb) (inside the image), zero elsewhere. */
@@ -839,11 +862,20 @@ WINO_INLINE void wino_gather_avx512_body(const int m, const int alpha, const win
                                                              const cnn_conv_shape *s,              \
                                                              const float *x, int64_t c,            \
                                                              const wino_tile *tab, float *d) {     \
-        wino_gather_avx512_body(M, M + 2, p, s, x, c, tab, d);                                     \
+        wino_gather_avx512_body(M, M + 2, 0, p, s, x, c, tab, d);                                  \
     }
 WINO_GATHER_AVX512(2)
 WINO_GATHER_AVX512(4)
 WINO_GATHER_AVX512(6)
+#define WINO_GATHER_GRADIENT_AVX512(M)                                                             \
+    CNN_TARGET_AVX512 static void wino_gather_gradient_f##M##__avx512(                             \
+        const wino_plan *p, const cnn_conv_shape *s, const float *dy, int64_t k,                  \
+        const wino_tile *tab, float *g) {                                                          \
+        wino_gather_avx512_body(M, M, 1, p, s, dy, k, tab, g);                                     \
+    }
+WINO_GATHER_GRADIENT_AVX512(2)
+WINO_GATHER_GRADIENT_AVX512(4)
+WINO_GATHER_GRADIENT_AVX512(6)
 /* The AVX-512 scatter, row by row: for output row i of the 16 tiles, the row's m vectors o[i][j]
  * (lanes = tiles) are interleaved into one contiguous row segment buf[m * l + j] with two-source
  * permutes (pairs of j, merged under masks), then each run of adjacent tiles is written to y with
@@ -946,6 +978,12 @@ WINO_SCATTER_AVX512(6)
 #endif
 
 /* The portable gather and scatter serve every m. */
+#define wino_gather_gradient_f2__generic wino_gather_gradient
+#define wino_gather_gradient_f4__generic wino_gather_gradient
+#define wino_gather_gradient_f6__generic wino_gather_gradient
+#define wino_gather_gradient_f2__avx2 wino_gather_gradient
+#define wino_gather_gradient_f4__avx2 wino_gather_gradient
+#define wino_gather_gradient_f6__avx2 wino_gather_gradient
 #define wino_scatter_f2__generic wino_scatter
 #define wino_scatter_f4__generic wino_scatter
 #define wino_scatter_f6__generic wino_scatter
@@ -964,7 +1002,8 @@ WINO_SCATTER_AVX512(6)
     {cnn_f32_winograd_input_f##M##__##ISA,    cnn_f32_winograd_output_f##M##__##ISA,               \
      cnn_f32_winograd_gemm_8x32__##ISA,       cnn_f32_winograd_gradient_f##M##__##ISA,             \
      wino_weight_panel_f##M##__##ISA,         wino_weight_grad_f##M##__##ISA,                      \
-     wino_gather_f##M##__##ISA,               wino_scatter_f##M##__##ISA}
+     wino_gather_f##M##__##ISA,               wino_scatter_f##M##__##ISA,                          \
+     wino_gather_gradient_f##M##__##ISA}
 #define WINO_KERNEL_TABLE(ISA)                                                                     \
     static const wino_kernels wino_kernels__##ISA[3] = {                                          \
         WINO_KERNEL_ROW(2, ISA), WINO_KERNEL_ROW(4, ISA), WINO_KERNEL_ROW(6, ISA)};
@@ -1065,23 +1104,6 @@ cnn_status cnn_winograd_forward(const cnn_winograd_weights *u, const cnn_conv_sh
  * * V[pos]^T (Tg x C), on the package GEMM, group of tiles by group; G^T M G (in double) at the
  * end. V is the forward's input transform of the same tiles. */
 
-// g is [m][m][LANES]: lane l holds channel k of dy over tile tab[l], zero past the clipped edge
-// and for tiles past the batch. dy is (N, K, P, Q).
-static void wino_gather_gradient(const wino_plan *p, const float *dy, int64_t k, const wino_tile *tab,
-                                 float *CNN_RESTRICT g) {
-    const int m = p->m;
-    const size_t kplane = (size_t)k * (size_t)p->P * (size_t)p->Q;
-    for (int l = 0; l < WINO_LANES; l++) {
-        const wino_tile *e = &tab[l];
-        for (int i = 0; i < m; i++)
-            for (int j = 0; j < m; j++) {
-                const int inside = e->valid && i < e->rows && j < e->cols;
-                g[(i * m + j) * WINO_LANES + l] =
-                    inside ? dy[(size_t)e->y_off + kplane + (size_t)i * (size_t)p->Q + (size_t)j] : 0.0f;
-            }
-    }
-}
-
 cnn_status cnn_winograd_backward_weight(int m, const cnn_conv_shape *s, const float *x, const float *dy,
                                         float *dw) {
     cnn_status st = wino_check(m, s);
@@ -1116,7 +1138,7 @@ cnn_status cnn_winograd_backward_weight(int m, const cnn_conv_shape *s, const fl
         for (int64_t it = 0; it < K * chunks; it++) {
             float gt[6 * 6 * WINO_LANES] __attribute__((aligned(64)));
             const int64_t ch = it / K, k = it - ch * K;
-            wino_gather_gradient(&p, dy, k, tab + ch * WINO_LANES, gt);
+            kern.gather_gradient(&p, s, dy, k, tab + ch * WINO_LANES, gt);
             kern.gradient(gt, ubuf + (size_t)k * (size_t)Tg + (size_t)ch * WINO_LANES, upos);
         }
         for (int pos = 0; pos < a2; pos++) {
