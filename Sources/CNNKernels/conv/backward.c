@@ -148,18 +148,11 @@ cnn_status cnn_conv2d_backward_data(const cnn_conv_shape *shape, const float *dy
         return CNN_OK;
     }
     cnn_conv_shape fs;
-    if (backward_data_as_forward(&g, &fs)) {
+    if (backward_data_as_forward(&g, &fs))
         /* dx = the forward convolution of dy with the kernel rotated by 180 degrees and its channel
-         * axes swapped: wf (C, K, 3, 3), wf[c][k][r][s] = w[k][c][2-r][2-s]. */
-        float *wf = (float *)cnn_workspace(CNN_CONV_SLOT_FLIP, (size_t)(g.C * g.K * 9) * sizeof(float));
-        if (!wf) return CNN_ERR_OUT_OF_MEMORY;
-        const int nt = g.C * g.K * 9 >= 32768 ? cnn_threads_for(g.C) : 1;
-        CNN_OMP_PARALLEL_FOR(nt)
-        for (int64_t c = 0; c < g.C; c++)
-            for (int64_t k = 0; k < g.K; k++)
-                for (int t = 0; t < 9; t++) wf[(c * g.K + k) * 9 + t] = w[(k * g.C + c) * 9 + 8 - t];
-        return cnn_conv2d_forward(CNN_CONV_AUTO, &fs, dy, wf, NULL, NULL, 0, dx);
-    }
+         * axes swapped: wf (C, K, 3, 3), wf[c][k][r][s] = w[k][c][2-r][2-s], transformed straight
+         * from w. */
+        return cnn_winograd_backward_data(auto_winograd_tile(&fs), &fs, dy, w, dx);
     /* Taps that only read padding (see cnn_conv_trim_taps) would scatter into the padding only:
      * the GEMM runs with the trimmed kernel. */
     conv_geom t;

@@ -32,9 +32,8 @@ cnn_status cnn_conv_geom_init(const cnn_conv_shape *s, conv_geom *g);
  * gradient in slot 5: Winograd (their other user) never runs in the same call. */
 #define CNN_CONV_SLOT_TRIM_W 4
 #define CNN_CONV_SLOT_TRIM_DW 5
-/* Backward data through the forward kernels keeps the flipped kernel in slot 1 (LRN's, which never
- * runs inside a convolution); the forward it calls copies it into its plan first. */
-#define CNN_CONV_SLOT_FLIP 1
+/* Backward data through the Winograd kernels keeps the transformed, flipped kernel in slot 1
+ * (LRN's, which never runs inside a convolution): see cnn_winograd_backward_data. */
 
 /* Kernel taps that read only padding. On a small plane some taps (r, s) fall outside the image for
  * every output position: a 3x3, pad-1 convolution of a 1x1 plane (ResNet-18's last stage at 32x32

@@ -193,7 +193,15 @@ typedef void (*wino_input_fn)(const float *d, float *v, size_t vstride);
 typedef void (*wino_output_fn)(const float *mm, size_t mstride, float *o);
 typedef void (*wino_gemm_fn)(size_t kc, int nr, const float *a, const float *b, float *c,
                              size_t ldc);
-typedef void (*wino_weight_panel_fn)(const float *w, int64_t C, int kvalid, int64_t c, float *base,
+/* Where the 3x3 taps of one weight panel are: filter kk of the panel, channel c, tap e at
+ * w[kk * filter_stride + c * channel_stride + e], or tap 8 - e when flipped (the data gradient's
+ * kernel, rotated by 180 degrees with its channel axes swapped, read from the forward's weights). */
+typedef struct wino_weight_src {
+    const float *w;
+    int64_t filter_stride, channel_stride;
+    int flipped;
+} wino_weight_src;
+typedef void (*wino_weight_panel_fn)(const wino_weight_src *src, int kvalid, int64_t c, float *base,
                                      size_t pos_stride);
 typedef void (*wino_weight_grad_fn)(const float *mb, size_t mpos, int n, float *dw);
 struct wino_plan;
@@ -221,30 +229,10 @@ static wino_kernels wino_select(int m);
 /* ---- Weights: U = G g G^T in double, packed in WINO_MR-row panels per transform position ---- */
 
 // w is (K, C, 3, 3); u is [alpha^2][Kp/MR][C][MR]
-cnn_winograd_weights *cnn_winograd_weights_create(int m, const cnn_conv_shape *s, const float *w,
-                                                  cnn_status *status) {
-    cnn_status st = wino_check(m, s);
-    if (st == CNN_OK && !w) st = CNN_ERR_INVALID_ARGUMENT;
-    if (st != CNN_OK) {
-        if (status) *status = st;
-        return NULL;
-    }
-    const int alpha = m + 2, a2 = alpha * alpha;
-    const int64_t K = s->K, C = s->C, Kp = (K + WINO_MR - 1) / WINO_MR * WINO_MR;
-    cnn_winograd_weights *u = (cnn_winograd_weights *)calloc(1, sizeof *u);
-    const size_t n = (size_t)a2 * (size_t)Kp * (size_t)C;
-    if (u) u->u = (float *)cnn_aligned_alloc(n * sizeof(float));
-    if (!u || !u->u) {
-        free(u);
-        if (status) *status = CNN_ERR_OUT_OF_MEMORY;
-        return NULL;
-    }
-    u->m = m;
-    u->alpha = alpha;
-    u->K = K;
-    u->C = C;
-    u->Kp = Kp;
-    u->bytes = n * sizeof(float) + sizeof *u;
+/* U for the K x C problem of u (its sizes set, u->u allocated) from weights w; flipped: w is the
+ * forward's (C, K, 3, 3) kernel and U that of its rotated, channel-swapped kernel. */
+static void wino_fill_weights(cnn_winograd_weights *u, const float *w, int flipped) {
+    const int64_t K = u->K, C = u->C, Kp = u->Kp;
     const size_t pos_stride = (size_t)Kp * (size_t)C; /* floats per transform position */
     /* Panel by panel, channel by channel, the panel's WINO_MR rows innermost: each transform
      * position's WINO_MR floats for (panel, c) are written together, so every cache line is filled
@@ -253,14 +241,49 @@ cnn_winograd_weights *cnn_winograd_weights_create(int m, const cnn_conv_shape *s
      * among the threads. */
     const int64_t panels = Kp / WINO_MR;
     const int nt = K * C >= 4096 ? cnn_threads_for(panels) : 1;
-    const wino_weight_panel_fn panel = wino_select(m).weight;
+    const wino_weight_panel_fn panel = wino_select(u->m).weight;
     CNN_OMP_PARALLEL_FOR(nt)
     for (int64_t pnl = 0; pnl < panels; pnl++) {
         const int kvalid = (int)CNN_MIN((int64_t)WINO_MR, K - pnl * WINO_MR);
+        const wino_weight_src src =
+            flipped ? (wino_weight_src){w + pnl * WINO_MR * 9, 9, K * 9, 1}
+                    : (wino_weight_src){w + pnl * WINO_MR * C * 9, C * 9, 9, 0};
         for (int64_t c = 0; c < C; c++)
-            panel(w + pnl * WINO_MR * C * 9, C, kvalid, c,
-                  u->u + (size_t)pnl * (size_t)C * WINO_MR + (size_t)c * WINO_MR, pos_stride);
+            panel(&src, kvalid, c, u->u + (size_t)pnl * (size_t)C * WINO_MR + (size_t)c * WINO_MR,
+                  pos_stride);
     }
+}
+
+static void wino_set_sizes(cnn_winograd_weights *u, int m, const cnn_conv_shape *s) {
+    u->m = m;
+    u->alpha = m + 2;
+    u->K = s->K;
+    u->C = s->C;
+    u->Kp = (s->K + WINO_MR - 1) / WINO_MR * WINO_MR;
+    u->bytes = (size_t)u->alpha * (size_t)u->alpha * (size_t)u->Kp * (size_t)u->C * sizeof(float);
+}
+
+// w is (K, C, 3, 3); u is [alpha^2][Kp/MR][C][MR]
+cnn_winograd_weights *cnn_winograd_weights_create(int m, const cnn_conv_shape *s, const float *w,
+                                                  cnn_status *status) {
+    cnn_status st = wino_check(m, s);
+    if (st == CNN_OK && !w) st = CNN_ERR_INVALID_ARGUMENT;
+    if (st != CNN_OK) {
+        if (status) *status = st;
+        return NULL;
+    }
+    cnn_winograd_weights *u = (cnn_winograd_weights *)calloc(1, sizeof *u);
+    if (u) {
+        wino_set_sizes(u, m, s);
+        u->u = (float *)cnn_aligned_alloc(u->bytes);
+    }
+    if (!u || !u->u) {
+        free(u);
+        if (status) *status = CNN_ERR_OUT_OF_MEMORY;
+        return NULL;
+    }
+    u->bytes += sizeof *u;
+    wino_fill_weights(u, w, 0);
     if (status) *status = CNN_OK;
     return u;
 }
@@ -292,7 +315,8 @@ typedef struct wino_plan {
     size_t v_floats, m_floats;                    /* per group: a2*C*Tg and a2*Kp*Tg */
 } wino_plan;
 
-static void wino_make_plan(const cnn_winograd_weights *u, const cnn_conv_shape *s, wino_plan *p) {
+static void wino_make_plan_within(const cnn_winograd_weights *u, const cnn_conv_shape *s, size_t budget,
+                                  wino_plan *p) {
     p->m = u->m;
     p->alpha = u->alpha;
     p->a2 = u->alpha * u->alpha;
@@ -303,7 +327,7 @@ static void wino_make_plan(const cnn_winograd_weights *u, const cnn_conv_shape *
     p->tiles_per_image = p->th * p->tw;
     p->tiles = s->N * p->tiles_per_image;
     const size_t per_tile = (size_t)p->a2 * (size_t)(u->C + u->Kp) * sizeof(float) + sizeof(wino_tile);
-    int64_t g = (int64_t)(WINO_GROUP_BUDGET / per_tile);
+    int64_t g = (int64_t)(budget / per_tile);
     if (g < WINO_MIN_GROUP) g = WINO_MIN_GROUP;
     const int64_t cap = (int64_t)(WINO_WORKSPACE_CAP / per_tile);
     if (g > cap) g = cap;
@@ -317,6 +341,10 @@ static void wino_make_plan(const cnn_winograd_weights *u, const cnn_conv_shape *
     p->group = (even + WINO_LANES - 1) / WINO_LANES * WINO_LANES;
     p->v_floats = (size_t)p->a2 * (size_t)u->C * (size_t)p->group;
     p->m_floats = (size_t)p->a2 * (size_t)u->Kp * (size_t)p->group;
+}
+
+static void wino_make_plan(const cnn_winograd_weights *u, const cnn_conv_shape *s, wino_plan *p) {
+    wino_make_plan_within(u, s, WINO_GROUP_BUDGET, p);
 }
 
 size_t cnn_winograd_workspace_bytes(const cnn_winograd_weights *u, const cnn_conv_shape *s) {
@@ -485,13 +513,16 @@ WINO_TRANSFORMS(avx512, CNN_TARGET_AVX512)
  * of one filter k: the channels are the lanes (consecutive in M). Both in double, as before;
  * stamped out per ISA and m. The loops over the matrix are left rolled: fully unrolled, the
  * debug build of this file took minutes. */
-WINO_INLINE void wino_weight_panel_body(const int alpha, const double *G, const float *w, int64_t C,
+WINO_INLINE void wino_weight_panel_body(const int alpha, const double *G, const wino_weight_src *src,
                                         int kvalid, int64_t c, float *base, size_t pos_stride) {
-    // w: filter k0 of the panel at w, (K, C, 3, 3); base: U entry (0,0) of lane 0
+    // tap e of filter kk (of the panel) in channel c is src->w[kk * fs + c * cs + e] (8 - e when
+    // flipped); base: U entry (0,0) of lane 0
+    const float *w = src->w;
+    const int64_t fs = src->filter_stride, cs = src->channel_stride;
     double g[9][WINO_MR];
     for (int e = 0; e < 9; e++)
         for (int kk = 0; kk < WINO_MR; kk++)
-            g[e][kk] = kk < kvalid ? (double)w[((int64_t)kk * C + c) * 9 + e] : 0.0;
+            g[e][kk] = kk < kvalid ? (double)w[(int64_t)kk * fs + c * cs + (src->flipped ? 8 - e : e)] : 0.0;
     double t[8][3][WINO_MR]; /* G g */
     for (int i = 0; i < alpha; i++)
         for (int j = 0; j < 3; j++)
@@ -546,17 +577,17 @@ WINO_INLINE void wino_weight_grad_body(const int alpha, const double *G, const f
 }
 
 #define WINO_WEIGHT_TRANSFORMS(ISA, TARGET)                                                        \
-    TARGET static void wino_weight_panel_f2__##ISA(const float *w, int64_t C, int kvalid, int64_t c, \
+    TARGET static void wino_weight_panel_f2__##ISA(const wino_weight_src *src, int kvalid, int64_t c, \
                                                    float *base, size_t ps) {                        \
-        wino_weight_panel_body(4, &wino_g2[0][0], w, C, kvalid, c, base, ps);                       \
+        wino_weight_panel_body(4, &wino_g2[0][0], src, kvalid, c, base, ps);                        \
     }                                                                                              \
-    TARGET static void wino_weight_panel_f4__##ISA(const float *w, int64_t C, int kvalid, int64_t c, \
+    TARGET static void wino_weight_panel_f4__##ISA(const wino_weight_src *src, int kvalid, int64_t c, \
                                                    float *base, size_t ps) {                        \
-        wino_weight_panel_body(6, &wino_g4[0][0], w, C, kvalid, c, base, ps);                       \
+        wino_weight_panel_body(6, &wino_g4[0][0], src, kvalid, c, base, ps);                        \
     }                                                                                              \
-    TARGET static void wino_weight_panel_f6__##ISA(const float *w, int64_t C, int kvalid, int64_t c, \
+    TARGET static void wino_weight_panel_f6__##ISA(const wino_weight_src *src, int kvalid, int64_t c, \
                                                    float *base, size_t ps) {                        \
-        wino_weight_panel_body(8, &wino_g6[0][0], w, C, kvalid, c, base, ps);                       \
+        wino_weight_panel_body(8, &wino_g6[0][0], src, kvalid, c, base, ps);                        \
     }                                                                                              \
     TARGET static void wino_weight_grad_f2__##ISA(const float *mb, size_t mpos, int n, float *dw) {  \
         wino_weight_grad_body(4, &wino_g2[0][0], mb, mpos, n, dw);                                   \
@@ -1109,10 +1140,17 @@ cnn_status cnn_winograd_backward_weight(int m, const cnn_conv_shape *s, const fl
     cnn_status st = wino_check(m, s);
     if (st != CNN_OK) return st;
     if (!x || !dy || !dw) return CNN_ERR_INVALID_ARGUMENT;
-    /* The tiling of the forward (a weights object carrying only the sizes), K in place of Kp. */
+    /* The forward's tiling (a weights object carrying only the sizes, K in place of Kp), with
+     * larger groups when the channels are many: every group adds its products into M (alpha^2 K C
+     * floats, read and written once per group), while its transformed tiles V and U take
+     * alpha^2 (C + K) floats per tile. At least 2 K C / (C + K) tiles per group keep M's traffic
+     * below theirs (ResNet l3, C = K = 256: 256 tiles instead of the forward's 112), within the
+     * workspace cap. */
     const cnn_winograd_weights sizes = {.m = m, .alpha = m + 2, .K = s->K, .C = s->C, .Kp = s->K};
+    const size_t tile_bytes = (size_t)(m + 2) * (size_t)(m + 2) * (size_t)(s->C + s->K) * sizeof(float);
+    const size_t wanted = (size_t)(2 * s->K * s->C / (s->C + s->K) + 1) * tile_bytes;
     wino_plan p;
-    wino_make_plan(&sizes, s, &p);
+    wino_make_plan_within(&sizes, s, CNN_MAX(wanted, (size_t)WINO_GROUP_BUDGET), &p);
     const int a2 = p.a2;
     const int64_t C = s->C, K = s->K, Tg = p.group, chunks = Tg / WINO_LANES;
     const size_t vpos = (size_t)C * (size_t)Tg, upos = (size_t)K * (size_t)Tg, mpos = (size_t)K * (size_t)C;
@@ -1168,6 +1206,22 @@ cnn_status cnn_winograd_conv2d(int m, const cnn_conv_shape *s, const float *x, c
     st = cnn_winograd_forward(u, s, x, bias, residual, relu, y);
     cnn_winograd_weights_destroy(u);
     return st;
+}
+
+/* The data gradient as a forward convolution (see winograd.h): U of the rotated, channel-swapped
+ * kernel is read straight from the forward's weights into workspace slot 1 (the forward takes 4
+ * to 6): no flipped copy, and no fresh allocation (page faults) per call. */
+cnn_status cnn_winograd_backward_data(int m, const cnn_conv_shape *fs, const float *dy, const float *w,
+                                      float *dx) {
+    cnn_status st = wino_check(m, fs);
+    if (st != CNN_OK) return st;
+    if (!dy || !w || !dx) return CNN_ERR_INVALID_ARGUMENT;
+    cnn_winograd_weights u;
+    wino_set_sizes(&u, m, fs);
+    u.u = (float *)cnn_workspace(1, u.bytes);
+    if (!u.u) return CNN_ERR_OUT_OF_MEMORY;
+    wino_fill_weights(&u, w, 1);
+    return cnn_winograd_forward(&u, fs, dy, NULL, NULL, 0, dx);
 }
 
 cnn_status cnn_winograd_matrices(int m, double *at, double *g, double *bt) {

@@ -23,6 +23,12 @@ cnn_status cnn_winograd_forward(const cnn_winograd_weights *u, const cnn_conv_sh
                                 const float *x, const float *bias, const float *residual, int relu,
                                 float *y);
 
+/* dx = the data gradient of a 3x3, stride-1 convolution with weights w (C', K', 3, 3), computed as
+ * the forward convolution fs (K = C', C = K') of dy with the rotated, channel-swapped kernel, whose
+ * transform is taken straight from w. Takes workspace slots 1 and 4 to 6 of the calling thread. */
+cnn_status cnn_winograd_backward_data(int m, const cnn_conv_shape *fs, const float *dy, const float *w,
+                                      float *dx);
+
 /* dw (K, C, 3, 3) += the weight gradient of the convolution s (3x3, stride 1, dilation 1, one
  * group) for input x and output gradient dy, through F(m x m, 3x3)'s transforms (see winograd.c).
  * Takes workspace slots 2 to 5 of the calling thread and calls cnn_sgemm. */
