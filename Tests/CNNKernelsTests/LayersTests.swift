@@ -916,6 +916,29 @@ private func avgBackwardRef(_ c: PoolCase, _ dy: [Double], P: Int, Q: Int) -> [D
         }
     }
 
+    /// Elementwise relative error of softmax probabilities (here x - max is at most 8, so its own
+    /// rounding costs at most 4 epsilons): a few epsilons on every ISA, which a polynomial exp off
+    /// by ten epsilons would fail.
+    @Test func softmaxVariantsAreAccurateElementwise() throws {
+        var rng = LayersRNG(seed: 29)
+        for classes in Self.tails + [1000] {
+            let rows = 3
+            let x = rng.floats(rows * classes, -4, 4)
+            let ref = softmaxRef(rows: rows, classes: classes, dbl(x), log: false)
+            let labels = (0..<rows).map { _ in Int32(rng.int(classes)) }
+            try forEachISA { isa in
+                var y = [Float](repeating: .nan, count: x.count), probs = y
+                var loss: Float = 0
+                #expect(cnn_softmax_forward(Int64(rows), Int64(classes), x, &y) == CNN_OK)
+                #expect(cnn_cross_entropy_forward(Int64(rows), Int64(classes), x, labels, 0, 0, &loss, &probs) == CNN_OK)
+                for (name, out) in [("softmax", y), ("cross-entropy probs", probs)] {
+                    let worst = (0..<x.count).map { abs(Double(out[$0]) - ref[$0]) / ref[$0] }.max()!
+                    #expect(worst <= 8 * eps32, "\(isa) \(name) classes \(classes): relative error \(worst / eps32) epsilons")
+                }
+            }
+        }
+    }
+
     @Test func crossEntropyVariantsMatchReferenceOnVectorTails() throws {
         var rng = LayersRNG(seed: 23)
         for classes in Self.tails + [1000] {
