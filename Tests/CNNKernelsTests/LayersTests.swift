@@ -821,3 +821,303 @@ private func crossEntropyRef(rows: Int, classes: Int, _ x: [Double], _ labels: [
         #expect(cnn_sum(0, nil) == 0)
     }
 }
+
+// MARK: - ISA variants with vector tails
+
+/// Backward of average pooling in double: each output's gradient divided by its window's divisor,
+/// added to every input cell of the window (the adjoint of ``PoolCase/avgRef(_:P:Q:)``).
+private func avgBackwardRef(_ c: PoolCase, _ dy: [Double], P: Int, Q: Int) -> [Double] {
+    var dx = [Double](repeating: 0, count: c.N * c.C * c.H * c.W)
+    for plane in 0..<(c.N * c.C) {
+        for oh in 0..<P {
+            for ow in 0..<Q {
+                let h0 = oh * c.sh - c.ph, w0 = ow * c.sw - c.pw
+                let h1p = min(h0 + c.kh, c.H + c.ph), w1p = min(w0 + c.kw, c.W + c.pw)
+                let hs = max(h0, 0), he = min(h1p, c.H), ws = max(w0, 0), we = min(w1p, c.W)
+                guard hs < he && ws < we else { continue }
+                let div = c.includePad ? (h1p - h0) * (w1p - w0) : (he - hs) * (we - ws)
+                let v = dy[plane * P * Q + oh * Q + ow] / Double(div)
+                for h in hs..<he { for w in ws..<we { dx[plane * c.H * c.W + h * c.W + w] += v } }
+            }
+        }
+    }
+    return dx
+}
+
+/// The per-ISA variants of the layer kernels (LRN, softmax family, cross-entropy, MSE, average and
+/// global pooling, batch-norm backward) on lengths that are not multiples of the 16- and 8-lane
+/// vectors (1, 7, 17, 33 and larger), against the float64 references and finite differences, and
+/// bit-identical for 1 and 2 threads on every ISA.
+///
+/// Tolerances (relative to max(1, |reference|)): the AVX variants compute exp with a polynomial
+/// within 0.7 * 2^-23 of exp, so softmax outputs stay within 16 Float epsilons and losses within 64,
+/// as for the generic libm path; pooling and LRN reorder no float sum beyond what 16 epsilons cover.
+@Suite(.serialized) struct LayerISAVariantTests {
+    static let tails = [1, 7, 17, 33]
+
+    @Test func lrnVariantsMatchReferenceOnVectorTails() throws {
+        var rng = LayersRNG(seed: 21)
+        for HW in Self.tails + [169] {
+            for (C, size, a, b) in [(7, 5, Float(1e-4), Float(0.75)), (5, 3, Float(0.5), Float(0.6)), (6, 5, Float(2), Float(0.75))] {
+                let N = 2, k = Float(2)
+                let x = rng.floats(N * C * HW, -2, 2), dy = rng.floats(N * C * HW)
+                let f = { (v: [Double]) in lrnRef(N: N, C: C, HW: HW, size: size, alpha: Double(a), beta: Double(b), k: Double(k), v) }
+                let ref = f(dbl(x))
+                let g = HW <= 33 ? numericGradient(dbl(x)) { dot(f($0), dbl(dy)) } : nil
+                try forEachISA { isa in
+                    var y = [Float](repeating: .nan, count: x.count), sc = y
+                    #expect(cnn_lrn_forward(Int64(N), Int64(C), Int64(HW), Int64(size), a, b, k, x, &y, &sc) == CNN_OK)
+                    expectClose(y, ref, tol: 16 * eps32, "\(isa) lrn HW \(HW) C \(C) beta \(b)")
+                    guard let g else { return }
+                    for saved in [true, false] {
+                        var dx = [Float](repeating: .nan, count: x.count)
+                        let st = sc.withUnsafeBufferPointer { scp in
+                            cnn_lrn_backward(Int64(N), Int64(C), Int64(HW), Int64(size), a, b, k, x, y,
+                                             saved ? scp.baseAddress : nil, dy, &dx)
+                        }
+                        #expect(st == CNN_OK)
+                        expectClose(dx, g, tol: 1e-5, "\(isa) lrn backward HW \(HW) C \(C) saved scale \(saved)")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func softmaxFamilyVariantsMatchReferenceOnVectorTails() throws {
+        var rng = LayersRNG(seed: 22)
+        for classes in Self.tails + [1000] {
+            let rows = 3
+            // A wide range puts some exps below expf's normal range (x - max < -87).
+            let x = rng.floats(rows * classes, -60, 60), dy = rng.floats(rows * classes)
+            for log in [false, true] {
+                let ref = softmaxRef(rows: rows, classes: classes, dbl(x), log: log)
+                let g = classes <= 33 ? numericGradient(dbl(x), h: 1e-6) { dot(softmaxRef(rows: rows, classes: classes, $0, log: log), dbl(dy)) } : nil
+                try forEachISA { isa in
+                    var y = [Float](repeating: .nan, count: x.count)
+                    #expect((log ? cnn_log_softmax_forward(Int64(rows), Int64(classes), x, &y)
+                                 : cnn_softmax_forward(Int64(rows), Int64(classes), x, &y)) == CNN_OK)
+                    expectClose(y, ref, tol: 64 * eps32, "\(isa) log \(log) classes \(classes)")
+                    var dx = [Float](repeating: .nan, count: x.count)
+                    #expect((log ? cnn_log_softmax_backward(Int64(rows), Int64(classes), y, dy, &dx)
+                                 : cnn_softmax_backward(Int64(rows), Int64(classes), y, dy, &dx)) == CNN_OK)
+                    if let g {
+                        expectClose(dx, g, tol: 1e-5, "\(isa) log \(log) backward classes \(classes)")
+                    } else { // the analytic backward in double from the kernel's own output
+                        var want = [Double](repeating: 0, count: x.count)
+                        for r in 0..<rows {
+                            let range = (r * classes)..<((r + 1) * classes)
+                            let s = range.reduce(0.0) { $0 + Double(dy[$1]) * (log ? 1 : Double(y[$1])) }
+                            for j in range { want[j] = log ? Double(dy[j]) - exp(Double(y[j])) * s : Double(y[j]) * (Double(dy[j]) - s) }
+                        }
+                        expectClose(dx, want, tol: 16 * eps32, "\(isa) log \(log) backward classes \(classes)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Elementwise relative error of softmax probabilities (here x - max is at most 8, so its own
+    /// rounding costs at most 4 epsilons): a few epsilons on every ISA, which a polynomial exp off
+    /// by ten epsilons would fail.
+    @Test func softmaxVariantsAreAccurateElementwise() throws {
+        var rng = LayersRNG(seed: 29)
+        for classes in Self.tails + [1000] {
+            let rows = 3
+            let x = rng.floats(rows * classes, -4, 4)
+            let ref = softmaxRef(rows: rows, classes: classes, dbl(x), log: false)
+            let labels = (0..<rows).map { _ in Int32(rng.int(classes)) }
+            try forEachISA { isa in
+                var y = [Float](repeating: .nan, count: x.count), probs = y
+                var loss: Float = 0
+                #expect(cnn_softmax_forward(Int64(rows), Int64(classes), x, &y) == CNN_OK)
+                #expect(cnn_cross_entropy_forward(Int64(rows), Int64(classes), x, labels, 0, 0, &loss, &probs) == CNN_OK)
+                for (name, out) in [("softmax", y), ("cross-entropy probs", probs)] {
+                    let worst = (0..<x.count).map { abs(Double(out[$0]) - ref[$0]) / ref[$0] }.max()!
+                    #expect(worst <= 8 * eps32, "\(isa) \(name) classes \(classes): relative error \(worst / eps32) epsilons")
+                }
+            }
+        }
+    }
+
+    @Test func crossEntropyVariantsMatchReferenceOnVectorTails() throws {
+        var rng = LayersRNG(seed: 23)
+        for classes in Self.tails + [1000] {
+            let rows = 4
+            let x = rng.floats(rows * classes, -8, 8)
+            let labels = (0..<rows).map { _ in Int32(rng.int(classes)) }
+            let probsRef = softmaxRef(rows: rows, classes: classes, dbl(x), log: false)
+            for smoothing in [Float(0), 0.1] {
+                for sum in [false, true] {
+                    let ref = crossEntropyRef(rows: rows, classes: classes, dbl(x), labels, smoothing: Double(smoothing), sum: sum)
+                    // The gradient in closed form: scale * (softmax - target).
+                    let scale = 2.0 / (sum ? 1 : Double(rows))
+                    var g = [Double](repeating: 0, count: x.count)
+                    for r in 0..<rows {
+                        for j in 0..<classes {
+                            let t = (j == Int(labels[r]) ? 1 - Double(smoothing) : 0) + Double(smoothing) / Double(classes)
+                            g[r * classes + j] = scale * (probsRef[r * classes + j] - t)
+                        }
+                    }
+                    try forEachISA { isa in
+                        var loss: Float = .nan
+                        var probs = [Float](repeating: .nan, count: x.count)
+                        #expect(cnn_cross_entropy_forward(Int64(rows), Int64(classes), x, labels, smoothing, sum ? 1 : 0, &loss, &probs) == CNN_OK)
+                        expectClose([loss], [ref], tol: 64 * eps32, "\(isa) loss classes \(classes) smoothing \(smoothing) sum \(sum)")
+                        expectClose(probs, probsRef, tol: 16 * eps32, "\(isa) probs classes \(classes)")
+                        var lossOnly: Float = .nan
+                        #expect(cnn_cross_entropy_forward(Int64(rows), Int64(classes), x, labels, smoothing, sum ? 1 : 0, &lossOnly, nil) == CNN_OK)
+                        #expect(lossOnly == loss, "\(isa) loss without probabilities")
+                        var dx = [Float](repeating: .nan, count: x.count)
+                        #expect(cnn_cross_entropy_backward(Int64(rows), Int64(classes), probs, labels, smoothing, sum ? 1 : 0, 2, &dx) == CNN_OK)
+                        expectClose(dx, g, tol: 16 * eps32, "\(isa) backward classes \(classes)")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func mseVariantsMatchReferenceOnVectorTails() throws {
+        var rng = LayersRNG(seed: 24)
+        for n in Self.tails + [50_001] {
+            let x = rng.floats(n), t = rng.floats(n)
+            var ss = 0.0
+            for i in 0..<n { ss += (Double(x[i]) - Double(t[i])) * (Double(x[i]) - Double(t[i])) }
+            try forEachISA { isa in
+                for sum in [false, true] {
+                    var loss: Float = .nan
+                    #expect(cnn_mse_forward(Int64(n), x, t, sum ? 1 : 0, &loss) == CNN_OK)
+                    expectClose([loss], [sum ? ss : ss / Double(n)], tol: 4 * eps32, "\(isa) mse \(n) sum \(sum)")
+                    var dx = [Float](repeating: .nan, count: n)
+                    #expect(cnn_mse_backward(Int64(n), x, t, sum ? 1 : 0, 3, &dx) == CNN_OK)
+                    let div = sum ? 1 : Double(n)
+                    expectClose(dx, (0..<n).map { 6 * (Double(x[$0]) - Double(t[$0])) / div }, tol: 4 * eps32, "\(isa) mse backward \(n)")
+                }
+            }
+        }
+    }
+
+    /// Stride 1 (GoogLeNet's 3x3/1 pad 1 inception pool), stride 2 and an asymmetric window, on
+    /// widths 1, 7, 17, 33, both divisor conventions and ceil mode; backward against the adjoint
+    /// in double and, on the small planes, finite differences.
+    @Test func avgPoolVariantsMatchReferenceOnVectorTails() throws {
+        var rng = LayersRNG(seed: 25)
+        for W in Self.tails {
+            for (kh, kw, sh, sw, ph, pw) in [(3, 3, 1, 1, 1, 1), (2, 2, 2, 2, 0, 0), (3, 3, 2, 2, 1, 1), (2, 5, 1, 1, 1, 2)] {
+                for includePad in [true, false] {
+                    for ceil in [false, true] {
+                        let c = PoolCase(N: 1, C: 2, H: 1 + W % 9 + kh, W: W, kh: kh, kw: kw, sh: sh, sw: sw, ph: ph, pw: pw,
+                                         ceil: ceil, includePad: includePad)
+                        guard let (P, Q) = c.outputSize() else { continue }
+                        let x = rng.floats(c.N * c.C * c.H * c.W)
+                        let yRef = c.avgRef(dbl(x), P: P, Q: Q)
+                        let dy = rng.floats(yRef.count)
+                        let dxRef = avgBackwardRef(c, dbl(dy), P: P, Q: Q)
+                        let g = W <= 7 ? numericGradient(dbl(x)) { dot(c.avgRef($0, P: P, Q: Q), dbl(dy)) } : nil
+                        try forEachISA { isa in
+                            var s = c.shape
+                            var y = [Float](repeating: .nan, count: yRef.count)
+                            #expect(cnn_avgpool2d_forward(&s, x, &y) == CNN_OK)
+                            expectClose(y, yRef, tol: 16 * eps32, "\(isa) \(c)")
+                            var dx = [Float](repeating: .nan, count: x.count)
+                            #expect(cnn_avgpool2d_backward(&s, dy, &dx) == CNN_OK)
+                            expectClose(dx, dxRef, tol: 16 * eps32, "\(isa) \(c) backward")
+                            if let g { expectClose(dx, g, tol: 1e-6, "\(isa) \(c) finite differences") }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Global average pooling (adaptive to 1x1: GoogLeNet's 7x7 head) on planes of 1, 7, 17, 33, 49
+    /// and 3025 cells.
+    @Test func globalAvgPoolVariantsMatchReferenceOnVectorTails() throws {
+        var rng = LayersRNG(seed: 26)
+        for (H, W) in [(1, 1), (1, 7), (17, 1), (3, 11), (7, 7), (55, 55)] {
+            let (N, C) = (2, 3)
+            let x = rng.floats(N * C * H * W), dy = rng.floats(N * C)
+            let yRef = adaptiveRef(N: N, C: C, H: H, W: W, oH: 1, oW: 1, dbl(x))
+            let dxRef = (0..<x.count).map { Double(dy[$0 / (H * W)]) / Double(H * W) }
+            try forEachISA { isa in
+                var y = [Float](repeating: .nan, count: N * C)
+                #expect(cnn_adaptive_avgpool2d_forward(Int64(N), Int64(C), Int64(H), Int64(W), 1, 1, x, &y) == CNN_OK)
+                expectClose(y, yRef, tol: 16 * eps32, "\(isa) global \(H)x\(W)")
+                var dx = [Float](repeating: .nan, count: x.count)
+                #expect(cnn_adaptive_avgpool2d_backward(Int64(N), Int64(C), Int64(H), Int64(W), 1, 1, dy, &dx) == CNN_OK)
+                expectClose(dx, dxRef, tol: 2 * eps32, "\(isa) global backward \(H)x\(W)")
+            }
+        }
+    }
+
+    @Test func batchNormBackwardVariantsMatchFiniteDifferencesOnVectorTails() throws {
+        var rng = LayersRNG(seed: 27)
+        for HW in Self.tails {
+            let (N, C) = (2, 3)
+            let x = rng.floats(N * C * HW), dy = rng.floats(N * C * HW)
+            let gamma = rng.floats(C, 0.5, 1.5), beta = rng.floats(C)
+            let loss = { (x: [Double], g: [Double], b: [Double]) -> Double in
+                dot(bnTrainRef(N: N, C: C, HW: HW, x, g, b, eps: 1e-5).y, dbl(dy))
+            }
+            let gx = numericGradient(dbl(x)) { loss($0, dbl(gamma), dbl(beta)) }
+            let gg = numericGradient(dbl(gamma)) { loss(dbl(x), $0, dbl(beta)) }
+            let gb = numericGradient(dbl(beta)) { loss(dbl(x), dbl(gamma), $0) }
+            try forEachISA { isa in
+                var y = [Float](repeating: 0, count: x.count)
+                var sm = [Float](repeating: 0, count: C), si = sm
+                #expect(cnn_batchnorm2d_forward_train(Int64(N), Int64(C), Int64(HW), x, gamma, beta, 1e-5, 0.1,
+                                                      nil, nil, &sm, &si, &y) == CNN_OK)
+                var dx = [Float](repeating: .nan, count: x.count)
+                var dg = [Float](repeating: 1, count: C), db = [Float](repeating: 1, count: C)
+                #expect(cnn_batchnorm2d_backward(Int64(N), Int64(C), Int64(HW), x, dy, gamma, sm, si, &dx, &dg, &db) == CNN_OK)
+                // HW = 1 with N = 2: two values per channel, the gradient is small and ill-conditioned.
+                expectClose(dx, gx, tol: 1e-4, "\(isa) dx HW \(HW)")
+                expectClose(dg, gg.map { $0 + 1 }, tol: 1e-5, "\(isa) dgamma HW \(HW)")
+                expectClose(db, gb.map { $0 + 1 }, tol: 1e-5, "\(isa) dbeta HW \(HW)")
+            }
+        }
+    }
+
+    /// Every kernel of this suite gives the same bits with 1 and 2 threads on every ISA (reductions
+    /// are per row, plane or fixed-size chunk and combined in a fixed order).
+    @Test func variantsDoNotDependOnTheThreadCount() throws {
+        var rng = LayersRNG(seed: 28)
+        let (N, C, H, W) = (2, 6, 9, 17)
+        let n = N * C * H * W
+        let x = rng.floats(n), dy = rng.floats(n), t = rng.floats(70_001), u = rng.floats(70_001)
+        let labels = (0..<(N * C * H)).map { _ in Int32(rng.int(W)) }
+        let gamma = rng.floats(C, 0.5, 1.5), beta = rng.floats(C)
+        func runAll() -> [[Float]] {
+            var out = [[Float]]()
+            var y = [Float](repeating: 0, count: n), y2 = y, sc = y
+            _ = cnn_lrn_forward(Int64(N), Int64(C), Int64(H * W), 5, 1e-4, 0.75, 2, x, &y, &sc)
+            _ = cnn_lrn_backward(Int64(N), Int64(C), Int64(H * W), 5, 1e-4, 0.75, 2, x, y, nil, dy, &y2)
+            out += [y, y2]
+            let rows = Int64(N * C * H), cls = Int64(W)
+            _ = cnn_softmax_forward(rows, cls, x, &y); _ = cnn_softmax_backward(rows, cls, y, dy, &y2); out += [y, y2]
+            _ = cnn_log_softmax_forward(rows, cls, x, &y); _ = cnn_log_softmax_backward(rows, cls, y, dy, &y2); out += [y, y2]
+            var loss: Float = 0
+            _ = cnn_cross_entropy_forward(rows, cls, x, labels, 0.1, 0, &loss, &y)
+            _ = cnn_cross_entropy_backward(rows, cls, y, labels, 0.1, 0, 1, &y2)
+            out += [[loss], y, y2]
+            _ = cnn_mse_forward(Int64(t.count), t, u, 0, &loss)
+            out.append([loss])
+            var s = PoolCase(N: N, C: C, H: H, W: W, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1, includePad: false).shape
+            _ = cnn_avgpool2d_forward(&s, x, &y); _ = cnn_avgpool2d_backward(&s, dy, &y2); out += [y, y2]
+            var gp = [Float](repeating: 0, count: N * C)
+            _ = cnn_adaptive_avgpool2d_forward(Int64(N), Int64(C), Int64(H), Int64(W), 1, 1, x, &gp); out.append(gp)
+            var sm = [Float](repeating: 0, count: C), si = sm, dg = sm, db = sm
+            _ = cnn_batchnorm2d_forward_train(Int64(N), Int64(C), Int64(H * W), x, gamma, beta, 1e-5, 0.1, nil, nil, &sm, &si, &y)
+            _ = cnn_batchnorm2d_backward(Int64(N), Int64(C), Int64(H * W), x, dy, gamma, sm, si, &y2, &dg, &db)
+            out += [y, y2, dg, db]
+            return out
+        }
+        defer { cnn_set_num_threads(0) }
+        try forEachISA { isa in
+            cnn_set_num_threads(1)
+            let one = runAll()
+            cnn_set_num_threads(2)
+            let two = runAll()
+            #expect(one == two, "\(isa): 1 and 2 threads differ")
+        }
+    }
+}

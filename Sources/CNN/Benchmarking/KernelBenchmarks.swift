@@ -260,6 +260,46 @@ public final class LayerBenchmark {
             // Forward: statistics pass over x, normalisation pass (read x, write y).
             // Backward: sums pass (x, dy), gradient pass (read x, dy, write dx).
             bytesMoved = f * Double(8 * n)
+        case .batchNormBackward:
+            let N = Int64(c.shape[0]), C = c.shape[1], HW = Int64(c.shape[2] * c.shape[3])
+            let x = buffers.floats(n), dy = buffers.floats(n), dx = buffers.floats(n)
+            let g = buffers.floats(C), sm = buffers.floats(C), si = buffers.floats(C)
+            let dg = buffers.floats(C), db = buffers.floats(C)
+            for i in 0..<C { si[i] = 1 }
+            body = { cnn_batchnorm2d_backward(N, Int64(C), HW, x, dy, g, sm, si, dx, dg, db) }
+            // Sums pass (x, dy), gradient pass (read x, dy, write dx).
+            bytesMoved = f * Double(5 * n)
+        case .avgPool, .avgPoolTraining:
+            var s = cnn_pool_shape(N: Int64(c.shape[0]), C: Int64(c.shape[1]), H: Int64(c.shape[2]),
+                                   W: Int64(c.shape[3]), kernel_h: Int64(c.kernel), kernel_w: Int64(c.kernel),
+                                   stride_h: Int64(c.stride), stride_w: Int64(c.stride), pad_h: Int64(c.padding),
+                                   pad_w: Int64(c.padding), ceil_mode: 0, count_include_pad: 0)
+            var P: Int64 = 0, Q: Int64 = 0
+            try checkBenchmark(cnn_pool_output_size(&s, &P, &Q), "layer case \(c.name) output size")
+            let out = c.shape[0] * c.shape[1] * Int(P * Q)
+            let x = buffers.floats(n), y = buffers.floats(out)
+            if c.kind == .avgPool {
+                body = { cnn_avgpool2d_forward(&s, x, y) }
+                bytesMoved = f * Double(n + out)
+            } else {
+                let dx = buffers.floats(n)
+                body = {
+                    let st = cnn_avgpool2d_forward(&s, x, y)
+                    guard st == CNN_OK else { return st }
+                    return cnn_avgpool2d_backward(&s, y, dx)
+                }
+                bytesMoved = f * Double(2 * (n + out))
+            }
+        case .globalAvgPool:
+            let N = Int64(c.shape[0]), C = Int64(c.shape[1]), H = Int64(c.shape[2]), W = Int64(c.shape[3])
+            let out = c.shape[0] * c.shape[1]
+            let x = buffers.floats(n), y = buffers.floats(out), dx = buffers.floats(n)
+            body = {
+                let st = cnn_adaptive_avgpool2d_forward(N, C, H, W, 1, 1, x, y)
+                guard st == CNN_OK else { return st }
+                return cnn_adaptive_avgpool2d_backward(N, C, H, W, 1, 1, y, dx)
+            }
+            bytesMoved = f * Double(2 * (n + out))
         case .relu:
             let x = buffers.floats(n), y = buffers.floats(n)
             body = { cnn_relu_forward(Int64(n), x, y) }
@@ -270,6 +310,18 @@ public final class LayerBenchmark {
             let x = buffers.floats(n), y = buffers.floats(n), sc = buffers.floats(n)
             body = { cnn_lrn_forward(N, C, HW, size, 1e-4, 0.75, 2, x, y, sc) }
             bytesMoved = f * Double(3 * n)
+        case .lrnTraining:
+            let N = Int64(c.shape[0]), C = Int64(c.shape[1]), HW = Int64(c.shape[2] * c.shape[3])
+            let size = Int64(c.kernel)
+            let x = buffers.floats(n), y = buffers.floats(n), sc = buffers.floats(n)
+            let dy = buffers.floats(n), dx = buffers.floats(n)
+            body = {
+                let st = cnn_lrn_forward(N, C, HW, size, 1e-4, 0.75, 2, x, y, sc)
+                guard st == CNN_OK else { return st }
+                return cnn_lrn_backward(N, C, HW, size, 1e-4, 0.75, 2, x, y, sc, dy, dx)
+            }
+            // Forward: read x, write y and the scale; backward: read x, y, scale, dy, write dx.
+            bytesMoved = f * Double(8 * n)
         case .softmaxCrossEntropy:
             let rows = c.shape[0], classes = c.shape[1]
             let x = buffers.floats(n), probs = buffers.floats(n), dx = buffers.floats(n)

@@ -6,8 +6,10 @@
  * combined per channel in a fixed order, so results do not depend on the thread count.
  * Both passes (statistics, normalisation) are parallel over the N*C planes.
  *
- * The per-plane microkernels (moments, affine normalisation) have AVX-512 and AVX2 variants; the
- * plain loops are the generic variant and the reference. */
+ * Every per-plane microkernel (moments, affine normalisation, backward sums, backward dx) has
+ * AVX-512 and AVX2 variants, chosen from one table (bn_table); the plain loops are the generic
+ * variant and the reference. Only the per-channel combinations (C values) and cnn_batchnorm_fold
+ * (a one-off weight rewrite) stay scalar. */
 #include "../tensor/layers_internal.h"
 
 #include <math.h>
@@ -139,30 +141,69 @@ CNN_TARGET_AVX2 static void cnn_f32_bn_affine__avx2(int64_t n, const float *x, f
 }
 #endif
 
-typedef void (*bn_moments_fn)(int64_t, const float *, float, double *, double *);
-typedef void (*bn_affine_fn)(int64_t, const float *, float, float, float, float *);
-
-static bn_moments_fn bn_moments_for_isa(void) {
-#if CNN_X86
-    switch (cnn_isa_active()) {
-    case CNN_ISA_AVX512: return cnn_f32_bn_moments__avx512;
-    case CNN_ISA_AVX2: return cnn_f32_bn_moments__avx2;
-    default: break;
+/* Sums of dy and dy * (x - mean) over one plane, in double over eight lanes (element i into lane
+ * i % 8, then the tail, then the lanes in order). One body for every variant: the generic variant
+ * compiles it for the baseline ISA, the AVX2 / AVX-512 stamps in ymm / zmm registers with FMA, so
+ * the sums agree across ISAs to the rounding of the fused multiply-add. */
+CNN_LAYERS_INLINE void cnn_f32_bn_backward_sums_body(int64_t n, const float *CNN_RESTRICT x,
+                                                     const float *CNN_RESTRICT dy, float mean,
+                                                     double *sdy, double *sdyx) {
+    double a1[8] = {0}, a2[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        for (int j = 0; j < 8; j++) {
+            const double g = (double)dy[i + j];
+            a1[j] += g;
+            a2[j] += g * ((double)x[i + j] - (double)mean);
+        }
     }
-#endif
-    return cnn_f32_bn_moments__generic;
+    double t1 = 0, t2 = 0;
+    for (; i < n; i++) {
+        t1 += (double)dy[i];
+        t2 += (double)dy[i] * ((double)x[i] - (double)mean);
+    }
+    for (int j = 0; j < 8; j++) { t1 += a1[j]; t2 += a2[j]; }
+    *sdy = t1;
+    *sdyx = t2;
 }
 
-static bn_affine_fn bn_affine_for_isa(void) {
-#if CNN_X86
-    switch (cnn_isa_active()) {
-    case CNN_ISA_AVX512: return cnn_f32_bn_affine__avx512;
-    case CNN_ISA_AVX2: return cnn_f32_bn_affine__avx2;
-    default: break;
-    }
-#endif
-    return cnn_f32_bn_affine__generic;
+/* dx = k1 * dy + k2 * (x - mean) + k3 over one plane (the backward formula below). */
+CNN_LAYERS_INLINE void cnn_f32_bn_backward_dx_body(int64_t n, const float *CNN_RESTRICT x,
+                                                   const float *CNN_RESTRICT dy, float mean, float k1,
+                                                   float k2, float k3, float *CNN_RESTRICT dx) {
+    for (int64_t j = 0; j < n; j++) dx[j] = k1 * dy[j] + k2 * (x[j] - mean) + k3;
 }
+
+#define BN_SUMS_PARAMS (int64_t n, const float *x, const float *dy, float mean, double *sdy, double *sdyx)
+#define BN_SUMS_ARGS (n, x, dy, mean, sdy, sdyx)
+#define BN_DX_PARAMS \
+    (int64_t n, const float *x, const float *dy, float mean, float k1, float k2, float k3, float *dx)
+#define BN_DX_ARGS (n, x, dy, mean, k1, k2, k3, dx)
+static void cnn_f32_bn_backward_sums__generic BN_SUMS_PARAMS { cnn_f32_bn_backward_sums_body BN_SUMS_ARGS; }
+static void cnn_f32_bn_backward_dx__generic BN_DX_PARAMS { cnn_f32_bn_backward_dx_body BN_DX_ARGS; }
+CNN_LAYERS_STAMP_X86(cnn_f32_bn_backward_sums, BN_SUMS_PARAMS, BN_SUMS_ARGS)
+CNN_LAYERS_STAMP_X86(cnn_f32_bn_backward_dx, BN_DX_PARAMS, BN_DX_ARGS)
+
+/* The family's table, indexed by cnn_layers_isa_index(): every per-plane microkernel. */
+typedef struct bn_kernels {
+    void (*moments)(int64_t, const float *, float, double *, double *);
+    void (*affine)(int64_t, const float *, float, float, float, float *);
+    void (*backward_sums) BN_SUMS_PARAMS;
+    void (*backward_dx) BN_DX_PARAMS;
+} bn_kernels;
+
+#define BN_KERNELS(ISA)                                                                             \
+    {cnn_f32_bn_moments__##ISA, cnn_f32_bn_affine__##ISA, cnn_f32_bn_backward_sums__##ISA,          \
+     cnn_f32_bn_backward_dx__##ISA}
+static const bn_kernels bn_table[] = {
+    BN_KERNELS(generic),
+#if CNN_X86
+    BN_KERNELS(avx2),
+    BN_KERNELS(avx512),
+#endif
+};
+
+static const bn_kernels *bn_select(void) { return &bn_table[cnn_layers_isa_index()]; }
 
 /* ---------------------------------------------------------------- operators */
 
@@ -182,14 +223,13 @@ cnn_status cnn_batchnorm2d_forward_train(int64_t N, int64_t C, int64_t HW, const
 
     double *part = cnn_aligned_alloc((size_t)planes * 2 * sizeof(double));
     if (!part) return CNN_ERR_OUT_OF_MEMORY;
-    const bn_moments_fn moments = bn_moments_for_isa();
-    const bn_affine_fn affine = bn_affine_for_isa();
+    const bn_kernels *kern = bn_select();
     const int nt = cnn_threads_for(planes);
 
     CNN_OMP_PARALLEL_FOR(nt)
     for (int64_t i = 0; i < planes; i++) {
         const int64_t c = i % C;
-        moments(HW, x + i * HW, x[c * HW], &part[2 * i], &part[2 * i + 1]);
+        kern->moments(HW, x + i * HW, x[c * HW], &part[2 * i], &part[2 * i + 1]);
     }
     for (int64_t c = 0; c < C; c++) {
         double s1 = 0, s2 = 0;
@@ -214,7 +254,7 @@ cnn_status cnn_batchnorm2d_forward_train(int64_t N, int64_t C, int64_t HW, const
     for (int64_t i = 0; i < planes; i++) {
         const int64_t c = i % C;
         const float g = gamma ? gamma[c] : 1.0f, b = beta ? beta[c] : 0.0f;
-        affine(HW, x + i * HW, save_mean[c], g * save_invstd[c], b, y + i * HW);
+        kern->affine(HW, x + i * HW, save_mean[c], g * save_invstd[c], b, y + i * HW);
     }
     return CNN_OK;
 }
@@ -228,38 +268,16 @@ cnn_status cnn_batchnorm2d_forward_inference(int64_t N, int64_t C, int64_t HW, c
     const int64_t planes = N * C;
     if (planes == 0 || HW == 0) return CNN_OK;
     if (!x || !y || !running_mean || !running_var) return CNN_ERR_INVALID_ARGUMENT;
-    const bn_affine_fn affine = bn_affine_for_isa();
+    const bn_kernels *kern = bn_select();
     const int nt = cnn_threads_for(planes);
     CNN_OMP_PARALLEL_FOR(nt)
     for (int64_t i = 0; i < planes; i++) {
         const int64_t c = i % C;
         const float g = gamma ? gamma[c] : 1.0f, b = beta ? beta[c] : 0.0f;
         const float scale = (float)((double)g / sqrt((double)running_var[c] + (double)eps));
-        affine(HW, x + i * HW, running_mean[c], scale, b, y + i * HW);
+        kern->affine(HW, x + i * HW, running_mean[c], scale, b, y + i * HW);
     }
     return CNN_OK;
-}
-
-/* Sums of dy and dy * (x - mean) over one plane, in double (eight vectorisable lanes). */
-static void bn_backward_sums(int64_t n, const float *CNN_RESTRICT x, const float *CNN_RESTRICT dy,
-                             float mean, double *sdy, double *sdyx) {
-    double a1[8] = {0}, a2[8] = {0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        for (int j = 0; j < 8; j++) {
-            const double g = (double)dy[i + j];
-            a1[j] += g;
-            a2[j] += g * ((double)x[i + j] - (double)mean);
-        }
-    }
-    double t1 = 0, t2 = 0;
-    for (; i < n; i++) {
-        t1 += (double)dy[i];
-        t2 += (double)dy[i] * ((double)x[i] - (double)mean);
-    }
-    for (int j = 0; j < 8; j++) { t1 += a1[j]; t2 += a2[j]; }
-    *sdy = t1;
-    *sdyx = t2;
 }
 
 /* With xhat = (x - mean) * invstd and M = N*HW:
@@ -284,11 +302,12 @@ cnn_status cnn_batchnorm2d_backward(int64_t N, int64_t C, int64_t HW, const floa
         cnn_aligned_free(coef);
         return CNN_ERR_OUT_OF_MEMORY;
     }
+    const bn_kernels *kern = bn_select();
     const int nt = cnn_threads_for(planes);
     CNN_OMP_PARALLEL_FOR(nt)
     for (int64_t i = 0; i < planes; i++) {
         const int64_t c = i % C;
-        bn_backward_sums(HW, x + i * HW, dy + i * HW, save_mean[c], &part[2 * i], &part[2 * i + 1]);
+        kern->backward_sums(HW, x + i * HW, dy + i * HW, save_mean[c], &part[2 * i], &part[2 * i + 1]);
     }
     for (int64_t c = 0; c < C; c++) {
         double sdy = 0, sdyx = 0;
@@ -309,10 +328,8 @@ cnn_status cnn_batchnorm2d_backward(int64_t N, int64_t C, int64_t HW, const floa
     CNN_OMP_PARALLEL_FOR(nt)
     for (int64_t i = 0; i < planes; i++) {
         const int64_t c = i % C;
-        const float k1 = coef[3 * c], k2 = coef[3 * c + 1], k3 = coef[3 * c + 2], m = save_mean[c];
-        const float *xp = x + i * HW, *g = dy + i * HW;
-        float *d = dx + i * HW;
-        for (int64_t j = 0; j < HW; j++) d[j] = k1 * g[j] + k2 * (xp[j] - m) + k3;
+        kern->backward_dx(HW, x + i * HW, dy + i * HW, save_mean[c], coef[3 * c], coef[3 * c + 1],
+                          coef[3 * c + 2], dx + i * HW);
     }
     cnn_aligned_free(coef);
     return CNN_OK;
@@ -334,12 +351,12 @@ cnn_status cnn_batchnorm2d_moments(int64_t N, int64_t C, int64_t HW, const float
     if (!x) return CNN_ERR_INVALID_ARGUMENT;
     double *part = cnn_aligned_alloc((size_t)planes * 2 * sizeof(double));
     if (!part) return CNN_ERR_OUT_OF_MEMORY;
-    const bn_moments_fn moments = bn_moments_for_isa();
+    const bn_kernels *kern = bn_select();
     const int nt = cnn_threads_for(planes);
     CNN_OMP_PARALLEL_FOR(nt)
     for (int64_t i = 0; i < planes; i++) {
         const int64_t c = i % C;
-        moments(HW, x + i * HW, x[c * HW], &part[2 * i], &part[2 * i + 1]);
+        kern->moments(HW, x + i * HW, x[c * HW], &part[2 * i], &part[2 * i + 1]);
     }
     for (int64_t c = 0; c < C; c++) {
         double s1 = 0, s2 = 0;
@@ -364,13 +381,13 @@ cnn_status cnn_batchnorm2d_normalize(int64_t N, int64_t C, int64_t HW, const flo
     const int64_t planes = N * C;
     if (planes == 0 || HW == 0) return CNN_OK;
     if (!x || !y || !mean || !invstd) return CNN_ERR_INVALID_ARGUMENT;
-    const bn_affine_fn affine = bn_affine_for_isa();
+    const bn_kernels *kern = bn_select();
     const int nt = cnn_threads_for(planes);
     CNN_OMP_PARALLEL_FOR(nt)
     for (int64_t i = 0; i < planes; i++) {
         const int64_t c = i % C;
         const float g = gamma ? gamma[c] : 1.0f, b = beta ? beta[c] : 0.0f;
-        affine(HW, x + i * HW, mean[c], g * invstd[c], b, y + i * HW);
+        kern->affine(HW, x + i * HW, mean[c], g * invstd[c], b, y + i * HW);
     }
     return CNN_OK;
 }
@@ -390,11 +407,12 @@ cnn_status cnn_batchnorm2d_backward_reduce(int64_t N, int64_t C, int64_t HW, con
     if (!x || !dy || !mean) return CNN_ERR_INVALID_ARGUMENT;
     double *part = cnn_aligned_alloc((size_t)planes * 2 * sizeof(double));
     if (!part) return CNN_ERR_OUT_OF_MEMORY;
+    const bn_kernels *kern = bn_select();
     const int nt = cnn_threads_for(planes);
     CNN_OMP_PARALLEL_FOR(nt)
     for (int64_t i = 0; i < planes; i++) {
         const int64_t c = i % C;
-        bn_backward_sums(HW, x + i * HW, dy + i * HW, mean[c], &part[2 * i], &part[2 * i + 1]);
+        kern->backward_sums(HW, x + i * HW, dy + i * HW, mean[c], &part[2 * i], &part[2 * i + 1]);
     }
     for (int64_t c = 0; c < C; c++) {
         double sdy = 0, sdyx = 0;
@@ -430,14 +448,13 @@ cnn_status cnn_batchnorm2d_backward_elemt(int64_t N, int64_t C, int64_t HW, cons
         coef[3 * c + 1] = (float)(-g * is * is * is * sum_dy_xmu[c] / count);
         coef[3 * c + 2] = (float)(-k1 * sum_dy[c] / count);
     }
+    const bn_kernels *kern = bn_select();
     const int nt = cnn_threads_for(planes);
     CNN_OMP_PARALLEL_FOR(nt)
     for (int64_t i = 0; i < planes; i++) {
         const int64_t c = i % C;
-        const float k1 = coef[3 * c], k2 = coef[3 * c + 1], k3 = coef[3 * c + 2], m = mean[c];
-        const float *xp = x + i * HW, *g = dy + i * HW;
-        float *d = dx + i * HW;
-        for (int64_t j = 0; j < HW; j++) d[j] = k1 * g[j] + k2 * (xp[j] - m) + k3;
+        kern->backward_dx(HW, x + i * HW, dy + i * HW, mean[c], coef[3 * c], coef[3 * c + 1],
+                          coef[3 * c + 2], dx + i * HW);
     }
     cnn_aligned_free(coef);
     return CNN_OK;

@@ -5,7 +5,12 @@
  *
  * Max pooling with a column stride of 2 and kernel width 2 or 3 (AlexNet/VGG/ResNet/GoogLeNet's
  * pools) has AVX-512 and AVX2 variants (pool/maxpool_s2.c); the plain loops here are the generic
- * variant and the reference for every other shape. */
+ * variant and the reference for every other shape.
+ *
+ * Average pooling (both count_include_pad settings, any shape) and global average pooling (adaptive
+ * pooling to 1x1) have AVX2 and AVX-512 variants stamped from one source (avgpool_table); the
+ * per-window loops are the generic variant and the reference. Adaptive pooling to other sizes
+ * (windows of varying size, small outputs) runs the reference on every ISA. */
 #include "../tensor/layers_internal.h"
 #include "pool_internal.h"
 
@@ -218,6 +223,172 @@ static avg_window avg_window_at(const cnn_pool_shape *s, int64_t oh, int64_t ow)
     return a;
 }
 
+/* Reference for one plane, output columns [q0, q1): each window summed row by row, times
+ * 1/divisor. x is (H, W), y is (P, Q). */
+CNN_LAYERS_INLINE void avgpool_plane_cols(const cnn_pool_shape *s, int64_t P, int64_t Q, int64_t q0,
+                                          int64_t q1, const float *CNN_RESTRICT xp,
+                                          float *CNN_RESTRICT yp) {
+    const int64_t W = s->W;
+    for (int64_t oh = 0; oh < P; oh++) {
+        for (int64_t ow = q0; ow < q1; ow++) {
+            const avg_window a = avg_window_at(s, oh, ow);
+            float sum = 0.0f;
+            for (int64_t h = a.hs; h < a.he; h++)
+                for (int64_t w = a.ws; w < a.we; w++) sum += xp[h * W + w];
+            yp[oh * Q + ow] = sum * a.inv_div;
+        }
+    }
+}
+
+/* Reference backward for one plane, output columns [q0, q1): adds dy / divisor into every cell of
+ * each window (dx zeroed by the caller). dy is (P, Q), dx is (H, W). */
+CNN_LAYERS_INLINE void avgpool_backward_plane_cols(const cnn_pool_shape *s, int64_t P, int64_t Q,
+                                                   int64_t q0, int64_t q1, const float *CNN_RESTRICT g,
+                                                   float *CNN_RESTRICT d) {
+    const int64_t W = s->W;
+    for (int64_t oh = 0; oh < P; oh++) {
+        for (int64_t ow = q0; ow < q1; ow++) {
+            const avg_window a = avg_window_at(s, oh, ow);
+            const float v = g[oh * Q + ow] * a.inv_div;
+            for (int64_t h = a.hs; h < a.he; h++)
+                for (int64_t w = a.ws; w < a.we; w++) d[h * W + w] += v;
+        }
+    }
+}
+
+/* Rows [hs, he) of output row oh's windows inside the input, and the divisor's reciprocal of an
+ * interior column (whose window spans kernel_w input columns, padded or not). */
+CNN_LAYERS_INLINE float avg_interior_rows(const cnn_pool_shape *s, int64_t oh, int64_t *hs_out,
+                                          int64_t *he_out) {
+    const int64_t hs0 = oh * s->stride_h - s->pad_h;
+    const int64_t hep = CNN_MIN(hs0 + s->kernel_h, s->H + s->pad_h);
+    const int64_t hs = CNN_MAX(hs0, 0), he = CNN_MIN(hep, s->H);
+    *hs_out = hs;
+    *he_out = he;
+    const int64_t div = (s->count_include_pad ? hep - hs0 : he - hs) * s->kernel_w;
+    return hs >= he || div <= 0 ? 0.0f : 1.0f / (float)div;
+}
+
+/* The vector variants' plane: border columns by the reference; interior columns a whole output
+ * row at a time, one window cell per pass, so the inner loop runs over ow and vectorises (a
+ * strided load for column stride 2). Each window's cells are added in the reference's order
+ * (row-major from 0.0f) and scaled by the same reciprocal, so the forward matches it exactly. */
+CNN_LAYERS_INLINE void cnn_f32_avgpool_plane_body(const cnn_pool_shape *s, int64_t P, int64_t Q,
+                                                  const float *CNN_RESTRICT x, float *CNN_RESTRICT y) {
+    int64_t lo, hi;
+    cnn_pool_interior_cols(s, Q, &lo, &hi);
+    if (lo > 0) avgpool_plane_cols(s, P, Q, 0, lo, x, y);
+    if (hi < Q) avgpool_plane_cols(s, P, Q, hi, Q, x, y);
+    const int64_t W = s->W, sw = s->stride_w, pw = s->pad_w;
+    for (int64_t oh = 0; oh < P; oh++) {
+        int64_t hs, he;
+        const float inv = avg_interior_rows(s, oh, &hs, &he);
+        float *CNN_RESTRICT acc = y + oh * Q;
+        for (int64_t ow = lo; ow < hi; ow++) acc[ow] = 0.0f;
+        for (int64_t h = hs; h < he; h++)
+            for (int64_t kw = 0; kw < s->kernel_w; kw++) {
+                const float *CNN_RESTRICT r = x + h * W + kw - pw;
+                if (sw == 1)
+                    for (int64_t ow = lo; ow < hi; ow++) acc[ow] += r[ow];
+                else
+                    for (int64_t ow = lo; ow < hi; ow++) acc[ow] += r[ow * sw];
+            }
+        for (int64_t ow = lo; ow < hi; ow++) acc[ow] *= inv;
+    }
+}
+
+/* Backward of the same split: zero, border columns by the reference, then interior windows a row
+ * of outputs at a time. A cell covered by several windows receives their terms in another order
+ * than the reference's, so dx agrees with it to rounding (a few float ulps), not bit for bit. */
+CNN_LAYERS_INLINE void cnn_f32_avgpool_backward_plane_body(const cnn_pool_shape *s, int64_t P, int64_t Q,
+                                                           const float *CNN_RESTRICT g,
+                                                           float *CNN_RESTRICT d) {
+    const int64_t W = s->W, sw = s->stride_w, pw = s->pad_w;
+    for (int64_t j = 0; j < s->H * W; j++) d[j] = 0.0f;
+    int64_t lo, hi;
+    cnn_pool_interior_cols(s, Q, &lo, &hi);
+    if (lo > 0) avgpool_backward_plane_cols(s, P, Q, 0, lo, g, d);
+    if (hi < Q) avgpool_backward_plane_cols(s, P, Q, hi, Q, g, d);
+    for (int64_t oh = 0; oh < P; oh++) {
+        int64_t hs, he;
+        const float inv = avg_interior_rows(s, oh, &hs, &he);
+        const float *CNN_RESTRICT gr = g + oh * Q;
+        for (int64_t h = hs; h < he; h++)
+            for (int64_t kw = 0; kw < s->kernel_w; kw++) {
+                float *CNN_RESTRICT r = d + h * W + kw - pw;
+                if (sw == 1)
+                    for (int64_t ow = lo; ow < hi; ow++) r[ow] += gr[ow] * inv;
+                else
+                    for (int64_t ow = lo; ow < hi; ow++) r[ow * sw] += gr[ow] * inv;
+            }
+    }
+}
+
+/* Global average pooling of one plane (adaptive pooling to 1x1): the mean of n floats, summed over
+ * CNN_LAYERS_LANES float lanes (element j into lane j % 16, lanes added in order, tail last). */
+CNN_LAYERS_INLINE void cnn_f32_global_avgpool_body(int64_t n, const float *CNN_RESTRICT x, float *y) {
+    float sl[CNN_LAYERS_LANES] = {0};
+    int64_t j = 0;
+    for (; j + CNN_LAYERS_LANES <= n; j += CNN_LAYERS_LANES)
+        for (int l = 0; l < CNN_LAYERS_LANES; l++) sl[l] += x[j + l];
+    float sum = 0.0f;
+    for (int l = 0; l < CNN_LAYERS_LANES; l++) sum += sl[l];
+    for (; j < n; j++) sum += x[j];
+    *y = sum / (float)n;
+}
+
+/* Its backward: every cell of the plane gets dy / n. */
+CNN_LAYERS_INLINE void cnn_f32_global_avgpool_backward_body(int64_t n, const float *g,
+                                                            float *CNN_RESTRICT d) {
+    const float v = *g / (float)n;
+    for (int64_t j = 0; j < n; j++) d[j] = v;
+}
+
+#define AVG_PLANE_PARAMS (const cnn_pool_shape *s, int64_t P, int64_t Q, const float *x, float *y)
+#define AVG_PLANE_ARGS (s, P, Q, x, y)
+#define AVG_GLOBAL_PARAMS (int64_t n, const float *x, float *y)
+#define AVG_GLOBAL_ARGS (n, x, y)
+
+/* Generic variants: the reference loops (the whole plane as border columns). */
+static void cnn_f32_avgpool_plane__generic AVG_PLANE_PARAMS { avgpool_plane_cols(s, P, Q, 0, Q, x, y); }
+static void cnn_f32_avgpool_backward_plane__generic AVG_PLANE_PARAMS {
+    memset(y, 0, (size_t)(s->H * s->W) * sizeof(float));
+    avgpool_backward_plane_cols(s, P, Q, 0, Q, x, y);
+}
+static void cnn_f32_global_avgpool__generic AVG_GLOBAL_PARAMS {
+    float sum = 0.0f;
+    for (int64_t j = 0; j < n; j++) sum += x[j];
+    *y = sum / (float)n;
+}
+static void cnn_f32_global_avgpool_backward__generic AVG_GLOBAL_PARAMS {
+    cnn_f32_global_avgpool_backward_body AVG_GLOBAL_ARGS;
+}
+CNN_LAYERS_STAMP_X86(cnn_f32_avgpool_plane, AVG_PLANE_PARAMS, AVG_PLANE_ARGS)
+CNN_LAYERS_STAMP_X86(cnn_f32_avgpool_backward_plane, AVG_PLANE_PARAMS, AVG_PLANE_ARGS)
+CNN_LAYERS_STAMP_X86(cnn_f32_global_avgpool, AVG_GLOBAL_PARAMS, AVG_GLOBAL_ARGS)
+CNN_LAYERS_STAMP_X86(cnn_f32_global_avgpool_backward, AVG_GLOBAL_PARAMS, AVG_GLOBAL_ARGS)
+
+/* The average-pooling family's table, indexed by cnn_layers_isa_index(). */
+typedef struct avgpool_kernels {
+    void (*forward) AVG_PLANE_PARAMS;
+    void (*backward) AVG_PLANE_PARAMS; /* (s, P, Q, dy, dx) */
+    void (*global_forward) AVG_GLOBAL_PARAMS;
+    void (*global_backward) AVG_GLOBAL_PARAMS; /* (HW, dy, dx) */
+} avgpool_kernels;
+
+#define AVGPOOL_KERNELS(ISA)                                                                        \
+    {cnn_f32_avgpool_plane__##ISA, cnn_f32_avgpool_backward_plane__##ISA,                           \
+     cnn_f32_global_avgpool__##ISA, cnn_f32_global_avgpool_backward__##ISA}
+static const avgpool_kernels avgpool_table[] = {
+    AVGPOOL_KERNELS(generic),
+#if CNN_X86
+    AVGPOOL_KERNELS(avx2),
+    AVGPOOL_KERNELS(avx512),
+#endif
+};
+
+static const avgpool_kernels *avgpool_select(void) { return &avgpool_table[cnn_layers_isa_index()]; }
+
 // x is (N, C, H, W), y is (N, C, P, Q)
 cnn_status cnn_avgpool2d_forward(const cnn_pool_shape *s, const float *x, float *y) {
     int64_t P, Q;
@@ -226,22 +397,11 @@ cnn_status cnn_avgpool2d_forward(const cnn_pool_shape *s, const float *x, float 
     const int64_t planes = s->N * s->C;
     if (planes == 0) return CNN_OK;
     if (!x || !y) return CNN_ERR_INVALID_ARGUMENT;
-    const int64_t H = s->H, W = s->W, HW = H * W, PQ = P * Q;
+    void (*const plane) AVG_PLANE_PARAMS = avgpool_select()->forward;
+    const int64_t HW = s->H * s->W, PQ = P * Q;
     const int nt = cnn_threads_for(planes);
     CNN_OMP_PARALLEL_FOR(nt)
-    for (int64_t i = 0; i < planes; i++) {
-        const float *xp = x + i * HW;
-        float *yp = y + i * PQ;
-        for (int64_t oh = 0; oh < P; oh++) {
-            for (int64_t ow = 0; ow < Q; ow++) {
-                const avg_window a = avg_window_at(s, oh, ow);
-                float sum = 0.0f;
-                for (int64_t h = a.hs; h < a.he; h++)
-                    for (int64_t w = a.ws; w < a.we; w++) sum += xp[h * W + w];
-                yp[oh * Q + ow] = sum * a.inv_div;
-            }
-        }
-    }
+    for (int64_t i = 0; i < planes; i++) plane(s, P, Q, x + i * HW, y + i * PQ);
     return CNN_OK;
 }
 
@@ -253,22 +413,11 @@ cnn_status cnn_avgpool2d_backward(const cnn_pool_shape *s, const float *dy, floa
     const int64_t planes = s->N * s->C;
     if (planes == 0) return CNN_OK;
     if (!dy || !dx) return CNN_ERR_INVALID_ARGUMENT;
-    const int64_t H = s->H, W = s->W, HW = H * W, PQ = P * Q;
+    void (*const plane) AVG_PLANE_PARAMS = avgpool_select()->backward;
+    const int64_t HW = s->H * s->W, PQ = P * Q;
     const int nt = cnn_threads_for(planes);
     CNN_OMP_PARALLEL_FOR(nt)
-    for (int64_t i = 0; i < planes; i++) {
-        float *d = dx + i * HW;
-        const float *g = dy + i * PQ;
-        memset(d, 0, (size_t)HW * sizeof(float));
-        for (int64_t oh = 0; oh < P; oh++) {
-            for (int64_t ow = 0; ow < Q; ow++) {
-                const avg_window a = avg_window_at(s, oh, ow);
-                const float v = g[oh * Q + ow] * a.inv_div;
-                for (int64_t h = a.hs; h < a.he; h++)
-                    for (int64_t w = a.ws; w < a.we; w++) d[h * W + w] += v;
-            }
-        }
-    }
+    for (int64_t i = 0; i < planes; i++) plane(s, P, Q, dy + i * PQ, dx + i * HW);
     return CNN_OK;
 }
 
@@ -291,6 +440,12 @@ cnn_status cnn_adaptive_avgpool2d_forward(int64_t N, int64_t C, int64_t H, int64
     if (!x || !y) return CNN_ERR_INVALID_ARGUMENT;
     const int64_t planes = N * C, HW = H * W, PQ = outH * outW;
     const int nt = cnn_threads_for(planes);
+    if (PQ == 1) { /* global pooling (GoogLeNet's and ResNet's heads) */
+        void (*const plane) AVG_GLOBAL_PARAMS = avgpool_select()->global_forward;
+        CNN_OMP_PARALLEL_FOR(nt)
+        for (int64_t i = 0; i < planes; i++) plane(HW, x + i * HW, y + i);
+        return CNN_OK;
+    }
     CNN_OMP_PARALLEL_FOR(nt)
     for (int64_t i = 0; i < planes; i++) {
         const float *xp = x + i * HW;
@@ -318,6 +473,12 @@ cnn_status cnn_adaptive_avgpool2d_backward(int64_t N, int64_t C, int64_t H, int6
     if (!dy || !dx) return CNN_ERR_INVALID_ARGUMENT;
     const int64_t planes = N * C, HW = H * W, PQ = outH * outW;
     const int nt = cnn_threads_for(planes);
+    if (PQ == 1) {
+        void (*const plane) AVG_GLOBAL_PARAMS = avgpool_select()->global_backward;
+        CNN_OMP_PARALLEL_FOR(nt)
+        for (int64_t i = 0; i < planes; i++) plane(HW, dy + i, dx + i * HW);
+        return CNN_OK;
+    }
     CNN_OMP_PARALLEL_FOR(nt)
     for (int64_t i = 0; i < planes; i++) {
         float *d = dx + i * HW;
