@@ -96,6 +96,8 @@ import Testing
         (2, 3, 7, 101, 4, 1, 2),  // tile rows longer than 16 lanes, clipped right edge
         (1, 4, 20, 70, 5, 2, 1),
         (2, 3, 13, 1, 4, 1, 1),   // one column narrower than a tile: consecutive tiles are m apart in y
+        (1, 5, 18, 18, 6, 1, 1),  // 81 / 25 / 9 tiles: the AVX-512 GEMM's narrow tail kernel, 1 and 9 wide
+        (1, 3, 14, 8, 4, 1, 1),   // 28 F(2x2) tiles: a 12-wide tail
     ]
 
     @Test func matchesReferenceOnEveryISA() throws {

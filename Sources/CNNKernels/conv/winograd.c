@@ -148,6 +148,8 @@ static const float wino_a6[8][6] = {
  * AVX-512: 8 x 32 = 16 zmm accumulators, 2 loads of V and 8 broadcasts of U per 16 FMAs. */
 #define WINO_MR 8
 #define WINO_NR 32
+/* The AVX-512 GEMM takes the last 1..WINO_NARROW tiles of a group with a narrow kernel. */
+#define WINO_NARROW 12
 /* Bytes of transformed input plus transformed output per tile group. 8 MiB keeps a group mostly in
  * the L3 share of the reference machine (2 cores of a Zen 5 EPYC) while giving a 512x512 layer's U
  * (alpha^2 * 1 MiB) enough tiles to be reused over; the floor of WINO_MIN_GROUP tiles is what bounds
@@ -191,7 +193,9 @@ static cnn_status wino_check(int m, const cnn_conv_shape *s) {
 
 typedef void (*wino_input_fn)(const float *d, float *v, size_t vstride);
 typedef void (*wino_output_fn)(const float *mm, size_t mstride, float *o);
-typedef void (*wino_gemm_fn)(size_t kc, int nr, const float *a, const float *b, float *c,
+/* c (MR rows, ldc apart) = a (U panel, [kc][MR]) * b (V panel, [kc][nr]); only the first `valid`
+ * columns of c need be written (the rest are padding tiles past the batch, never scattered). */
+typedef void (*wino_gemm_fn)(size_t kc, int nr, int valid, const float *a, const float *b, float *c,
                              size_t ldc);
 /* Where the 3x3 taps of one weight panel are: filter kk of the panel, channel c, tap e at
  * w[kk * filter_stride + c * channel_stride + e], or tap 8 - e when flipped (the data gradient's
@@ -355,24 +359,28 @@ size_t cnn_winograd_workspace_bytes(const cnn_winograd_weights *u, const cnn_con
 }
 
 /* ---- Cost model for AUTO's choice of m --------------------------------------------------------
- * One forward call costs, per transform position and per GEMM lane (tiles rounded up to 16 per
- * group: padded lanes cost as much as real ones),
- *   2 K C flops of GEMM at WINO_EST_FLOPS_PER_NS, and
- *   (C + K) transformed entries (gather + input transform, output transform + scatter) at
- *   WINO_EST_ENTRY_NS[m] each (F(6x6)'s transforms have more non-trivial coefficients per entry),
+ * One forward call costs, per transform position,
+ *   2 K C flops of GEMM per tile at WINO_EST_FLOPS_PER_NS. The GEMM runs 16 tiles at a time; a
+ *   group's last 1-12 tiles take the narrow kernel, at the same cost per tile but never less than
+ *   WINO_EST_MIN_TAIL tiles' worth (its loop overhead); 13-15 cost 16;
+ *   (C + K) transformed entries per tile (gather + input transform, output transform + scatter) at
+ *   wino_est_entry_ns[m] each, the transforms running 16 tiles at a time, padding included
+ *   (F(6x6)'s transforms have more non-trivial coefficients per entry);
  * plus U (alpha^2 Kp C floats) streamed once per tile group at WINO_EST_U_BYTES_PER_NS: with few
  * tiles (batch 1 on 14x14 planes) that stream, not the arithmetic, sets the time. Fitted to
- * `cnn bench conv`, 2 threads, on 2 cores of an AMD EPYC (Zen 5, AVX-512) after the row-wise
- * gather and scatter (fifth session). Fitted against measured, ms (F(4x4) / F(6x6) / F(2x2)):
- *   vgg16.conv1_2 (64, 224^2)  model 8.96 / 8.59          measured 8.9-9.2 / 8.6
- *   vgg16.conv2_2 (128, 112^2) model 6.79 / 6.27          measured 6.7-6.9 / 6.1-6.5
- *   vgg16.conv3_2 (256, 56^2)  model 6.18 / 6.37          measured 6.6-7.5 / 7.0
- *   vgg16.conv4_2 (512, 28^2)  model 7.22 / 7.05          measured 7.1-7.3 / 6.8-6.9
- *   vgg16.conv5_2 (512, 14^2)  model 2.16 / 3.94 / 3.10   measured 2.3 / 4.1 / 3.0
- * Only the ratios between the tiles matter for the choice. */
+ * `cnn bench conv` and a C harness on the kernels, 2 threads, on 2 cores of an AMD EPYC (Zen 5,
+ * AVX-512), fifth session; model / measured ms, F(4x4) and F(6x6):
+ *   vgg16.conv1_2 (64, 224^2)   8.96 / 8.9-9.2     8.74 / 8.6
+ *   vgg16.conv2_2 (128, 112^2)  6.79 / 6.7-6.9     6.37 / 6.1-6.5
+ *   vgg16.conv3_2 (256, 56^2)   5.89 / 5.33-5.38   5.94 / 5.5-5.7
+ *   vgg16.conv4_2 (512, 28^2)   6.08 / 6.14-6.24   5.87 / 5.86-6.0
+ *   vgg16.conv5_2 (512, 14^2)   2.16 / 2.3         3.94 / 4.1      (F(2x2): 3.10 / 3.0)
+ * (the last three after the narrow tail kernel). Only the ratios between the tiles matter for the
+ * choice; where two tiles are within a few percent the model can pick either. */
 #define WINO_EST_FLOPS_PER_NS 200.0
 #define WINO_EST_U_BYTES_PER_NS 80.0
-static const double wino_est_entry_ns[3] = {0.20, 0.30, 0.40};
+#define WINO_EST_MIN_TAIL 4
+static const double wino_est_entry_ns[3] = {0.20, 0.30, 0.42};
 
 static void wino_make_plan(const cnn_winograd_weights *u, const cnn_conv_shape *s, wino_plan *p);
 
@@ -382,12 +390,19 @@ double cnn_winograd_estimate_ns(int m, const cnn_conv_shape *s) {
                                         .Kp = (s->K + WINO_MR - 1) / WINO_MR * WINO_MR};
     wino_plan p;
     wino_make_plan(&sizes, s, &p);
-    const double groups = (double)((p.tiles + p.group - 1) / p.group);
-    const double lanes = groups * (double)p.group, a2 = (double)p.a2;
+    const int64_t groups = (p.tiles + p.group - 1) / p.group;
+    double gemm_tiles = 0;
+    for (int64_t g = 0; g < groups; g++) {
+        const int64_t valid = CNN_MIN(p.group, p.tiles - g * p.group), tail = valid % WINO_LANES;
+        gemm_tiles += (double)(valid - tail);
+        if (tail > 0) gemm_tiles += tail > WINO_NARROW ? WINO_LANES : CNN_MAX(tail, (int64_t)WINO_EST_MIN_TAIL);
+    }
+    const double lanes = (double)groups * (double)p.group, a2 = (double)p.a2;
     const double C = (double)s->C, K = (double)s->K;
-    const double per_lane = 2.0 * K * C / WINO_EST_FLOPS_PER_NS + (C + K) * wino_est_entry_ns[m / 2 - 1];
+    const double gemm = gemm_tiles * 2.0 * K * C / WINO_EST_FLOPS_PER_NS;
+    const double transforms = lanes * (C + K) * wino_est_entry_ns[m / 2 - 1];
     const double u_bytes = a2 * (double)sizes.Kp * C * sizeof(float);
-    return a2 * lanes * per_lane + groups * u_bytes / WINO_EST_U_BYTES_PER_NS;
+    return a2 * (gemm + transforms) + (double)groups * u_bytes / WINO_EST_U_BYTES_PER_NS;
 }
 
 /* ---- Transforms on 16 tiles at once -----------------------------------------------------------
@@ -608,10 +623,11 @@ WINO_WEIGHT_TRANSFORMS(avx512, CNN_TARGET_AVX512)
 /* ---- GEMM microkernels: c[MR][NR] (row stride ldc) = sum_k a[k][MR] * b[k][NR] (stride ldb) ---- */
 
 // a is a packed U panel [kc][MR], b is a V panel [kc][nr] (nr = 32, or 16 at a group's end),
-// c is M rows [MR][ldc]
-static void cnn_f32_winograd_gemm_8x32__generic(size_t kc, int nr, const float *CNN_RESTRICT a,
+// c is M rows [MR][ldc]. The portable and AVX2 kernels compute all nr columns.
+static void cnn_f32_winograd_gemm_8x32__generic(size_t kc, int nr, int valid, const float *CNN_RESTRICT a,
                                                 const float *CNN_RESTRICT b,
                                                 float *CNN_RESTRICT c, size_t ldc) {
+    CNN_UNUSED(valid);
     const size_t ldb = (size_t)nr;
     /* 4 x 8 blocks: 8 SSE accumulators, so the portable build keeps them in registers. */
     for (int i0 = 0; i0 < WINO_MR; i0 += 4)
@@ -630,9 +646,10 @@ static void cnn_f32_winograd_gemm_8x32__generic(size_t kc, int nr, const float *
 
 #if CNN_X86
 CNN_TARGET_AVX2
-static void cnn_f32_winograd_gemm_8x32__avx2(size_t kc, int nr, const float *CNN_RESTRICT a,
+static void cnn_f32_winograd_gemm_8x32__avx2(size_t kc, int nr, int valid, const float *CNN_RESTRICT a,
                                              const float *CNN_RESTRICT b,
                                              float *CNN_RESTRICT c, size_t ldc) {
+    CNN_UNUSED(valid);
     const size_t ldb = (size_t)nr;
     /* 4 rows x 16 tiles per pass: 8 ymm accumulators + 2 loads + 1 broadcast of 16 registers. */
     for (int i0 = 0; i0 < WINO_MR; i0 += 4)
@@ -670,24 +687,73 @@ static void cnn_f32_winograd_gemm_8x32__avx2(size_t kc, int nr, const float *CNN
 }
 
 CNN_TARGET_AVX512
-static void cnn_f32_winograd_gemm_8x16__avx512(size_t kc, const float *CNN_RESTRICT a,
+static void cnn_f32_winograd_gemm_8x16__avx512(size_t kc, size_t ldb, const float *CNN_RESTRICT a,
                                                const float *CNN_RESTRICT b,
                                                float *CNN_RESTRICT c, size_t ldc) {
     __m512 acc[WINO_MR];
     for (int i = 0; i < WINO_MR; i++) acc[i] = _mm512_setzero_ps();
-    for (size_t k = 0; k < kc; k++, a += WINO_MR, b += 16) {
+    for (size_t k = 0; k < kc; k++, a += WINO_MR, b += ldb) {
         const __m512 b0 = _mm512_loadu_ps(b);
         for (int i = 0; i < WINO_MR; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i]), b0, acc[i]);
     }
     for (int i = 0; i < WINO_MR; i++) _mm512_storeu_ps(c + (size_t)i * ldc, acc[i]);
 }
 
+/* Up to 12 valid columns (a small layer's last tiles: 49 F(4x4) tiles are 3 x 16 + 1, 25 F(6x6)
+ * tiles 16 + 9): vectors along the panel's 8 rows instead of along the tiles, one ymm FMA per column
+ * per k with the V entry broadcast from memory, where the 16-tile kernel spends 8 zmm FMAs per k
+ * whatever the count. On the reference machine two ymm FMAs issue per cycle and one zmm FMA, so
+ * n columns cost n / 2 cycles per k against 8. */
 CNN_TARGET_AVX512
-static void cnn_f32_winograd_gemm_8x32__avx512(size_t kc, int nr, const float *CNN_RESTRICT a,
+WINO_INLINE void wino_gemm_8xn_body(size_t kc, const int n, size_t ldb, const float *CNN_RESTRICT a,
+                                    const float *CNN_RESTRICT b, float *CNN_RESTRICT c, size_t ldc) {
+    __m256 acc[WINO_NARROW];
+    for (int j = 0; j < n; j++) acc[j] = _mm256_setzero_ps();
+    for (size_t k = 0; k < kc; k++, a += WINO_MR, b += ldb) {
+        const __m256 ak = _mm256_loadu_ps(a);
+        for (int j = 0; j < n; j++) acc[j] = _mm256_fmadd_ps(ak, _mm256_broadcast_ss(b + j), acc[j]);
+    }
+    float t[WINO_MR * WINO_NARROW] __attribute__((aligned(32)));
+    for (int j = 0; j < n; j++) _mm256_store_ps(t + j * WINO_MR, acc[j]);
+    for (int i = 0; i < WINO_MR; i++)
+        for (int j = 0; j < n; j++) c[(size_t)i * ldc + (size_t)j] = t[j * WINO_MR + i];
+}
+
+/* One instance per column count, so the accumulators stay in registers. */
+CNN_TARGET_AVX512
+static void cnn_f32_winograd_gemm_8xn__avx512(size_t kc, int n, size_t ldb, const float *CNN_RESTRICT a,
+                                              const float *CNN_RESTRICT b, float *CNN_RESTRICT c,
+                                              size_t ldc) {
+    switch (n) {
+#define WINO_8XN_CASE(N) \
+    case N: wino_gemm_8xn_body(kc, N, ldb, a, b, c, ldc); break;
+        WINO_8XN_CASE(1) WINO_8XN_CASE(2) WINO_8XN_CASE(3) WINO_8XN_CASE(4) WINO_8XN_CASE(5)
+        WINO_8XN_CASE(6) WINO_8XN_CASE(7) WINO_8XN_CASE(8) WINO_8XN_CASE(9) WINO_8XN_CASE(10)
+        WINO_8XN_CASE(11) WINO_8XN_CASE(12)
+#undef WINO_8XN_CASE
+    default: break;
+    }
+}
+
+/* Columns [0, width) of the tile block, `valid` of them needed: 16 at a time, a narrow tail. */
+CNN_TARGET_AVX512
+static void wino_gemm_cols_avx512(size_t kc, size_t ldb, int valid, const float *a, const float *b, float *c,
+                                  size_t ldc) {
+    for (int j0 = 0; j0 < valid; j0 += 16) {
+        const int n = valid - j0;
+        if (n <= WINO_NARROW)
+            cnn_f32_winograd_gemm_8xn__avx512(kc, n, ldb, a, b + j0, c + j0, ldc);
+        else
+            cnn_f32_winograd_gemm_8x16__avx512(kc, ldb, a, b + j0, c + j0, ldc);
+    }
+}
+
+CNN_TARGET_AVX512
+static void cnn_f32_winograd_gemm_8x32__avx512(size_t kc, int nr, int valid, const float *CNN_RESTRICT a,
                                                const float *CNN_RESTRICT b,
                                                float *CNN_RESTRICT c, size_t ldc) {
-    if (nr != WINO_NR) {
-        cnn_f32_winograd_gemm_8x16__avx512(kc, a, b, c, ldc);
+    if (nr != WINO_NR || valid < WINO_NR) {
+        wino_gemm_cols_avx512(kc, (size_t)nr, CNN_MIN(valid, nr), a, b, c, ldc);
         return;
     }
     const size_t ldb = WINO_NR;
@@ -1107,7 +1173,9 @@ cnn_status cnn_winograd_forward(const cnn_winograd_weights *u, const cnn_conv_sh
                 const int64_t r = it - pos * nblocks * kblocks;
                 const int64_t nb = r / kblocks, kb = r - nb * kblocks;
                 const int nr = (int)CNN_MIN((int64_t)WINO_NR, Tg - nb * WINO_NR);
-                kern.gemm((size_t)C, nr,
+                const int64_t valid = CNN_MIN((int64_t)nr, p.tiles - g0 - nb * WINO_NR);
+                if (valid <= 0) continue; /* only padding tiles past the batch */
+                kern.gemm((size_t)C, nr, (int)valid,
                           u->u + (size_t)pos * (size_t)Kp * (size_t)C + (size_t)kb * (size_t)C * WINO_MR,
                           vbuf + (size_t)pos * vpos + (size_t)(nb * WINO_NR * C),
                           mbuf + (size_t)pos * mpos + (size_t)kb * WINO_MR * (size_t)Tg + (size_t)nb * WINO_NR,
