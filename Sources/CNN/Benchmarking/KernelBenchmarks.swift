@@ -221,19 +221,29 @@ public final class LayerBenchmark {
         try checkBenchmark(body(), "layer case \(benchmarkCase.name)")
     }
 
+    /// The pooling shape of a layer case (square window, no ceil mode).
+    static func poolShape(_ c: LayerBenchCase, countIncludePad: Int32) -> cnn_pool_shape {
+        cnn_pool_shape(N: Int64(c.shape[0]), C: Int64(c.shape[1]), H: Int64(c.shape[2]),
+                       W: Int64(c.shape[3]), kernel_h: Int64(c.kernel), kernel_w: Int64(c.kernel),
+                       stride_h: Int64(c.stride), stride_w: Int64(c.stride), pad_h: Int64(c.padding),
+                       pad_w: Int64(c.padding), ceil_mode: 0, count_include_pad: countIncludePad)
+    }
+
+    /// The number of output values of a pooling case.
+    static func poolOutputCount(_ c: LayerBenchCase, _ s: inout cnn_pool_shape) throws -> Int {
+        var P: Int64 = 0, Q: Int64 = 0
+        try checkBenchmark(cnn_pool_output_size(&s, &P, &Q), "layer case \(c.name) output size")
+        return c.shape[0] * c.shape[1] * Int(P * Q)
+    }
+
     private func prepare() throws {
         let c = benchmarkCase
         let n = c.elementCount
         let f = Double(MemoryLayout<Float>.size)
         switch c.kind {
         case .maxPool, .maxPoolWithIndices:
-            var s = cnn_pool_shape(N: Int64(c.shape[0]), C: Int64(c.shape[1]), H: Int64(c.shape[2]),
-                                   W: Int64(c.shape[3]), kernel_h: Int64(c.kernel), kernel_w: Int64(c.kernel),
-                                   stride_h: Int64(c.stride), stride_w: Int64(c.stride), pad_h: Int64(c.padding),
-                                   pad_w: Int64(c.padding), ceil_mode: 0, count_include_pad: 1)
-            var P: Int64 = 0, Q: Int64 = 0
-            try checkBenchmark(cnn_pool_output_size(&s, &P, &Q), "layer case \(c.name) output size")
-            let out = c.shape[0] * c.shape[1] * Int(P * Q)
+            var s = Self.poolShape(c, countIncludePad: 1)
+            let out = try Self.poolOutputCount(c, &s)
             let x = buffers.floats(n), y = buffers.floats(out)
             let withIndices = c.kind == .maxPoolWithIndices
             let ix = withIndices ? buffers.ints(out) : nil
@@ -270,13 +280,8 @@ public final class LayerBenchmark {
             // Sums pass (x, dy), gradient pass (read x, dy, write dx).
             bytesMoved = f * Double(5 * n)
         case .avgPool, .avgPoolTraining:
-            var s = cnn_pool_shape(N: Int64(c.shape[0]), C: Int64(c.shape[1]), H: Int64(c.shape[2]),
-                                   W: Int64(c.shape[3]), kernel_h: Int64(c.kernel), kernel_w: Int64(c.kernel),
-                                   stride_h: Int64(c.stride), stride_w: Int64(c.stride), pad_h: Int64(c.padding),
-                                   pad_w: Int64(c.padding), ceil_mode: 0, count_include_pad: 0)
-            var P: Int64 = 0, Q: Int64 = 0
-            try checkBenchmark(cnn_pool_output_size(&s, &P, &Q), "layer case \(c.name) output size")
-            let out = c.shape[0] * c.shape[1] * Int(P * Q)
+            var s = Self.poolShape(c, countIncludePad: 0)
+            let out = try Self.poolOutputCount(c, &s)
             let x = buffers.floats(n), y = buffers.floats(out)
             if c.kind == .avgPool {
                 body = { cnn_avgpool2d_forward(&s, x, y) }
