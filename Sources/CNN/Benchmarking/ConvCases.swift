@@ -40,8 +40,8 @@ public struct ConvBenchmarkCase: Sendable, Hashable {
 }
 
 /// The convolution layers of the reference table (/work/shared/reference/ANCHORS.md): VGG-16,
-/// ResNet and AlexNet layers at batch 1, and two batched cases. One source for `cnn bench conv` and
-/// the Benchmarks package.
+/// ResNet and AlexNet layers at batch 1, batched 3x3 and 1x1 cases, and the training benchmarks' layers.
+/// One source for `cnn bench conv` and the Benchmarks package.
 public enum ConvBenchmarkCases {
     public static let all: [ConvBenchmarkCase] = [
         ConvBenchmarkCase("vgg16.conv1_2", batch: 1, inputChannels: 64, height: 224, width: 224, outputChannels: 64, kernelSize: 3, padding: 1),
@@ -58,6 +58,9 @@ public enum ConvBenchmarkCases {
         ConvBenchmarkCase("resnet50.1x1.1024-256", batch: 1, inputChannels: 1024, height: 14, width: 14, outputChannels: 256, kernelSize: 1),
         ConvBenchmarkCase("alexnet.conv1", batch: 1, inputChannels: 3, height: 227, width: 227, outputChannels: 96, kernelSize: 11, stride: 4),
         ConvBenchmarkCase("resnet.l3.3x3.batch32", batch: 32, inputChannels: 256, height: 14, width: 14, outputChannels: 256, kernelSize: 3, padding: 1),
+        // The 1x1 pairs at batch 32: the backward target (issue 5) names ResNet's 1x1 cases at batch 32.
+        ConvBenchmarkCase("resnet50.1x1.256-64.batch32", batch: 32, inputChannels: 256, height: 56, width: 56, outputChannels: 64, kernelSize: 1),
+        ConvBenchmarkCase("resnet50.1x1.1024-256.batch32", batch: 32, inputChannels: 1024, height: 14, width: 14, outputChannels: 256, kernelSize: 1),
         ConvBenchmarkCase("cifar.3x3.batch64", batch: 64, inputChannels: 64, height: 32, width: 32, outputChannels: 64, kernelSize: 3, padding: 1),
         // The training benchmarks' layers (`cnn bench train`): LeNet-5 on MNIST and ResNet-18 at
         // CIFAR size (32x32 through the 7x7/2 stem and max pool: 8x8 in layer1, 1x1 in layer4).
