@@ -76,6 +76,33 @@ static void im2col_rows_avx512(const conv_geom *g, const float *x_c, int64_t xs,
     const int64_t Q = g->Q, H = g->H, W = g->W, sh = g->sh, sw = g->sw, h0 = p0 * g->sh - g->ph + r * g->dh;
     const __m512 zero = _mm512_setzero_ps();
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    if (sh == 1 && sw == 1 && W == Q && Q < 16 && 16 % Q == 0) {
+        /* Small planes (ResNet's 8x8, 4x4, 2x2 at CIFAR size) with the input's row pitch equal to
+         * the output's: the band's rows * Q outputs read one contiguous run of the input, shifted
+         * by the tap, so whole vectors (16 / Q rows each) are copied under a mask that drops the
+         * columns outside [lo, hi) and the rows outside the image, instead of one Q-wide masked
+         * copy per row. */
+        unsigned colmask = 0;
+        for (int l = 0; l < 16; l++)
+            if (l % Q >= lo && l % Q < hi) colmask |= 1u << l;
+        const int64_t n = rows * Q;
+        for (int64_t j = 0; j < nimg; j++) {
+            float *d = dst + j * ds;
+            /* Element e reads the input at (h0 + e / Q) * W + off + e % Q, as bytes from the
+             * image (no pointer before it is formed). */
+            const char *src = (const char *)(x_c + j * xs) + (h0 * W + off) * (int64_t)sizeof(float);
+            for (int64_t e0 = 0; e0 < n; e0 += 16) {
+                unsigned rowmask = 0;
+                for (int64_t pi = e0 / Q; pi < (e0 + 16) / Q && pi < rows; pi++)
+                    if (h0 + pi >= 0 && h0 + pi < H) rowmask |= ((1u << Q) - 1u) << (pi * Q - e0);
+                const __mmask16 tail = lanes(0, n - e0);
+                const __m512 v = _mm512_maskz_loadu_ps((__mmask16)(colmask & rowmask) & tail,
+                                                       src + e0 * (int64_t)sizeof(float));
+                _mm512_mask_storeu_ps(d + e0, tail, v);
+            }
+        }
+        return;
+    }
     for (int64_t j = 0; j < nimg; j++) {
         float *d = dst + j * ds;
         const float *xj = x_c + j * xs;
