@@ -871,6 +871,26 @@ static void wino_gather_gradient(const wino_plan *p, const cnn_conv_shape *s, co
 }
 
 #if CNN_X86
+/* Splits the 16 tiles of a chunk into runs of horizontally adjacent tiles (same image, same tile
+ * row, m columns apart): lanes [rs[r], rs[r + 1]) for r < the returned count. Adjacent input patches
+ * and adjacent output tiles are the same thing: a tile followed by its right neighbour is never
+ * clipped on the right, and shares its rows. Invalid lanes (past the batch) come last and end the
+ * list. */
+static inline int wino_runs(const int m, const wino_tile *tab, int *rs) {
+    int nruns = 0, l = 0;
+    while (l < WINO_LANES && tab[l].valid) {
+        rs[nruns++] = l;
+        const wino_tile *e = &tab[l];
+        int n = 1;
+        while (l + n < WINO_LANES && tab[l + n].valid && tab[l + n].x_img == e->x_img &&
+               tab[l + n].iy == e->iy && tab[l + n].ix == e->ix + n * m)
+            n++;
+        l += n;
+    }
+    rs[nruns] = l;
+    return nruns;
+}
+
 /* The AVX-512 gather, row by row. The 16 tiles of a chunk fall into runs of horizontally adjacent
  * tiles (same image, same tile row, m columns apart). For each patch row i and run, the input row
  * segment the run reads is copied into a buffer at offset m * (first lane), zero outside the image,
@@ -887,18 +907,8 @@ WINO_INLINE void wino_gather_avx512_body(const int m, const int alpha, const int
     const int64_t H = grad ? p->P : s->H, W = grad ? p->Q : s->W;
     const int gs = m == 2 ? 16 : m == 4 ? 8 : 6; /* lanes per two-vector window */
     const int ng = (WINO_LANES + gs - 1) / gs;
-    /* Runs: lanes [rs[r], rs[r + 1]). Invalid lanes (past the batch) end the list: they are last. */
-    int rs[WINO_LANES + 1], nruns = 0, l = 0;
-    while (l < WINO_LANES && tab[l].valid) {
-        rs[nruns++] = l;
-        const wino_tile *e = &tab[l];
-        int n = 1;
-        while (l + n < WINO_LANES && tab[l + n].valid && tab[l + n].x_img == e->x_img &&
-               tab[l + n].iy == e->iy && tab[l + n].ix == e->ix + n * m)
-            n++;
-        l += n;
-    }
-    rs[nruns] = l;
+    int rs[WINO_LANES + 1];
+    const int nruns = wino_runs(m, tab, rs);
     __m512i idx[3];
     __mmask16 gmask[3];
     for (int g = 0; g < ng; g++) {
@@ -1018,18 +1028,8 @@ WINO_INLINE void wino_scatter_avx512_body(const int m, const wino_plan *p, const
                                           const wino_tile *tab, const float *bias,
                                           const float *residual, int relu, float *y) {
     const wino_interleave *il = &wino_il[m / 2 - 1];
-    /* Runs of valid lanes whose outputs are adjacent in one row of y. */
-    int rs[WINO_LANES + 1], nruns = 0, l = 0;
-    while (l < WINO_LANES && tab[l].valid) {
-        rs[nruns++] = l;
-        const wino_tile *e = &tab[l];
-        int n = 1;
-        while (l + n < WINO_LANES && tab[l + n].valid && tab[l + n].rows == e->rows &&
-               tab[l + n].y_off == e->y_off + n * m && tab[l + n - 1].cols == m)
-            n++;
-        l += n;
-    }
-    rs[nruns] = l;
+    int rs[WINO_LANES + 1];
+    const int nruns = wino_runs(m, tab, rs);
     const __m512 b = _mm512_set1_ps(bias ? bias[k] : 0.0f), zero = _mm512_setzero_ps();
     const size_t kplane = (size_t)k * (size_t)p->P * (size_t)p->Q;
     float buf[112] __attribute__((aligned(64)));
