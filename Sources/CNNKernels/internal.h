@@ -47,8 +47,18 @@ int omp_in_parallel(void);
 
 /* Thread count for a parallel region over `work` independent items of `grain` cost each:
  * never more threads than items. */
+/* Threads a kernel may fork: the configured count, or 1 when called from inside a running parallel
+ * region (a kernel that hands whole sub-problems to its threads, e.g. the Winograd weight
+ * gradient's one GEMM per transform position): no nested teams. */
+static inline int cnn_team_threads(void) {
+#if CNN_OMP
+    if (omp_in_parallel()) return 1;
+#endif
+    return cnn_num_threads();
+}
+
 static inline int cnn_threads_for(int64_t items) {
-    int t = cnn_num_threads();
+    int t = cnn_team_threads();
     if (items < t) t = (int)(items < 1 ? 1 : items);
     return t;
 }

@@ -422,7 +422,11 @@ extension ConvTests {
                      ConvCase("wino-bwd pad0", n: 3, c: 20, h: 40, w: 41, k: 16, r: 3, s: 3),
                      ConvCase("wino-bwd pad2", n: 2, c: 17, h: 46, w: 45, k: 18, r: 3, s: 3, pad: (2, 2)),
                      // 5x5 planes: AUTO's F(2x2) (F(4x4) tiles would be mostly outside the plane).
-                     ConvCase("wino-bwd F(2x2) 5x5", n: 170, c: 16, h: 5, w: 5, k: 16, r: 3, s: 3, pad: (1, 1))]
+                     ConvCase("wino-bwd F(2x2) 5x5", n: 170, c: 16, h: 5, w: 5, k: 16, r: 3, s: 3, pad: (1, 1)),
+                     // More tiles than one group of the weight gradient holds (8 MiB of transformed
+                     // tiles: about 1,800 F(4x4) or 1,000 F(6x6) tiles at C = K = 16): the second
+                     // group's products add into the first's.
+                     ConvCase("wino-bwd two groups", n: 24, c: 16, h: 48, w: 48, k: 16, r: 3, s: 3, pad: (1, 1))]
         for cs in cases {
             var shape = cs.shape
             let (p, q) = cs.outputSize

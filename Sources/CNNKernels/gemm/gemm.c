@@ -184,7 +184,7 @@ static void split_grid(size_t mp, size_t np, int threads, size_t *tm, size_t *tn
 
 static int gemm_threads(size_t M, size_t N, size_t K) {
     const double macs = (double)M * (double)N * (double)(K ? K : 1);
-    return macs < (double)GEMM_PARALLEL_MIN_MACS ? 1 : cnn_num_threads();
+    return macs < (double)GEMM_PARALLEL_MIN_MACS ? 1 : cnn_team_threads();
 }
 
 static cnn_status gemm_run(const gemm_problem *pr) {
@@ -271,7 +271,7 @@ static void scale_only(size_t M, size_t N, const cnn_gemm_tile *t) {
 static void gemv_run(const cnn_gemm_variant *v, int dot_form, size_t n, size_t K, const float *mat,
                      size_t ld, const float *x, const cnn_gemm_tile *t) {
     const double macs = (double)n * (double)K;
-    int threads = macs < 65536.0 ? 1 : cnn_num_threads();
+    int threads = macs < 65536.0 ? 1 : cnn_team_threads();
     const size_t chunks = ceil_div(n, 64);
     if ((size_t)threads > chunks) threads = (int)chunks;
     CNN_UNUSED(threads);
@@ -308,7 +308,7 @@ static cnn_status dot8_run(const cnn_gemm_variant *v, size_t rows, size_t n, siz
     for (size_t j = 0; j < 8; j++)
         for (size_t k = 0; k < K; k++) y[j * ys + k] = j < n ? ysrc[j * y_rs + k * y_ks] : 0.0f;
     const double macs = (double)rows * (double)K * 8.0;
-    int threads = macs < (double)GEMM_PARALLEL_MIN_MACS ? 1 : cnn_num_threads();
+    int threads = macs < (double)GEMM_PARALLEL_MIN_MACS ? 1 : cnn_team_threads();
     const size_t chunks = ceil_div(rows, 32);
     if ((size_t)threads > chunks) threads = (int)chunks;
     CNN_UNUSED(threads);
