@@ -113,6 +113,13 @@ private let convNamedCases: [ConvCase] = [
     ConvCase("trim dilated 3x3 on 2x2", n: 2, c: 4, h: 2, w: 2, k: 3, r: 3, s: 3, pad: (2, 2), dilation: (2, 2)),
     ConvCase("trim one row", n: 1, c: 6, h: 1, w: 6, k: 5, r: 3, s: 3, pad: (1, 1)),
     ConvCase("trim resnet18.l4 at 1x1, batch 64", n: 64, c: 64, h: 1, w: 1, k: 48, r: 3, s: 3, pad: (1, 1)),
+    // Direct's flat tiles over a padded copy (stride 1): 14x14 runs 21-position tiles on AVX-512
+    // (209 flat positions: 10 x 21 against 8 x 28); padding wider than the kernel makes the padded
+    // row Q floats, not W + pad; dilation with groups of 9 output channels.
+    ConvCase("direct flat 21-wide tiles 14x14", n: 2, c: 16, h: 14, w: 14, k: 20, r: 3, s: 3, pad: (1, 1)),
+    ConvCase("direct flat pad wider than kernel", n: 2, c: 5, h: 6, w: 7, k: 9, r: 3, s: 2, pad: (3, 2)),
+    ConvCase("direct flat dilated groups", n: 1, c: 16, h: 10, w: 9, k: 18, r: 3, s: 3, pad: (2, 2),
+             dilation: (2, 2), groups: 2),
 ]
 
 /// Random valid shapes: sizes not multiples of 16, odd and even, every option mixed.

@@ -116,6 +116,9 @@ static ALWAYS_INLINE void direct_item(const conv_geom *g, const float *x, const 
 /* Groups with fewer output channels waste most of the 16 lanes: use the row kernel instead. */
 #define DIRECT_K_MIN 8
 #define QB_MAX 12
+/* Flat tile positions (see flat_item): AVX-512 28 of its 32 zmm registers as accumulators. */
+#define DIRECT_FLAT_NP_MAX 28
+typedef float direct_vec __attribute__((vector_size(DK * sizeof(float)), aligned(4)));
 
 static int64_t kblocks16(const conv_geom *g) { return (g->Kg + DK - 1) / DK; }
 
@@ -231,12 +234,155 @@ static ALWAYS_INLINE void kvec_item(const conv_geom *g, const float *x, const fl
     }
 }
 
+/* ---- Stride 1: flat tiles over a zero-padded copy --------------------------------------------
+ * The row tiles above leave short, checked edge tiles on every row (a 28-wide row with padding 1
+ * ran as 4 + 12 + 4 + 4 + 4 columns), each streaming the block's weights (16 C R S floats, 295 KiB
+ * at C = 512) again: 57 % of the peak on VGG's conv4_2, 29 % on ResNet's 7x7 layer. At stride 1,
+ * with the image copied into a zero-padded plane of Wp-float rows (flat_wp), output (p, q) reads tap
+ * (r, s) at flat position f + r dh Wp + s dw of its channel, f = p Wp + q: one run of consecutive f
+ * covers several rows, every tap is a constant offset, and no column needs a check. A tile is NP
+ * consecutive f (28 or 21 on AVX-512, whichever computes fewer positions; the Wp - Q positions at
+ * the end of each padded row are computed and dropped); the register tile is 16 channels x NP
+ * positions, one weight vector per NP FMAs. Measured with `cnn bench conv --strategy direct`,
+ * 2 threads: VGG conv2_2..conv5_2 90-95 %, ResNet l1..l4 84-87 %. Planes wider than
+ * DIRECT_FLAT_MAX_Q keep the row tiles: VGG's 224^2 layer measured 68-70 % flat (its 13 MiB padded
+ * copy) against 76-82 %. */
+#define DIRECT_FLAT_MAX_Q 128
+
+/* The padded copy: Hp rows of Wp floats per channel, image row h at row h + ph, columns from pw.
+ * Adjacent rows share their padding: a row's right padding is the next row's first pw zeros, so a
+ * row is W + pw floats (at least Q, for padding wider than the kernel), and only Wp - Q positions
+ * per row are dropped (one for a 3x3, pad-1 layer: ResNet's 7x7 plane computes 56 positions for its
+ * 49 outputs instead of 63). */
+static int64_t flat_hp(const conv_geom *g) { return g->H + 2 * g->ph; }
+static int64_t flat_wp(const conv_geom *g) { return CNN_MAX(g->W + g->pw, g->Q); }
+/* Reads run past a channel's last row by at most a row plus a tile (the last tile's dropped
+ * positions): the copy leaves that much slack after its last channel. */
+static int64_t flat_slack(const conv_geom *g) { return flat_wp(g) + DIRECT_FLAT_NP_MAX; }
+/* Flat positions of one output plane: rows 0..P-2 in full (Wp each), the last row's Q. */
+static int64_t flat_positions(const conv_geom *g) { return (g->P - 1) * flat_wp(g) + g->Q; }
+
+/* Stride 1, at most DIRECT_FLAT_MAX_Q columns, and at least half of the computed positions (whole
+ * tiles of the widest register tile) real outputs: ResNet-18's 7x7 plane keeps 49 of 84 (55 % of
+ * the peak against the row tiles' 30 %, 2 threads), its 2x2 and 1x1 planes at CIFAR size would keep
+ * 4 and 1 of 28 (14 % and 3.5 % against 25 % and 39 %). Independent of the ISA, so a plan's
+ * workspace does not change with it. */
+static int direct_uses_flat(const conv_geom *g) {
+    if (!cnn_conv_direct_uses_packed(g) || g->sh != 1 || g->sw != 1 || g->Q > DIRECT_FLAT_MAX_Q) return 0;
+    const int64_t F = flat_positions(g), computed = (F + DIRECT_FLAT_NP_MAX - 1) / DIRECT_FLAT_NP_MAX * DIRECT_FLAT_NP_MAX;
+    return 2 * g->P * g->Q >= computed;
+}
+
+/* Items ordered tile by tile (every channel block of a tile in turn) when the weights are smaller
+ * than the padded image, else channel block by channel block. */
+static int flat_tile_major(const conv_geom *g) {
+    return g->K * g->Cg * g->R * g->S < g->C * flat_hp(g) * flat_wp(g);
+}
+
+/* Images per padded copy: at most DIRECT_FLAT_BYTES of padded input, at least one image. */
+#define DIRECT_FLAT_BYTES ((size_t)16 << 20)
+static int64_t flat_images(const conv_geom *g) {
+    const size_t per = (size_t)(g->C * flat_hp(g) * flat_wp(g)) * sizeof(float);
+    const int64_t n = (int64_t)(DIRECT_FLAT_BYTES / (per ? per : 1));
+    return CNN_MAX((int64_t)1, CNN_MIN(n, g->N));
+}
+static size_t flat_buffer_floats(const conv_geom *g) {
+    return (size_t)(flat_images(g) * g->C * flat_hp(g) * flat_wp(g) + flat_slack(g));
+}
+
+/* Channel plane c of image j of x (N, C, H, W) into xp (nimg, C, Hp, Wp), zeros around. */
+static void flat_pad_plane(const conv_geom *g, const float *x, int64_t j, int64_t c, float *xp) {
+    const int64_t Hp = flat_hp(g), Wp = flat_wp(g);
+    const float *src = x + (j * g->C + c) * g->H * g->W;
+    float *dst = xp + (j * g->C + c) * Hp * Wp;
+    memset(dst, 0, (size_t)(g->ph * Wp) * sizeof(float));
+    for (int64_t h = 0; h < g->H; h++) {
+        float *row = dst + (h + g->ph) * Wp;
+        memset(row, 0, (size_t)g->pw * sizeof(float));
+        memcpy(row + g->pw, src + h * g->W, (size_t)g->W * sizeof(float));
+        memset(row + g->pw + g->W, 0, (size_t)(Wp - g->pw - g->W) * sizeof(float));
+    }
+    memset(dst + (g->ph + g->H) * Wp, 0, (size_t)(g->ph * Wp) * sizeof(float));
+}
+
+// xp is the padded copy of image n (C, Hp, Wp); item = (group, block of 16 channels, tile of NP
+// flat positions); writes image n of y (N, K, P, Q)
+static ALWAYS_INLINE void flat_item(const conv_geom *g, const float *xp, const float *wp, const float *bias,
+                                    const float *residual, int relu, float *y, int64_t n, int64_t item,
+                                    const int NP) {
+    const int64_t kbs = kblocks16(g), F = flat_positions(g);
+    const int64_t tiles = (F + NP - 1) / NP, blocks = g->G * kbs;
+    /* Consecutive items share what is larger: the weights of a channel block (deep layers) or the
+     * input rows of a tile (large planes; VGG's 224^2 layer streamed its 13 MiB padded input once
+     * per channel block). */
+    int64_t tile, t;
+    if (flat_tile_major(g)) {
+        tile = item / blocks;
+        t = item % blocks;
+    } else {
+        tile = item % tiles;
+        t = item / tiles;
+    }
+    const int64_t b = t % kbs, grp = t / kbs;
+    const int64_t k0 = grp * g->Kg + b * DK, kb = CNN_MIN(DK, g->Kg - b * DK);
+    const int64_t Hp = flat_hp(g), Wp = flat_wp(g), f0 = tile * NP;
+    const float *CNN_RESTRICT xg = xp + grp * g->Cg * Hp * Wp + f0;
+    const float *CNN_RESTRICT wb = wp + (grp * kbs + b) * g->Cg * g->R * g->S * DK;
+    /* The 16 channels as one value of the compiler's vector type (a zmm, two ymm or four xmm):
+     * written as scalar loops, the vectoriser took the positions (contiguous in x) as the vector
+     * axis and gathered the accumulators. */
+    direct_vec acc[DIRECT_FLAT_NP_MAX];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < NP; i++) acc[i] = (direct_vec){0};
+    for (int64_t c = 0; c < g->Cg; c++)
+        for (int64_t r = 0; r < g->R; r++) {
+            const float *CNN_RESTRICT xr = xg + (c * Hp + r * g->dh) * Wp;
+            const float *CNN_RESTRICT wr = wb + (c * g->R + r) * g->S * DK;
+            for (int64_t s = 0; s < g->S; s++) {
+                const float *CNN_RESTRICT xs = xr + s * g->dw;
+                const direct_vec wv = *(const direct_vec *)(wr + s * DK);
+#pragma clang loop unroll(full)
+                for (int i = 0; i < NP; i++) acc[i] += wv * xs[i];
+            }
+        }
+    /* Epilogue: the positions that are outputs, y = relu?(acc + bias + residual), channel by
+     * channel so that each channel's stores are consecutive floats of its plane. */
+    int64_t at[DIRECT_FLAT_NP_MAX]; /* offset in the output plane, -1: a dropped position */
+    for (int i = 0; i < NP; i++) {
+        const int64_t f = f0 + i, p = f / Wp, q = f - p * Wp;
+        at[i] = q < g->Q && p < g->P ? p * g->Q + q : -1;
+    }
+    float out[DK][DIRECT_FLAT_NP_MAX];
+    for (int i = 0; i < NP; i++)
+        for (int j = 0; j < DK; j++) out[j][i] = acc[i][j];
+    for (int64_t j = 0; j < kb; j++) {
+        const int64_t o = (n * g->K + k0 + j) * g->P * g->Q;
+        const float bj = bias ? bias[k0 + j] : 0.0f;
+        for (int i = 0; i < NP; i++) {
+            if (at[i] < 0) continue;
+            float v = out[j][i] + bj;
+            if (residual) v += residual[o + at[i]];
+            if (relu) v = v < 0.0f ? 0.0f : v;
+            y[o + at[i]] = v;
+        }
+    }
+}
+
 typedef void (*direct_fn)(const conv_geom *, const float *, const float *, const float *,
                           const float *, int, float *, int64_t, float *);
 
 /* Register tile widths QB per ISA (16-channel accumulators): AVX-512 12 of its 32 zmm registers,
  * AVX2 6 x 2 = 12 of 16 ymm, SSE 3 x 4 = 12 of 16 xmm, leaving room for the weight vector(s). */
-#define DEFINE_DIRECT(isa, attr, qb)                                                                \
+typedef void (*direct_flat_fn)(const conv_geom *, const float *, const float *, const float *,
+                               const float *, int, float *, int64_t, int64_t);
+
+#define DEFINE_DIRECT(isa, attr, qb, np)                                                            \
+    attr static void cnn_f32_conv_direct_flat__##isa(const conv_geom *g, const float *xp,            \
+                                                     const float *wp, const float *bias,             \
+                                                     const float *residual, int relu, float *y,      \
+                                                     int64_t n, int64_t item) {                      \
+        flat_item(g, xp, wp, bias, residual, relu, y, n, item, np);                                   \
+    }                                                                                                 \
     attr static void cnn_f32_conv_direct_rows__##isa(const conv_geom *g, const float *x,             \
                                                      const float *w, const float *bias,              \
                                                      const float *residual, int relu, float *y,      \
@@ -251,10 +397,18 @@ typedef void (*direct_fn)(const conv_geom *, const float *, const float *, const
         kvec_item(g, x, wp, bias, residual, relu, y, item, qb);                                       \
     }
 
-DEFINE_DIRECT(generic, , 3)
+DEFINE_DIRECT(generic, , 3, 3)
 #if CNN_X86
-DEFINE_DIRECT(avx2, CNN_TARGET_AVX2, 6)
-DEFINE_DIRECT(avx512, CNN_TARGET_AVX512, 12)
+DEFINE_DIRECT(avx2, CNN_TARGET_AVX2, 6, 6)
+DEFINE_DIRECT(avx512, CNN_TARGET_AVX512, 12, 28)
+/* 21 positions where that computes fewer of them: ResNet's 7x7 plane (61 flat positions) runs 3 x 21
+ * instead of 3 x 28. */
+CNN_TARGET_AVX512 static void cnn_f32_conv_direct_flat21__avx512(const conv_geom *g, const float *xp,
+                                                                const float *wp, const float *bias,
+                                                                const float *residual, int relu, float *y,
+                                                                int64_t n, int64_t item) {
+    flat_item(g, xp, wp, bias, residual, relu, y, n, item, 21);
+}
 #endif
 
 static direct_fn direct_variant(int kvec) {
@@ -268,12 +422,63 @@ static direct_fn direct_variant(int kvec) {
     return kvec ? cnn_f32_conv_direct_kvec__generic : cnn_f32_conv_direct_rows__generic;
 }
 
+static direct_flat_fn direct_flat_variant(const conv_geom *g, int *np) {
+#if CNN_X86
+    const int64_t F = flat_positions(g);
+    switch (cnn_isa_active()) {
+    case CNN_ISA_AVX512:
+        if ((F + 20) / 21 * 21 < (F + 27) / 28 * 28) {
+            *np = 21;
+            return cnn_f32_conv_direct_flat21__avx512;
+        }
+        *np = 28;
+        return cnn_f32_conv_direct_flat__avx512;
+    case CNN_ISA_AVX2: *np = 6; return cnn_f32_conv_direct_flat__avx2;
+    default: break;
+    }
+#endif
+    *np = 3;
+    return cnn_f32_conv_direct_flat__generic;
+}
+
+/* The flat path: images in chunks of flat_images(g), each chunk padded into the calling thread's
+ * workspace (slot 3; the flat path keeps no accumulator rows there), then its (image, group,
+ * channel block, tile) items, all in one parallel region. */
+static cnn_status direct_flat_forward(const conv_geom *g, const float *x, const float *wpacked,
+                                      const float *bias, const float *residual, int relu, float *y) {
+    float *xp = (float *)cnn_workspace(CNN_CONV_SLOT_ACC, flat_buffer_floats(g) * sizeof(float));
+    if (!xp) return CNN_ERR_OUT_OF_MEMORY;
+    int np;
+    const direct_flat_fn fn = direct_flat_variant(g, &np);
+    const int64_t nb = flat_images(g), Hp = flat_hp(g), Wp = flat_wp(g);
+    const int64_t per_image = g->G * kblocks16(g) * ((flat_positions(g) + np - 1) / np);
+    const int nt = cnn_threads_for(CNN_MIN(g->N, nb) * per_image);
+    CNN_UNUSED(nt);
+    /* The slack past the last channel: read by the last tile, never an output. */
+    memset(xp + nb * g->C * Hp * Wp, 0, (size_t)flat_slack(g) * sizeof(float));
+#if CNN_OMP
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+    for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
+        const int64_t cnt = CNN_MIN(nb, g->N - n0);
+        CNN_PRAGMA(omp for schedule(static))
+        for (int64_t i = 0; i < cnt * g->C; i++) flat_pad_plane(g, x + n0 * g->C * g->H * g->W, i / g->C, i % g->C, xp);
+        CNN_PRAGMA(omp for schedule(static))
+        for (int64_t i = 0; i < cnt * per_image; i++) {
+            const int64_t j = i / per_image;
+            fn(g, xp + j * g->C * Hp * Wp, wpacked, bias, residual, relu, y, n0 + j, i - j * per_image);
+        }
+    }
+    return CNN_OK;
+}
+
 static int64_t direct_items(const conv_geom *g) {
     if (cnn_conv_direct_uses_packed(g)) return g->N * g->G * kblocks16(g) * g->P;
     return g->N * g->G * ((g->Kg + DIRECT_KB - 1) / DIRECT_KB) * g->P;
 }
 
 size_t cnn_conv_direct_workspace_bytes(const conv_geom *g) {
+    if (direct_uses_flat(g)) return flat_buffer_floats(g) * sizeof(float); /* the padded copy */
     if (cnn_conv_direct_uses_packed(g)) return 0; /* the tile lives in registers / on the stack */
     return (size_t)cnn_threads_for(direct_items(g)) * (size_t)(DIRECT_KB * g->Q) * sizeof(float);
 }
@@ -291,6 +496,7 @@ cnn_status cnn_conv_direct_forward(const conv_geom *g, const float *x, const flo
             cnn_conv_direct_pack(g, w, wp);
             wpacked = wp;
         }
+        if (direct_uses_flat(g)) return direct_flat_forward(g, x, wpacked, bias, residual, relu, y);
         const direct_fn fn = direct_variant(1);
         CNN_OMP_PARALLEL_FOR(nt)
         for (int64_t i = 0; i < items; i++) fn(g, x, wpacked, bias, residual, relu, y, i, NULL);
