@@ -120,6 +120,8 @@ private let convNamedCases: [ConvCase] = [
     ConvCase("direct flat pad wider than kernel", n: 2, c: 5, h: 6, w: 7, k: 9, r: 3, s: 2, pad: (3, 2)),
     ConvCase("direct flat dilated groups", n: 1, c: 16, h: 10, w: 9, k: 18, r: 3, s: 3, pad: (2, 2),
              dilation: (2, 2), groups: 2),
+    // A padded image over 1 MiB (32 x 102 x 91 floats) runs in bands of output rows: 88 + 12 here.
+    ConvCase("direct flat in row bands", n: 1, c: 32, h: 100, w: 90, k: 24, r: 3, s: 3, pad: (1, 1)),
 ]
 
 /// Random valid shapes: sizes not multiples of 16, odd and even, every option mixed.

@@ -243,11 +243,14 @@ static ALWAYS_INLINE void kvec_item(const conv_geom *g, const float *x, const fl
  * covers several rows, every tap is a constant offset, and no column needs a check. A tile is NP
  * consecutive f (28 or 21 on AVX-512, whichever computes fewer positions; the Wp - Q positions at
  * the end of each padded row are computed and dropped); the register tile is 16 channels x NP
- * positions, one weight vector per NP FMAs. Measured with `cnn bench conv --strategy direct`,
- * 2 threads: VGG conv2_2..conv5_2 90-95 %, ResNet l1..l4 84-87 %. Planes wider than
- * DIRECT_FLAT_MAX_Q keep the row tiles: VGG's 224^2 layer measured 68-70 % flat (its 13 MiB padded
- * copy) against 76-82 %. */
-#define DIRECT_FLAT_MAX_Q 128
+ * positions, one weight vector per NP FMAs. An image whose padded copy exceeds
+ * DIRECT_FLAT_BAND_BYTES is copied and computed in bands of output rows of about that much padded
+ * input each: VGG's 224^2 layer copied whole (13 MiB) ran at 64-69 % of the peak, in 1 MiB bands at
+ * 81-84 % (256 KiB bands 71-73 %, 2 MiB the same as 1 MiB). `cnn bench conv --strategy direct`,
+ * 2 threads, against the row tiles: VGG conv1_2..conv5_2 72-75 / 70-78 / 75-82 / 56-59 / 40-43 %
+ * -> 82-84 / 89-91 / 91-95 / 90-95 / 83-90 %, ResNet l1..l4 72-75 / 56-60 / 40-43 / 30-32 % ->
+ * 83-88 / 84-87 / 87 / 84 %. */
+#define DIRECT_FLAT_BAND_BYTES ((size_t)1 << 20)
 
 /* The padded copy: Hp rows of Wp floats per channel, image row h at row h + ph, columns from pw.
  * Adjacent rows share their padding: a row's right padding is the next row's first pw zeros, so a
@@ -262,55 +265,75 @@ static int64_t flat_slack(const conv_geom *g) { return flat_wp(g) + DIRECT_FLAT_
 /* Flat positions of one output plane: rows 0..P-2 in full (Wp each), the last row's Q. */
 static int64_t flat_positions(const conv_geom *g) { return (g->P - 1) * flat_wp(g) + g->Q; }
 
-/* Stride 1, at most DIRECT_FLAT_MAX_Q columns, and at least half of the computed positions (whole
- * tiles of the widest register tile) real outputs: ResNet-18's 7x7 plane keeps 49 of 84 (55 % of
- * the peak against the row tiles' 30 %, 2 threads), its 2x2 and 1x1 planes at CIFAR size would keep
- * 4 and 1 of 28 (14 % and 3.5 % against 25 % and 39 %). Independent of the ISA, so a plan's
- * workspace does not change with it. */
+/* Flat positions of a band of `rows` output rows: rows - 1 in full (Wp each), the last row's Q. */
+static int64_t flat_positions_rows(const conv_geom *g, int64_t rows) { return (rows - 1) * flat_wp(g) + g->Q; }
+
+/* Stride 1 and at least half of the computed positions (whole tiles of the widest register tile)
+ * real outputs: ResNet-18's 7x7 plane keeps 49 of 56 (55 % of the peak against the row tiles'
+ * 30 %, 2 threads), its 2x2 and 1x1 planes at CIFAR size would keep 4 and 1 of 28 (14 % and 3.5 %
+ * against 25 % and 39 %). Independent of the ISA, so a plan's workspace does not change with it. */
 static int direct_uses_flat(const conv_geom *g) {
-    if (!cnn_conv_direct_uses_packed(g) || g->sh != 1 || g->sw != 1 || g->Q > DIRECT_FLAT_MAX_Q) return 0;
+    if (!cnn_conv_direct_uses_packed(g) || g->sh != 1 || g->sw != 1) return 0;
     const int64_t F = flat_positions(g), computed = (F + DIRECT_FLAT_NP_MAX - 1) / DIRECT_FLAT_NP_MAX * DIRECT_FLAT_NP_MAX;
     return 2 * g->P * g->Q >= computed;
 }
 
+/* Output rows per band: all P when the padded image is at most DIRECT_FLAT_BAND_BYTES, else as
+ * many as keep the band's padded rows within it (at least one). */
+static int64_t flat_band(const conv_geom *g) {
+    const size_t row = (size_t)(g->C * flat_wp(g)) * sizeof(float);
+    if (row * (size_t)flat_hp(g) <= DIRECT_FLAT_BAND_BYTES) return g->P;
+    const int64_t rows = (int64_t)(DIRECT_FLAT_BAND_BYTES / row) - (g->R - 1) * g->dh;
+    return CNN_MAX((int64_t)1, CNN_MIN(rows, g->P));
+}
+/* Padded rows per channel in the copy: a band's output rows plus the kernel's reach. */
+static int64_t flat_band_hp(const conv_geom *g) { return flat_band(g) + (g->R - 1) * g->dh; }
+
 /* Items ordered tile by tile (every channel block of a tile in turn) when the weights are smaller
- * than the padded image, else channel block by channel block. */
+ * than the padded copy of a band, else channel block by channel block. */
 static int flat_tile_major(const conv_geom *g) {
-    return g->K * g->Cg * g->R * g->S < g->C * flat_hp(g) * flat_wp(g);
+    return g->K * g->Cg * g->R * g->S < g->C * flat_band_hp(g) * flat_wp(g);
 }
 
-/* Images per padded copy: at most DIRECT_FLAT_BYTES of padded input, at least one image. */
+/* Images per padded copy: one when banded, else at most DIRECT_FLAT_BYTES of padded input (at
+ * least one image). */
 #define DIRECT_FLAT_BYTES ((size_t)16 << 20)
 static int64_t flat_images(const conv_geom *g) {
+    if (flat_band(g) < g->P) return 1;
     const size_t per = (size_t)(g->C * flat_hp(g) * flat_wp(g)) * sizeof(float);
     const int64_t n = (int64_t)(DIRECT_FLAT_BYTES / (per ? per : 1));
     return CNN_MAX((int64_t)1, CNN_MIN(n, g->N));
 }
 static size_t flat_buffer_floats(const conv_geom *g) {
-    return (size_t)(flat_images(g) * g->C * flat_hp(g) * flat_wp(g) + flat_slack(g));
+    return (size_t)(flat_images(g) * g->C * flat_band_hp(g) * flat_wp(g) + flat_slack(g));
 }
 
-/* Channel plane c of image j of x (N, C, H, W) into xp (nimg, C, Hp, Wp), zeros around. */
-static void flat_pad_plane(const conv_geom *g, const float *x, int64_t j, int64_t c, float *xp) {
-    const int64_t Hp = flat_hp(g), Wp = flat_wp(g);
+/* Padded rows [i0, i0 + rows) of channel c of image j of x (N, C, H, W) into xp (nimg, C, hp, Wp):
+ * padded row i holds input row i - ph between pw zeros on the left and the next row's padding. */
+static void flat_pad_rows(const conv_geom *g, const float *x, int64_t j, int64_t c, int64_t i0, int64_t rows,
+                          int64_t hp, float *xp) {
+    const int64_t Wp = flat_wp(g);
     const float *src = x + (j * g->C + c) * g->H * g->W;
-    float *dst = xp + (j * g->C + c) * Hp * Wp;
-    memset(dst, 0, (size_t)(g->ph * Wp) * sizeof(float));
-    for (int64_t h = 0; h < g->H; h++) {
-        float *row = dst + (h + g->ph) * Wp;
+    float *dst = xp + (j * g->C + c) * hp * Wp;
+    for (int64_t i = 0; i < rows; i++) {
+        float *row = dst + i * Wp;
+        const int64_t h = i0 + i - g->ph;
+        if (h < 0 || h >= g->H) {
+            memset(row, 0, (size_t)Wp * sizeof(float));
+            continue;
+        }
         memset(row, 0, (size_t)g->pw * sizeof(float));
         memcpy(row + g->pw, src + h * g->W, (size_t)g->W * sizeof(float));
         memset(row + g->pw + g->W, 0, (size_t)(Wp - g->pw - g->W) * sizeof(float));
     }
-    memset(dst + (g->ph + g->H) * Wp, 0, (size_t)(g->ph * Wp) * sizeof(float));
 }
 
-// xp is the padded copy of image n (C, Hp, Wp); item = (group, block of 16 channels, tile of NP
-// flat positions); writes image n of y (N, K, P, Q)
-static ALWAYS_INLINE void flat_item(const conv_geom *g, const float *xp, const float *wp, const float *bias,
-                                    const float *residual, int relu, float *y, int64_t n, int64_t item,
-                                    const int NP) {
-    const int64_t kbs = kblocks16(g), F = flat_positions(g);
+// xp is the padded copy of output rows [p0, p0 + rows) of image n (C, hp, Wp); item = (group, block
+// of 16 channels, tile of NP flat positions); writes those rows of image n of y (N, K, P, Q)
+static ALWAYS_INLINE void flat_item(const conv_geom *g, const float *xp, int64_t hp, int64_t p0, int64_t rows,
+                                    const float *wp, const float *bias, const float *residual, int relu,
+                                    float *y, int64_t n, int64_t item, const int NP) {
+    const int64_t kbs = kblocks16(g), F = flat_positions_rows(g, rows);
     const int64_t tiles = (F + NP - 1) / NP, blocks = g->G * kbs;
     /* Consecutive items share what is larger: the weights of a channel block (deep layers) or the
      * input rows of a tile (large planes; VGG's 224^2 layer streamed its 13 MiB padded input once
@@ -325,8 +348,8 @@ static ALWAYS_INLINE void flat_item(const conv_geom *g, const float *xp, const f
     }
     const int64_t b = t % kbs, grp = t / kbs;
     const int64_t k0 = grp * g->Kg + b * DK, kb = CNN_MIN(DK, g->Kg - b * DK);
-    const int64_t Hp = flat_hp(g), Wp = flat_wp(g), f0 = tile * NP;
-    const float *CNN_RESTRICT xg = xp + grp * g->Cg * Hp * Wp + f0;
+    const int64_t Wp = flat_wp(g), f0 = tile * NP;
+    const float *CNN_RESTRICT xg = xp + grp * g->Cg * hp * Wp + f0;
     const float *CNN_RESTRICT wb = wp + (grp * kbs + b) * g->Cg * g->R * g->S * DK;
     /* The 16 channels as one value of the compiler's vector type (a zmm, two ymm or four xmm):
      * written as scalar loops, the vectoriser took the positions (contiguous in x) as the vector
@@ -336,7 +359,7 @@ static ALWAYS_INLINE void flat_item(const conv_geom *g, const float *xp, const f
     for (int i = 0; i < NP; i++) acc[i] = (direct_vec){0};
     for (int64_t c = 0; c < g->Cg; c++)
         for (int64_t r = 0; r < g->R; r++) {
-            const float *CNN_RESTRICT xr = xg + (c * Hp + r * g->dh) * Wp;
+            const float *CNN_RESTRICT xr = xg + (c * hp + r * g->dh) * Wp;
             const float *CNN_RESTRICT wr = wb + (c * g->R + r) * g->S * DK;
             for (int64_t s = 0; s < g->S; s++) {
                 const float *CNN_RESTRICT xs = xr + s * g->dw;
@@ -350,7 +373,7 @@ static ALWAYS_INLINE void flat_item(const conv_geom *g, const float *xp, const f
     int64_t at[DIRECT_FLAT_NP_MAX]; /* offset in the output plane, -1: a dropped position */
     for (int i = 0; i < NP; i++) {
         const int64_t f = f0 + i, p = f / Wp, q = f - p * Wp;
-        at[i] = q < g->Q && p < g->P ? p * g->Q + q : -1;
+        at[i] = q < g->Q && p < rows ? (p0 + p) * g->Q + q : -1;
     }
     float out[DK][DIRECT_FLAT_NP_MAX];
     for (int i = 0; i < NP; i++)
@@ -373,15 +396,15 @@ typedef void (*direct_fn)(const conv_geom *, const float *, const float *, const
 
 /* Register tile widths QB per ISA (16-channel accumulators): AVX-512 12 of its 32 zmm registers,
  * AVX2 6 x 2 = 12 of 16 ymm, SSE 3 x 4 = 12 of 16 xmm, leaving room for the weight vector(s). */
-typedef void (*direct_flat_fn)(const conv_geom *, const float *, const float *, const float *,
-                               const float *, int, float *, int64_t, int64_t);
+typedef void (*direct_flat_fn)(const conv_geom *, const float *, int64_t, int64_t, int64_t, const float *,
+                               const float *, const float *, int, float *, int64_t, int64_t);
 
 #define DEFINE_DIRECT(isa, attr, qb, np)                                                            \
-    attr static void cnn_f32_conv_direct_flat__##isa(const conv_geom *g, const float *xp,            \
-                                                     const float *wp, const float *bias,             \
-                                                     const float *residual, int relu, float *y,      \
-                                                     int64_t n, int64_t item) {                      \
-        flat_item(g, xp, wp, bias, residual, relu, y, n, item, np);                                   \
+    attr static void cnn_f32_conv_direct_flat__##isa(const conv_geom *g, const float *xp, int64_t hp, \
+                                                     int64_t p0, int64_t rows, const float *wp,      \
+                                                     const float *bias, const float *residual,       \
+                                                     int relu, float *y, int64_t n, int64_t item) {  \
+        flat_item(g, xp, hp, p0, rows, wp, bias, residual, relu, y, n, item, np);                     \
     }                                                                                                 \
     attr static void cnn_f32_conv_direct_rows__##isa(const conv_geom *g, const float *x,             \
                                                      const float *w, const float *bias,              \
@@ -403,11 +426,11 @@ DEFINE_DIRECT(avx2, CNN_TARGET_AVX2, 6, 6)
 DEFINE_DIRECT(avx512, CNN_TARGET_AVX512, 12, 28)
 /* 21 positions where that computes fewer of them: ResNet's 7x7 plane (61 flat positions) runs 3 x 21
  * instead of 3 x 28. */
-CNN_TARGET_AVX512 static void cnn_f32_conv_direct_flat21__avx512(const conv_geom *g, const float *xp,
-                                                                const float *wp, const float *bias,
-                                                                const float *residual, int relu, float *y,
-                                                                int64_t n, int64_t item) {
-    flat_item(g, xp, wp, bias, residual, relu, y, n, item, 21);
+CNN_TARGET_AVX512 static void cnn_f32_conv_direct_flat21__avx512(const conv_geom *g, const float *xp, int64_t hp,
+                                                                int64_t p0, int64_t rows, const float *wp,
+                                                                const float *bias, const float *residual,
+                                                                int relu, float *y, int64_t n, int64_t item) {
+    flat_item(g, xp, hp, p0, rows, wp, bias, residual, relu, y, n, item, 21);
 }
 #endif
 
@@ -424,7 +447,7 @@ static direct_fn direct_variant(int kvec) {
 
 static direct_flat_fn direct_flat_variant(const conv_geom *g, int *np) {
 #if CNN_X86
-    const int64_t F = flat_positions(g);
+    const int64_t F = flat_positions_rows(g, flat_band(g));
     switch (cnn_isa_active()) {
     case CNN_ISA_AVX512:
         if ((F + 20) / 21 * 21 < (F + 27) / 28 * 28) {
@@ -441,34 +464,38 @@ static direct_flat_fn direct_flat_variant(const conv_geom *g, int *np) {
     return cnn_f32_conv_direct_flat__generic;
 }
 
-/* The flat path: images in chunks of flat_images(g), each chunk padded into the calling thread's
- * workspace (slot 3; the flat path keeps no accumulator rows there), then its (image, group,
- * channel block, tile) items, all in one parallel region. */
+/* The flat path: chunks of flat_images(g) images, or bands of flat_band(g) output rows of one
+ * image, each padded into the calling thread's workspace (slot 3; the flat path keeps no
+ * accumulator rows there), then its (image, group, channel block, tile) items, all in one parallel
+ * region. */
 static cnn_status direct_flat_forward(const conv_geom *g, const float *x, const float *wpacked,
                                       const float *bias, const float *residual, int relu, float *y) {
     float *xp = (float *)cnn_workspace(CNN_CONV_SLOT_ACC, flat_buffer_floats(g) * sizeof(float));
     if (!xp) return CNN_ERR_OUT_OF_MEMORY;
     int np;
     const direct_flat_fn fn = direct_flat_variant(g, &np);
-    const int64_t nb = flat_images(g), Hp = flat_hp(g), Wp = flat_wp(g);
-    const int64_t per_image = g->G * kblocks16(g) * ((flat_positions(g) + np - 1) / np);
-    const int nt = cnn_threads_for(CNN_MIN(g->N, nb) * per_image);
+    const int64_t nb = flat_images(g), band = flat_band(g), hp = flat_band_hp(g), Wp = flat_wp(g);
+    const int64_t reach = (g->R - 1) * g->dh, image = g->C * hp * Wp, blocks = g->G * kblocks16(g);
+    const int nt = cnn_threads_for(CNN_MIN(g->N, nb) * blocks * ((flat_positions_rows(g, band) + np - 1) / np));
     CNN_UNUSED(nt);
     /* The slack past the last channel: read by the last tile, never an output. */
-    memset(xp + nb * g->C * Hp * Wp, 0, (size_t)flat_slack(g) * sizeof(float));
+    memset(xp + nb * image, 0, (size_t)flat_slack(g) * sizeof(float));
 #if CNN_OMP
 #pragma omp parallel num_threads(nt) if (nt > 1)
 #endif
-    for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
-        const int64_t cnt = CNN_MIN(nb, g->N - n0);
-        CNN_PRAGMA(omp for schedule(static))
-        for (int64_t i = 0; i < cnt * g->C; i++) flat_pad_plane(g, x + n0 * g->C * g->H * g->W, i / g->C, i % g->C, xp);
-        CNN_PRAGMA(omp for schedule(static))
-        for (int64_t i = 0; i < cnt * per_image; i++) {
-            const int64_t j = i / per_image;
-            fn(g, xp + j * g->C * Hp * Wp, wpacked, bias, residual, relu, y, n0 + j, i - j * per_image);
+    for (int64_t n0 = 0; n0 < g->N; n0 += nb)
+        for (int64_t p0 = 0; p0 < g->P; p0 += band) {
+            const int64_t cnt = CNN_MIN(nb, g->N - n0), rows = CNN_MIN(band, g->P - p0);
+            const int64_t per = blocks * ((flat_positions_rows(g, rows) + np - 1) / np);
+            const float *xn = x + n0 * g->C * g->H * g->W;
+            CNN_PRAGMA(omp for schedule(static))
+            for (int64_t i = 0; i < cnt * g->C; i++) flat_pad_rows(g, xn, i / g->C, i % g->C, p0, rows + reach, hp, xp);
+            CNN_PRAGMA(omp for schedule(static))
+            for (int64_t i = 0; i < cnt * per; i++) {
+                const int64_t j = i / per;
+                fn(g, xp + j * image, hp, p0, rows, wpacked, bias, residual, relu, y, n0 + j, i - j * per);
+            }
         }
-    }
     return CNN_OK;
 }
 
