@@ -4,7 +4,7 @@
  * x is (N, C, H, W), w is (K, C, 3, 3), y is (N, K, P, Q) with P = H + 2*pad_h - 2, Q likewise.
  * The output is cut into m x m tiles (edge tiles clipped); tile t reads the alpha x alpha input
  * patch (alpha = m + 2) at (ty*m - pad_h, tx*m - pad_w), zero outside the image. With
- *   U[k][c] = G g[k][c] G^T          (alpha x alpha, computed once in create, in double)
+ *   U[k][c] = G g[k][c] G^T          (alpha x alpha, computed once in create)
  *   V[c][t] = B^T d[c][t] B          (alpha x alpha input transform)
  *   M[k][t] = sum_c U[k][c] (.) V[c][t]   (element-wise: alpha^2 independent GEMMs, K x C by C x T)
  *   y[k][t] = A^T M[k][t] A          (m x m output transform, fused with bias, residual and ReLU)
@@ -17,7 +17,8 @@
  * to 1: the float32 error grows with their magnitude. Pairs +-p make A^T and B^T share rows up to
  * sign, and the reciprocal pair +-1/2 (instead of +-3, as in NNPACK and ncnn) keeps F(6x6)'s largest
  * A^T entry at 32 instead of 243. All entries of A^T and B^T are exact in binary; the fractions of G
- * (1/90, 2/9, ...) only ever meet the weights in double precision. Row j of B^T and row j of G may
+ * (1/90, 2/9, ...) are rounded to float where they meet the weights (half an ulp each, below the
+ * error of the float sums the products then go through). Row j of B^T and row j of G may
  * be scaled by reciprocal factors; here B^T's rows are the monic polynomials prod_{l != j}(x - p_l)
  * (so G carries 1/prod_{l != j}(p_j - p_l)), with row 0 negated in both for F(2) and F(6) to
  * match the published tables. The tests re-derive these tables from the points independently.
@@ -31,6 +32,7 @@
  * microkernel reads (contiguous panels of C x 32 tiles), so nothing is packed per call.
  */
 #include "winograd.h"
+#include "../gemm/pack_x86.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -216,6 +218,11 @@ typedef void (*wino_scatter_fn)(const struct wino_plan *p, const float *o, int64
                                 const struct wino_tile *tab, const float *bias, const float *residual,
                                 int relu, float *y);
 
+/* One tile, 16 channels [c0, c0 + 16) as the lanes, from channels-last images (positions of
+ * cp floats, cp a multiple of 16) whose first is image n0. */
+typedef void (*wino_gather_lanes_fn)(const struct wino_plan *p, const cnn_conv_shape *s, const float *cl,
+                                     int64_t cp, int64_t n0, int64_t c0, const struct wino_tile *e, float *d);
+
 typedef struct wino_kernels {
     wino_input_fn input;            /* V = B^T d B of 16 input tiles */
     wino_output_fn output;          /* A^T M A of 16 tiles */
@@ -225,7 +232,8 @@ typedef struct wino_kernels {
     wino_weight_grad_fn weight_grad; /* dW += G^T M G for up to 16 channels of one filter */
     wino_gather_fn gather;          /* one channel of 16 input patches into lanes */
     wino_scatter_fn scatter;        /* 16 output tiles of one channel, with the epilogue, into y */
-    wino_gather_fn gather_gradient; /* one channel of dy over 16 tiles into lanes (m x m) */
+    wino_gather_lanes_fn gather_channels;          /* weight gradient: one input patch, 16 channels */
+    wino_gather_lanes_fn gather_gradient_channels; /* weight gradient: one dy tile, 16 channels */
 } wino_kernels;
 
 static wino_kernels wino_select(int m);
@@ -891,24 +899,6 @@ static void wino_scatter(const wino_plan *p, const float *o, int64_t k, const wi
     }
 }
 
-// g is [m][m][LANES]: lane l holds channel k of dy over tile tab[l], zero past the clipped edge
-// and for tiles past the batch. dy is (N, K, P, Q).
-static void wino_gather_gradient(const wino_plan *p, const cnn_conv_shape *s, const float *dy, int64_t k,
-                                 const wino_tile *tab, float *CNN_RESTRICT g) {
-    CNN_UNUSED(s);
-    const int m = p->m;
-    const size_t kplane = (size_t)k * (size_t)p->P * (size_t)p->Q;
-    for (int l = 0; l < WINO_LANES; l++) {
-        const wino_tile *e = &tab[l];
-        for (int i = 0; i < m; i++)
-            for (int j = 0; j < m; j++) {
-                const int inside = e->valid && i < e->rows && j < e->cols;
-                g[(i * m + j) * WINO_LANES + l] =
-                    inside ? dy[(size_t)e->y_off + kplane + (size_t)i * (size_t)p->Q + (size_t)j] : 0.0f;
-            }
-    }
-}
-
 #if CNN_X86
 /* Splits the 16 tiles of a chunk into runs of horizontally adjacent tiles (same image, same tile
  * row, m columns apart): lanes [rs[r], rs[r + 1]) for r < the returned count. Adjacent input patches
@@ -938,12 +928,11 @@ static inline int wino_runs(const int m, const wino_tile *tab, int *rs) {
  * whose patches fit in 32 floats (16 lanes for m = 2, 8 for m = 4, 6 for m = 6), merged into the
  * row's alpha vectors under the run's lane mask. */
 CNN_TARGET_AVX512
-WINO_INLINE void wino_gather_avx512_body(const int m, const int alpha, const int grad,
-                                         const wino_plan *p, const cnn_conv_shape *s, const float *x,
-                                         int64_t c, const wino_tile *tab, float *CNN_RESTRICT d) {
-    /* grad: x is dy (N, K, P, Q), c its channel k, and the patch is the tile's own m x m outputs
-     * (alpha == m), zero past the clipped edge; else x is the input and the patch alpha x alpha. */
-    const int64_t H = grad ? p->P : s->H, W = grad ? p->Q : s->W;
+WINO_INLINE void wino_gather_avx512_body(const int m, const int alpha, const wino_plan *p,
+                                         const cnn_conv_shape *s, const float *x, int64_t c,
+                                         const wino_tile *tab, float *CNN_RESTRICT d) {
+    CNN_UNUSED(p);
+    const int64_t H = s->H, W = s->W;
     const int gs = m == 2 ? 16 : m == 4 ? 8 : 6; /* lanes per two-vector window */
     const int ng = (WINO_LANES + gs - 1) / gs;
     int rs[WINO_LANES + 1];
@@ -970,13 +959,10 @@ WINO_INLINE void wino_gather_avx512_body(const int m, const int alpha, const int
         for (int r = 0; r < nruns; r++) {
             const int la = rs[r], lb = rs[r + 1];
             const wino_tile *e = &tab[la];
-            const int64_t oy = (int64_t)e->iy + s->pad_h, ox = (int64_t)e->ix + s->pad_w;
-            const int64_t yy = grad ? oy + i : (int64_t)e->iy + i;
+            const int64_t yy = (int64_t)e->iy + i;
             if (yy < 0 || yy >= H) continue;
-            /* dy's image base: y_off is (n K P + oy) Q + ox. */
-            const size_t img = grad ? (size_t)(e->y_off - oy * W - ox) : (size_t)e->x_img;
-            const float *src = x + img + (size_t)c * plane + (size_t)yy * (size_t)W;
-            const int64_t x0 = grad ? ox : e->ix;
+            const float *src = x + (size_t)e->x_img + (size_t)c * plane + (size_t)yy * (size_t)W;
+            const int64_t x0 = e->ix;
             const int n = m * (lb - la - 1) + alpha;
             float *bp = buf + m * la;
             /* bp[q] = src[x0 + q] for q in [qa, qb) (inside the image), zero elsewhere. */
@@ -1008,20 +994,11 @@ WINO_INLINE void wino_gather_avx512_body(const int m, const int alpha, const int
                                                              const cnn_conv_shape *s,              \
                                                              const float *x, int64_t c,            \
                                                              const wino_tile *tab, float *d) {     \
-        wino_gather_avx512_body(M, M + 2, 0, p, s, x, c, tab, d);                                  \
+        wino_gather_avx512_body(M, M + 2, p, s, x, c, tab, d);                                     \
     }
 WINO_GATHER_AVX512(2)
 WINO_GATHER_AVX512(4)
 WINO_GATHER_AVX512(6)
-#define WINO_GATHER_GRADIENT_AVX512(M)                                                             \
-    CNN_TARGET_AVX512 static void wino_gather_gradient_f##M##__avx512(                             \
-        const wino_plan *p, const cnn_conv_shape *s, const float *dy, int64_t k,                  \
-        const wino_tile *tab, float *g) {                                                          \
-        wino_gather_avx512_body(M, M, 1, p, s, dy, k, tab, g);                                     \
-    }
-WINO_GATHER_GRADIENT_AVX512(2)
-WINO_GATHER_GRADIENT_AVX512(4)
-WINO_GATHER_GRADIENT_AVX512(6)
 /* The AVX-512 scatter, row by row: for output row i of the 16 tiles, the row's m vectors o[i][j]
  * (lanes = tiles) are interleaved into one contiguous row segment buf[m * l + j] with two-source
  * permutes (pairs of j, merged under masks), then each run of adjacent tiles is written to y with
@@ -1113,13 +1090,110 @@ WINO_SCATTER_AVX512(4)
 WINO_SCATTER_AVX512(6)
 #endif
 
+/* ---- The weight gradient's operands on channel lanes ------------------------------------------
+ * The weight gradient's GEMMs sum over tiles, M[pos] (K x C) += U[pos] V[pos]^T, so both operands
+ * are read along the tiles. Transformed with the tiles as lanes (as in the forward), U and V come
+ * out tile-contiguous and the GEMM's packing transposes both, while the tile-lane gathers of x
+ * and dy pick every lane's columns out of image rows (two thirds of the transform time). With the
+ * images copied channels-last once per group, a patch entry of 16 channels is one contiguous
+ * vector: the gathers are plain loads, the same transform routines run on channel lanes, and U and
+ * V come out (tiles x channels), which the GEMM packs by plain copies. */
+
+/* Images [n0, n0 + cnt) of t (N, C, HW) into o (cnt, HW, cp), lanes C..cp-1 zero; one item is one
+ * image's block of 8 positions. */
+static void wino_channels_last_generic(const float *t, int64_t C, int64_t HW, int64_t cp, int64_t n0,
+                                       int64_t item, float *o) {
+    const int64_t blocks = (HW + 7) / 8, j = item / blocks, hw0 = (item - j * blocks) * 8;
+    const float *src = t + (n0 + j) * C * HW;
+    float *dst = o + j * HW * cp;
+    for (int64_t i = hw0; i < CNN_MIN(hw0 + 8, HW); i++) {
+        float *row = dst + i * cp;
+        for (int64_t c = 0; c < C; c++) row[c] = src[c * HW + i];
+        for (int64_t c = C; c < cp; c++) row[c] = 0.0f;
+    }
+}
+
+#if CNN_X86
+/* The same with 8 x 8 register transposes where the block is whole. */
+CNN_TARGET_AVX2 static void wino_channels_last_x86(const float *t, int64_t C, int64_t HW, int64_t cp, int64_t n0,
+                                                   int64_t item, float *o) {
+    const int64_t blocks = (HW + 7) / 8, j = item / blocks, hw0 = (item - j * blocks) * 8;
+    if (hw0 + 8 > HW) {
+        wino_channels_last_generic(t, C, HW, cp, n0, item, o);
+        return;
+    }
+    const float *src = t + (n0 + j) * C * HW + hw0;
+    float *dst = o + j * HW * cp + hw0 * cp;
+    const int64_t c8 = C / 8 * 8;
+    for (int64_t c = 0; c < c8; c += 8) cnn_gemm_transpose8x8__avx2(src + c * HW, (size_t)HW, dst + c, (size_t)cp);
+    for (int64_t i = 0; i < 8; i++) {
+        for (int64_t c = c8; c < C; c++) dst[i * cp + c] = src[c * HW + i];
+        for (int64_t c = C; c < cp; c++) dst[i * cp + c] = 0.0f;
+    }
+}
+#endif
+
+typedef void (*wino_channels_last_fn)(const float *, int64_t, int64_t, int64_t, int64_t, int64_t, float *);
+static wino_channels_last_fn wino_channels_last_select(void) {
+#if CNN_X86
+    if (cnn_isa_active() != CNN_ISA_GENERIC) return wino_channels_last_x86;
+#endif
+    return wino_channels_last_generic;
+}
+
+/* d is [alpha][alpha][16]: entry (i, j), lane l is channel c0 + l of the tile's input patch, zero
+ * outside the image and for a tile past the batch. */
+WINO_INLINE void wino_gather_channels_body(const int alpha, const cnn_conv_shape *s, const float *cl, int64_t cp,
+                                           int64_t n0, int64_t c0, const wino_tile *e, float *d) {
+    const int64_t H = s->H, W = s->W;
+    const float *img = e->valid ? cl + (e->x_img / (s->C * H * W) - n0) * H * W * cp + c0 : NULL;
+    for (int i = 0; i < alpha; i++) {
+        const int64_t y = (int64_t)e->iy + i;
+        const int row = img && y >= 0 && y < H;
+        for (int j = 0; j < alpha; j++) {
+            const int64_t x = (int64_t)e->ix + j;
+            wino_vec *o = (wino_vec *)(d + (i * alpha + j) * WINO_LANES);
+            *o = row && x >= 0 && x < W ? *(const wino_vec *)(img + (y * W + x) * cp) : (wino_vec){0};
+        }
+    }
+}
+
+/* g is [m][m][16]: entry (i, j), lane l is channel c0 + l of dy over the tile's outputs, zero past
+ * the clipped edge and for a tile past the batch. */
+WINO_INLINE void wino_gather_gradient_channels_body(const int m, const wino_plan *p, const cnn_conv_shape *s,
+                                                    const float *cl, int64_t cp, int64_t n0, int64_t c0,
+                                                    const wino_tile *e, float *g) {
+    const int64_t P = p->P, Q = p->Q, oy = (int64_t)e->iy + s->pad_h, ox = (int64_t)e->ix + s->pad_w;
+    const float *img = e->valid ? cl + (e->x_img / (s->C * s->H * s->W) - n0) * P * Q * cp + c0 : NULL;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < m; j++) {
+            wino_vec *o = (wino_vec *)(g + (i * m + j) * WINO_LANES);
+            *o = img && i < e->rows && j < e->cols ? *(const wino_vec *)(img + ((oy + i) * Q + ox + j) * cp)
+                                                   : (wino_vec){0};
+        }
+}
+
+#define WINO_GATHER_CHANNELS(M, ISA, TARGET)                                                       \
+    TARGET static void wino_gather_channels_f##M##__##ISA(const wino_plan *p, const cnn_conv_shape *s, \
+                                                          const float *cl, int64_t cp, int64_t n0,      \
+                                                          int64_t c0, const wino_tile *e, float *d) {    \
+        CNN_UNUSED(p);                                                                             \
+        wino_gather_channels_body(M + 2, s, cl, cp, n0, c0, e, d);                                 \
+    }                                                                                              \
+    TARGET static void wino_gather_gradient_channels_f##M##__##ISA(                                \
+        const wino_plan *p, const cnn_conv_shape *s, const float *cl, int64_t cp, int64_t n0, int64_t c0, \
+        const wino_tile *e, float *g) {                                                            \
+        wino_gather_gradient_channels_body(M, p, s, cl, cp, n0, c0, e, g);                         \
+    }
+#define WINO_GATHER_CHANNELS_ISA(ISA, TARGET)                                                      \
+    WINO_GATHER_CHANNELS(2, ISA, TARGET) WINO_GATHER_CHANNELS(4, ISA, TARGET) WINO_GATHER_CHANNELS(6, ISA, TARGET)
+WINO_GATHER_CHANNELS_ISA(generic, )
+#if CNN_X86
+WINO_GATHER_CHANNELS_ISA(avx2, CNN_TARGET_AVX2)
+WINO_GATHER_CHANNELS_ISA(avx512, CNN_TARGET_AVX512)
+#endif
+
 /* The portable gather and scatter serve every m. */
-#define wino_gather_gradient_f2__generic wino_gather_gradient
-#define wino_gather_gradient_f4__generic wino_gather_gradient
-#define wino_gather_gradient_f6__generic wino_gather_gradient
-#define wino_gather_gradient_f2__avx2 wino_gather_gradient
-#define wino_gather_gradient_f4__avx2 wino_gather_gradient
-#define wino_gather_gradient_f6__avx2 wino_gather_gradient
 #define wino_scatter_f2__generic wino_scatter
 #define wino_scatter_f4__generic wino_scatter
 #define wino_scatter_f6__generic wino_scatter
@@ -1139,7 +1213,7 @@ WINO_SCATTER_AVX512(6)
      cnn_f32_winograd_gemm_8x32__##ISA,       cnn_f32_winograd_gradient_f##M##__##ISA,             \
      wino_weight_panel_f##M##__##ISA,         wino_weight_grad_f##M##__##ISA,                      \
      wino_gather_f##M##__##ISA,               wino_scatter_f##M##__##ISA,                          \
-     wino_gather_gradient_f##M##__##ISA}
+     wino_gather_channels_f##M##__##ISA,      wino_gather_gradient_channels_f##M##__##ISA}
 #define WINO_KERNEL_TABLE(ISA)                                                                     \
     static const wino_kernels wino_kernels__##ISA[3] = {                                          \
         WINO_KERNEL_ROW(2, ISA), WINO_KERNEL_ROW(4, ISA), WINO_KERNEL_ROW(6, ISA)};
@@ -1238,9 +1312,10 @@ cnn_status cnn_winograd_forward(const cnn_winograd_weights *u, const cnn_conv_sh
  * (alpha x alpha) with its output gradient (m x m). That is the Winograd problem F(3x3, m x m), and
  * by transposition (Lavin and Gray, 2016) it runs on the forward's matrices:
  *     dW[k][c] = G^T ( sum_t (A dy_t[k] A^T) .* (B^T d_t[c] B) ) G.
- * The sum over tiles at each of the alpha^2 positions is a GEMM, M[pos] (K x C) += U[pos] (K x Tg)
- * * V[pos]^T (Tg x C), on the package GEMM, group of tiles by group; G^T M G at the end. V is the
- * forward's input transform of the same tiles. */
+ * The sum over tiles at each of the alpha^2 positions is a GEMM, M[pos] (K x C) += U[pos]^T
+ * V[pos] with U[pos] (Tg x K) and V[pos] (Tg x C) transformed on channel lanes (see "The weight
+ * gradient's operands on channel lanes"), on the package GEMM, group of tiles by group; G^T M G at
+ * the end. V is the forward's input transform of the same tiles. */
 
 cnn_status cnn_winograd_backward_weight(int m, const cnn_conv_shape *s, const float *x, const float *dy,
                                         float *dw) {
@@ -1260,21 +1335,30 @@ cnn_status cnn_winograd_backward_weight(int m, const cnn_conv_shape *s, const fl
     wino_make_plan_within(&sizes, s, CNN_MAX(wanted, (size_t)WINO_GROUP_BUDGET), &p);
     const int a2 = p.a2;
     const int64_t C = s->C, K = s->K, Tg = p.group, chunks = Tg / WINO_LANES;
-    const size_t vpos = (size_t)C * (size_t)Tg, upos = (size_t)K * (size_t)Tg, mpos = (size_t)K * (size_t)C;
+    /* Channel lanes: C and K rounded up to 16 (the extra lanes are zeros, never summed). */
+    const int64_t Cp = (C + WINO_LANES - 1) / WINO_LANES * WINO_LANES, Kq = (K + WINO_LANES - 1) / WINO_LANES * WINO_LANES;
+    const int64_t HW = s->H * s->W, PQ = p.P * p.Q, tpi = p.tiles_per_image;
+    const size_t vpos = (size_t)Cp * (size_t)Tg, upos = (size_t)Kq * (size_t)Tg, mpos = (size_t)K * (size_t)C;
+    /* The images a group's tiles touch: at most ceil(Tg / tiles per image) + 1. */
+    const int64_t imgs = CNN_MIN(s->N, (Tg + tpi - 1) / tpi + 1);
     /* Slots 4 and 5 as in the forward; the tile table and M in the convolution's slots 3 and 2
-     * (cnn_sgemm packs in 6 and 7). */
+     * (cnn_sgemm packs in 6 and 7); the channels-last images in 0 and 1. */
     float *vbuf = (float *)cnn_workspace(4, (size_t)a2 * vpos * sizeof(float));
     float *ubuf = (float *)cnn_workspace(5, (size_t)a2 * upos * sizeof(float));
     float *mbuf = (float *)cnn_workspace(2, (size_t)a2 * mpos * sizeof(float));
     wino_tile *tab = (wino_tile *)cnn_workspace(3, (size_t)Tg * sizeof(wino_tile));
-    if (!vbuf || !ubuf || !mbuf || !tab) return CNN_ERR_OUT_OF_MEMORY;
+    float *xcl = (float *)cnn_workspace(0, (size_t)(imgs * HW * Cp) * sizeof(float));
+    float *dycl = (float *)cnn_workspace(1, (size_t)(imgs * PQ * Kq) * sizeof(float));
+    if (!vbuf || !ubuf || !mbuf || !tab || !xcl || !dycl) return CNN_ERR_OUT_OF_MEMORY;
     const wino_kernels kern = wino_select(m);
-    /* One parallel region for the whole call. Per group: the tile table, then the transforms of x
-     * and dy as one loop, then the alpha^2 GEMMs a whole position per thread (each a single-thread
-     * cnn_sgemm with the thread's own packing buffers): one barrier per phase, where a threaded
-     * cnn_sgemm per position forked and joined alpha^2 times per group and split 256 x 256
-     * products into slivers. */
-    const int64_t transforms = (C + K) * chunks;
+    const wino_channels_last_fn channels_last = wino_channels_last_select();
+    /* One parallel region for the whole call. Per group: the tile table, the group's images of x
+     * and dy channels-last, the transforms of both (one item: one tile, 16 channels), then the
+     * alpha^2 GEMMs a whole position per thread (each a single-thread cnn_sgemm with the thread's
+     * own packing buffers): one barrier per phase, where a threaded cnn_sgemm per position forked
+     * and joined alpha^2 times per group and split 256 x 256 products into slivers. */
+    const int64_t xitems = Tg * (Cp / WINO_LANES), transforms = xitems + Tg * (Kq / WINO_LANES);
+    const int64_t xblocks = (HW + 7) / 8, dyblocks = (PQ + 7) / 8;
     const int nt = cnn_threads_for(CNN_MAX(transforms, (int64_t)a2));
     CNN_UNUSED(nt);
     int failed = 0;
@@ -1284,26 +1368,35 @@ cnn_status cnn_winograd_backward_weight(int m, const cnn_conv_shape *s, const fl
     {
         float d[8 * 8 * WINO_LANES] __attribute__((aligned(64)));
         for (int64_t g0 = 0; g0 < p.tiles; g0 += Tg) {
+            const int64_t n0 = g0 / tpi, n1 = (CNN_MIN(g0 + Tg, p.tiles) - 1) / tpi + 1, cnt = n1 - n0;
             CNN_PRAGMA(omp for schedule(static))
             for (int64_t ch = 0; ch < chunks; ch++)
                 wino_tile_table(&p, s, g0 + ch * WINO_LANES, WINO_LANES, tab + ch * WINO_LANES);
             CNN_PRAGMA(omp for schedule(static))
-            for (int64_t it = 0; it < transforms; it++) {
-                if (it < C * chunks) {
-                    const int64_t ch = it / C, c = it - ch * C;
-                    kern.gather(&p, s, x, c, tab + ch * WINO_LANES, d);
-                    kern.input(d, vbuf + (size_t)c * (size_t)Tg + (size_t)ch * WINO_LANES, vpos);
-                } else {
-                    const int64_t j = it - C * chunks, ch = j / K, k = j - ch * K;
-                    kern.gather_gradient(&p, s, dy, k, tab + ch * WINO_LANES, d);
-                    kern.gradient(d, ubuf + (size_t)k * (size_t)Tg + (size_t)ch * WINO_LANES, upos);
-                }
+            for (int64_t it = 0; it < cnt * (xblocks + dyblocks); it++) {
+                if (it < cnt * xblocks)
+                    channels_last(x, C, HW, Cp, n0, it, xcl);
+                else
+                    channels_last(dy, K, PQ, Kq, n0, it - cnt * xblocks, dycl);
             }
             CNN_PRAGMA(omp for schedule(static))
+            for (int64_t it = 0; it < transforms; it++) {
+                if (it < xitems) {
+                    const int64_t t = it / (Cp / WINO_LANES), c0 = (it - t * (Cp / WINO_LANES)) * WINO_LANES;
+                    kern.gather_channels(&p, s, xcl, Cp, n0, c0, tab + t, d);
+                    kern.input(d, vbuf + (size_t)(t * Cp + c0), vpos);
+                } else {
+                    const int64_t j = it - xitems, t = j / (Kq / WINO_LANES), k0 = (j - t * (Kq / WINO_LANES)) * WINO_LANES;
+                    kern.gather_gradient_channels(&p, s, dycl, Kq, n0, k0, tab + t, d);
+                    kern.gradient(d, ubuf + (size_t)(t * Kq + k0), upos);
+                }
+            }
+            /* M[pos] (K x C) += U[pos]^T (U: tiles x K) * V[pos] (tiles x C). */
+            CNN_PRAGMA(omp for schedule(static))
             for (int pos = 0; pos < a2; pos++) {
-                const cnn_status e = cnn_sgemm(CNN_NO_TRANS, CNN_TRANS, (size_t)K, (size_t)C, (size_t)Tg, 1.0f,
-                                               ubuf + (size_t)pos * upos, (size_t)Tg, vbuf + (size_t)pos * vpos,
-                                               (size_t)Tg, g0 == 0 ? 0.0f : 1.0f, mbuf + (size_t)pos * mpos,
+                const cnn_status e = cnn_sgemm(CNN_TRANS, CNN_NO_TRANS, (size_t)K, (size_t)C, (size_t)Tg, 1.0f,
+                                               ubuf + (size_t)pos * upos, (size_t)Kq, vbuf + (size_t)pos * vpos,
+                                               (size_t)Cp, g0 == 0 ? 0.0f : 1.0f, mbuf + (size_t)pos * mpos,
                                                (size_t)C, NULL);
                 if (e != CNN_OK) {
                     CNN_PRAGMA(omp atomic write)
