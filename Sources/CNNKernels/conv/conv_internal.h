@@ -21,7 +21,8 @@ cnn_status cnn_conv_geom_init(const cnn_conv_shape *s, conv_geom *g);
 /* Workspace slots of the calling thread used by this family (cnn_workspace); the buffers are held
  * across cnn_sgemm calls, so they must differ from the GEMM's packing slots (the upper ones, see
  * cnn_gemm.h) and Winograd's. Convolution takes 2 (column / gather buffer, direct's packed weights
- * in a one-shot call) and 3 (direct convolution's per-thread accumulator rows). */
+ * in a one-shot call) and 3 (direct convolution's per-thread accumulator rows, or the padded input
+ * copy of its flat tiles). */
 #define CNN_CONV_SLOT_COL 2
 #define CNN_CONV_SLOT_ACC 3
 /* The im2col path's (Kg x columns) product or gathered output gradient when several images share

@@ -247,9 +247,9 @@ static ALWAYS_INLINE void kvec_item(const conv_geom *g, const float *x, const fl
  * DIRECT_FLAT_BAND_BYTES is copied and computed in bands of output rows of about that much padded
  * input each: VGG's 224^2 layer copied whole (13 MiB) ran at 64-69 % of the peak, in 1 MiB bands at
  * 81-84 % (256 KiB bands 71-73 %, 2 MiB the same as 1 MiB). `cnn bench conv --strategy direct`,
- * 2 threads, against the row tiles: VGG conv1_2..conv5_2 72-75 / 70-78 / 75-82 / 56-59 / 40-43 %
- * -> 82-84 / 89-91 / 91-95 / 90-95 / 83-90 %, ResNet l1..l4 72-75 / 56-60 / 40-43 / 30-32 % ->
- * 83-88 / 84-87 / 87 / 84 %. */
+ * 2 threads, % of the peak against the row tiles: VGG conv1_2..conv5_2 72-75 / 70-78 / 75-82 /
+ * 56-59 / 40-43 -> 76-85 / 87-92 / 89-91 / 89-93 / 84-91, ResNet l1..l4 72-75 / 56-60 / 40-43 /
+ * 30-32 -> 83-90 / 85-90 / 85-88 / 84-86. */
 #define DIRECT_FLAT_BAND_BYTES ((size_t)1 << 20)
 
 /* The padded copy: Hp rows of Wp floats per channel, image row h at row h + ph, columns from pw.
@@ -269,9 +269,10 @@ static int64_t flat_positions(const conv_geom *g) { return (g->P - 1) * flat_wp(
 static int64_t flat_positions_rows(const conv_geom *g, int64_t rows) { return (rows - 1) * flat_wp(g) + g->Q; }
 
 /* Stride 1 and at least half of the computed positions (whole tiles of the widest register tile)
- * real outputs: ResNet-18's 7x7 plane keeps 49 of 56 (55 % of the peak against the row tiles'
- * 30 %, 2 threads), its 2x2 and 1x1 planes at CIFAR size would keep 4 and 1 of 28 (14 % and 3.5 %
- * against 25 % and 39 %). Independent of the ISA, so a plan's workspace does not change with it. */
+ * real outputs: ResNet's 7x7 plane keeps 49 of 56 (84-86 % of the peak against the row tiles'
+ * 30 %, 2 threads), ResNet-18's 2x2 and 1x1 planes at CIFAR size would keep 4 and 1 of 28 (measured
+ * 14 % and 3.5 % against 25 % and 39 %). Independent of the ISA, so a plan's workspace does not
+ * change with it. */
 static int direct_uses_flat(const conv_geom *g) {
     if (!cnn_conv_direct_uses_packed(g) || g->sh != 1 || g->sw != 1) return 0;
     const int64_t F = flat_positions(g), computed = (F + DIRECT_FLAT_NP_MAX - 1) / DIRECT_FLAT_NP_MAX * DIRECT_FLAT_NP_MAX;
@@ -424,8 +425,8 @@ DEFINE_DIRECT(generic, , 3, 3)
 #if CNN_X86
 DEFINE_DIRECT(avx2, CNN_TARGET_AVX2, 6, 6)
 DEFINE_DIRECT(avx512, CNN_TARGET_AVX512, 12, 28)
-/* 21 positions where that computes fewer of them: ResNet's 7x7 plane (61 flat positions) runs 3 x 21
- * instead of 3 x 28. */
+/* 21 positions where that computes fewer of them: a 14x14 plane (209 flat positions) runs 10 x 21
+ * instead of 8 x 28 (ResNet l3 85-88 % of the peak against 79-82 %). */
 CNN_TARGET_AVX512 static void cnn_f32_conv_direct_flat21__avx512(const conv_geom *g, const float *xp, int64_t hp,
                                                                 int64_t p0, int64_t rows, const float *wp,
                                                                 const float *bias, const float *residual,
