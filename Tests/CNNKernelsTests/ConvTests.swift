@@ -122,6 +122,13 @@ private let convNamedCases: [ConvCase] = [
              dilation: (2, 2), groups: 2),
     // A padded image over 1 MiB (32 x 102 x 91 floats) runs in bands of output rows: 88 + 12 here.
     ConvCase("direct flat in row bands", n: 1, c: 32, h: 100, w: 90, k: 24, r: 3, s: 3, pad: (1, 1)),
+    // Direct on strided, padded kernels of 25 taps or more runs on a zero-padded copy of each image;
+    // the third case (index 40) gets the residual, which must follow the image.
+    ConvCase("direct padded 7x7/2, batch 2", n: 2, c: 3, h: 20, w: 22, k: 16, r: 7, s: 7, stride: (2, 2), pad: (3, 3)),
+    ConvCase("direct padded 5x5/2, groups 2", n: 2, c: 4, h: 13, w: 11, k: 18, r: 5, s: 5, stride: (2, 2),
+             pad: (2, 1), groups: 2),
+    ConvCase("direct padded 7x7/2, batch 3, residual", n: 3, c: 5, h: 17, w: 15, k: 20, r: 7, s: 7,
+             stride: (2, 2), pad: (3, 3)),
 ]
 
 /// Random valid shapes: sizes not multiples of 16, odd and even, every option mixed.
