@@ -45,8 +45,6 @@ int omp_in_parallel(void);
 #define CNN_RESTRICT __restrict__
 #define CNN_UNUSED(x) (void)(x)
 
-/* Thread count for a parallel region over `work` independent items of `grain` cost each:
- * never more threads than items. */
 /* Threads a kernel may fork: the configured count, or 1 when called from inside a running parallel
  * region (a kernel that hands whole sub-problems to its threads, e.g. the Winograd weight
  * gradient's one GEMM per transform position): no nested teams. */
@@ -57,6 +55,8 @@ static inline int cnn_team_threads(void) {
     return cnn_num_threads();
 }
 
+/* Thread count for a parallel region over `items` independent items: never more threads than
+ * items. */
 static inline int cnn_threads_for(int64_t items) {
     int t = cnn_team_threads();
     if (items < t) t = (int)(items < 1 ? 1 : items);

@@ -542,13 +542,15 @@ WINO_TRANSFORMS(avx512, CNN_TARGET_AVX512)
 typedef float wino_vec8 __attribute__((vector_size(WINO_MR * sizeof(float)), aligned(4)));
 _Static_assert(WINO_MR == 8, "wino_weight_panel_body fills the eight lanes of a panel by name");
 
-/* out[i] = sum_r G[i][r] * in[r * is] (G: rows x 3), WINO_MR or WINO_LANES lanes per entry. */
-#define WINO_G_APPLY(VEC, rows, G, in, is, out, os)                                               \
+/* out[i * os] = sum_r G(i, r) * in[r * is] for i < rows, r < cols, with G(i, r) = G[i * gi + r * gr]:
+ * G itself (alpha x 3: gi = 3, gr = 1) or its transpose (3 x alpha: gi = 1, gr = 3). Each entry
+ * is WINO_MR or WINO_LANES lanes; G's entries are constants once unrolled, zeros drop out. */
+#define WINO_G_APPLY(VEC, rows, cols, G, gi, gr, in, is, out, os)                                \
     do {                                                                                         \
         _Pragma("clang loop unroll(full)") for (int i_ = 0; i_ < (rows); i_++) {                 \
             VEC acc_ = -(VEC){0};                                                                \
-            _Pragma("clang loop unroll(full)") for (int r_ = 0; r_ < 3; r_++) {                  \
-                const float c_ = (float)(G)[i_ * 3 + r_];                                        \
+            _Pragma("clang loop unroll(full)") for (int r_ = 0; r_ < (cols); r_++) {             \
+                const float c_ = (float)(G)[i_ * (gi) + r_ * (gr)];                              \
                 if (c_ != 0.0f) acc_ += c_ * (in)[r_ * (is)];                                    \
             }                                                                                    \
             (out)[i_ * (os)] = acc_;                                                             \
@@ -578,11 +580,11 @@ WINO_INLINE void wino_weight_panel_body(const int alpha, const double *G, const 
         for (int e = 0; e < 9; e++) g[e] = *(const wino_vec8 *)gs[e];
     }
 #pragma clang loop unroll(full)
-    for (int j = 0; j < 3; j++) WINO_G_APPLY(wino_vec8, alpha, G, g + j, 3, &t[0][j], 3);
+    for (int j = 0; j < 3; j++) WINO_G_APPLY(wino_vec8, alpha, 3, G, 3, 1, g + j, 3, &t[0][j], 3);
 #pragma clang loop unroll(full)
     for (int i = 0; i < alpha; i++) {
         wino_vec8 row[8];
-        WINO_G_APPLY(wino_vec8, alpha, G, t[i], 1, row, 1); /* row[j] = sum_q G[j][q] t[i][q] */
+        WINO_G_APPLY(wino_vec8, alpha, 3, G, 3, 1, t[i], 1, row, 1); /* row[j] = sum_q G[j][q] t[i][q] */
 #pragma clang loop unroll(full)
         for (int j = 0; j < alpha; j++) *(wino_vec8 *)(base + (size_t)(i * alpha + j) * pos_stride) = row[j];
     }
@@ -604,34 +606,12 @@ WINO_INLINE void wino_weight_grad_body(const int alpha, const double *G, const f
             m[e] = *(const wino_vec *)lane;
         }
     }
-    /* t = G^T M (3 x alpha): t[r][j] = sum_i G[i][r] m[i][j]; then o = t G (3 x 3). G^T's row r is
-     * G's column r, so both steps apply G to a column of alpha entries: transposed tables would be
-     * the same numbers again. */
+    /* t = G^T M (3 x alpha), column by column; then o = t G, i.e. G^T applied to each row of t. */
     wino_vec t[3][8], o[3][3];
 #pragma clang loop unroll(full)
-    for (int j = 0; j < alpha; j++)
+    for (int j = 0; j < alpha; j++) WINO_G_APPLY(wino_vec, 3, alpha, G, 1, 3, m + j, alpha, &t[0][j], 8);
 #pragma clang loop unroll(full)
-        for (int r = 0; r < 3; r++) {
-            wino_vec acc = -(wino_vec){0};
-#pragma clang loop unroll(full)
-            for (int i = 0; i < alpha; i++) {
-                const float gi = (float)G[i * 3 + r];
-                if (gi != 0.0f) acc += gi * m[i * alpha + j];
-            }
-            t[r][j] = acc;
-        }
-#pragma clang loop unroll(full)
-    for (int r = 0; r < 3; r++)
-#pragma clang loop unroll(full)
-        for (int q = 0; q < 3; q++) {
-            wino_vec acc = -(wino_vec){0};
-#pragma clang loop unroll(full)
-            for (int j = 0; j < alpha; j++) {
-                const float gj = (float)G[j * 3 + q];
-                if (gj != 0.0f) acc += gj * t[r][j];
-            }
-            o[r][q] = acc;
-        }
+    for (int r = 0; r < 3; r++) WINO_G_APPLY(wino_vec, 3, alpha, G, 1, 3, t[r], 1, o[r], 1);
     float out[9][WINO_WGRAD_LANES];
     for (int e = 0; e < 9; e++) *(wino_vec *)out[e] = o[e / 3][e % 3];
     for (int l = 0; l < n; l++)
