@@ -129,7 +129,13 @@ private let convNamedCases: [ConvCase] = [
              pad: (2, 1), groups: 2),
     ConvCase("direct padded 7x7/2, batch 3, residual", n: 3, c: 5, h: 17, w: 15, k: 20, r: 7, s: 7,
              stride: (2, 2), pad: (3, 3)),
+    // im2col in per-thread bands (small weights, enough bands): 216 column rows of 72 columns are
+    // 62 KiB per output row, so 25-row bands: 25 + 25 + 14 rows per image and group, 12 in all.
+    convThreadBandCase,
 ]
+
+private let convThreadBandCase = ConvCase("im2col thread bands 25+25+14, groups 2", n: 2, c: 48, h: 64, w: 72,
+                                          k: 20, r: 3, s: 3, pad: (1, 1), groups: 2)
 
 /// Random valid shapes: sizes not multiples of 16, odd and even, every option mixed.
 private func convRandomCases(count: Int, seed: UInt64) -> [ConvCase] {
@@ -215,6 +221,33 @@ private let convForwardBound = 1e-5
         }
         print("conv forward: \(checked) (case, strategy, ISA) runs; worst max|err|/max|y| per strategy/ISA:")
         for key in worst.keys.sorted() { print("  \(key): \(worst[key]!)") }
+    }
+
+    /// im2col's per-thread bands with 2 and 3 threads (the bands split 6 + 6 and 4 + 4 + 4), the
+    /// whole epilogue, every ISA: the same answer as the reference and, bit for bit, as 1 thread
+    /// (one GEMM per band either way).
+    @Test func im2colThreadBandsMatchReference() throws {
+        var rng = ConvRNG(state: 21)
+        let cs = convThreadBandCase
+        let x = rng.floats(cs.xCount), w = rng.floats(cs.wCount), bias = rng.floats(Int(cs.shape.K))
+        let residual = rng.floats(cs.yCount)
+        let ref = convReference(cs, x: x, w: w, bias: bias, residual: residual, relu: true)
+        defer { cnn_set_num_threads(0) }
+        for isa in ComputeRuntime.supportedISAs {
+            try ComputeRuntime.withISA(isa) {
+                var outputs = [[Float]]()
+                for threads in [1, 2, 3] {
+                    cnn_set_num_threads(Int32(threads))
+                    let (status, y) = convForward(CNN_CONV_IM2COL, cs, x: x, w: w, bias: bias, residual: residual,
+                                                  relu: true)
+                    #expect(status == CNN_OK)
+                    let err = convRelativeError(y, ref)
+                    #expect(err <= convForwardBound, "\(isa), \(threads) threads: error \(err)")
+                    outputs.append(y)
+                }
+                #expect(outputs[1] == outputs[0] && outputs[2] == outputs[0], "\(isa): thread counts differ")
+            }
+        }
     }
 
     /// A plan made under one ISA (its GEMM panels packed for that ISA) stays correct when the

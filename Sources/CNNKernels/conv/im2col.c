@@ -475,6 +475,73 @@ static cnn_status weights_times(const conv_geom *g, conv_weights *cw, const void
                      w + grp * g->Kg * crs, (size_t)crs, b, ldb, 0.0f, y, ldy, ep);
 }
 
+/* Per-thread bands. With small weights (64 output channels of a 3x3 over 64 inputs: 144 KiB) and
+ * a large plane (vgg16.conv1_2's 224 x 224), the shared band (cnn_conv_im2col_forward) is built by both threads and
+ * then split between them by columns: 8 MiB of columns written out to L3 and read back, partly by
+ * the other core, B rows 14 KiB apart. Here each thread instead takes whole bands of at most
+ * THREAD_BAND_BYTES of columns (three 224-wide rows of conv1_2, 672 columns = 14 microkernel
+ * tiles), builds them in its own workspace and runs a single-thread GEMM on them right away.
+ * Measured on conv1_2 (C harness, 2 threads of the development machine, minimum of 20 calls):
+ * 22.3-22.4 -> 19.6-20.0 ms; with 0.5 / 1 / 2 / 4 MiB bands 20.3 / 19.5-20.1 / 19.9-20.5 /
+ * 20.0-20.7 ms. In one stretch where the shared path read 48-51 ms (a neighbour on the L3, it
+ * seems), this one held 19.6-20.1 ms. Used only where the weights are at most
+ * THREAD_BAND_WEIGHT_BYTES (each thread streams them once per band) and there are at least
+ * THREAD_BAND_ITEMS bands per thread: the 7x7/2 stem in 8 bands of 15 rows measured 1.35 against
+ * 1.29-1.32 ms shared, so the stem (5 bands of 23 rows at 1.5 MiB) keeps the shared band. */
+#define THREAD_BAND_BYTES ((int64_t)3 << 19)
+#define THREAD_BAND_WEIGHT_BYTES ((int64_t)384 << 10)
+#define THREAD_BAND_ITEMS 4
+
+/* Output rows per thread band, or 0 when the shared band is used. */
+static int64_t thread_band_rows(const conv_geom *g, int threads) {
+    const int64_t crs = g->Cg * g->R * g->S;
+    if (threads < 2 || g->Kg * crs * (int64_t)sizeof(float) > THREAD_BAND_WEIGHT_BYTES) return 0;
+    int64_t rows = THREAD_BAND_BYTES / ((int64_t)sizeof(float) * crs * g->Q);
+    rows = CNN_MAX(1, CNN_MIN(rows, g->P));
+    const int64_t items = g->N * g->G * ((g->P + rows - 1) / rows);
+    return items >= (int64_t)THREAD_BAND_ITEMS * threads ? rows : 0;
+}
+
+static cnn_status im2col_forward_thread_bands(const conv_geom *g, int64_t band, int threads, const float *x,
+                                              const conv_weights *cw, const void *packed, const float *bias,
+                                              const float *residual, int relu, float *y) {
+    const int64_t crs = g->Cg * g->R * g->S, PQ = g->P * g->Q, nbands = (g->P + band - 1) / band;
+    const int64_t items = g->N * g->G * nbands;
+    cnn_status status = CNN_OK;
+    CNN_UNUSED(threads);
+#if CNN_OMP
+    CNN_PRAGMA(omp parallel num_threads(threads))
+#endif
+    {
+        /* Each thread's own weights state: a fallback gather (after an ISA switch) lands in its
+         * own workspace. */
+        conv_weights tw = *cw;
+        float *col = (float *)cnn_workspace(CNN_CONV_SLOT_COL, (size_t)(crs * band * g->Q) * sizeof(float));
+        cnn_status st = col ? CNN_OK : CNN_ERR_OUT_OF_MEMORY;
+        /* Contiguous runs of bands per thread: neighbouring bands share input rows. */
+        const int64_t nt = CNN_OMP_NUM_THREADS(), id = CNN_OMP_THREAD_NUM();
+        for (int64_t t = items * id / nt; st == CNN_OK && t < items * (id + 1) / nt; t++) {
+            const int64_t img = t / (g->G * nbands), grp = t / nbands % g->G, p0 = t % nbands * band;
+            const int64_t rows = CNN_MIN(band, g->P - p0);
+            const int64_t yoff = (img * g->K + grp * g->Kg) * PQ + p0 * g->Q;
+            cnn_conv_im2col(g, x + (img * g->C + grp * g->Cg) * g->H * g->W, p0, rows, col);
+            const cnn_epilogue ep = {
+                .bias = bias ? bias + grp * g->Kg : NULL,
+                .residual = residual ? residual + yoff : NULL,
+                .residual_ld = (size_t)PQ,
+                .relu = relu,
+            };
+            st = weights_times(g, &tw, packed, grp, rows * g->Q, col, (size_t)(rows * g->Q), y + yoff,
+                               (size_t)PQ, &ep);
+        }
+        if (st != CNN_OK) {
+            CNN_PRAGMA(omp atomic write)
+            status = st;
+        }
+    }
+    return status;
+}
+
 static int64_t im2col_band(const conv_geom *g) { return conv_band_rows(g->Cg * g->R * g->S * g->Q, g->P); }
 
 size_t cnn_conv_im2col_workspace_bytes(const conv_geom *g) {
@@ -487,6 +554,9 @@ size_t cnn_conv_im2col_workspace_bytes(const conv_geom *g) {
     }
     const int64_t nb = cnn_conv_batch_images(g), crs = g->Cg * g->R * g->S;
     if (nb > 1) return trim + (size_t)((crs + g->Kg) * nb * g->P * g->Q) * sizeof(float);
+    const int threads = cnn_team_threads();
+    const int64_t tband = thread_band_rows(g, threads);
+    if (tband > 0) return trim + (size_t)(threads * crs * tband * g->Q) * sizeof(float); /* one per thread */
     return trim + (size_t)(crs * im2col_band(g) * g->Q) * sizeof(float);
 }
 
@@ -522,6 +592,9 @@ cnn_status cnn_conv_im2col_forward(const conv_geom *g, const float *x, const flo
     g = trimmed(g, w, &t, &cw);
     const int64_t nb = cnn_conv_batch_images(g);
     if (nb > 1) return im2col_forward_images(g, nb, x, &cw, packed, bias, residual, relu, y);
+    const int threads = cnn_team_threads();
+    const int64_t tband = thread_band_rows(g, threads);
+    if (tband > 0) return im2col_forward_thread_bands(g, tband, threads, x, &cw, packed, bias, residual, relu, y);
     const int64_t crs = g->Cg * g->R * g->S, PQ = g->P * g->Q, band = im2col_band(g);
     float *col = (float *)cnn_workspace(CNN_CONV_SLOT_COL, (size_t)(crs * band * g->Q) * sizeof(float));
     if (!col) return CNN_ERR_OUT_OF_MEMORY;
