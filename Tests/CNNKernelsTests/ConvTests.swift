@@ -132,6 +132,14 @@ private let convNamedCases: [ConvCase] = [
     // im2col in per-thread bands (small weights, enough bands): 216 column rows of 72 columns are
     // 62 KiB per output row, so 25-row bands: 25 + 25 + 14 rows per image and group, 12 in all.
     convThreadBandCase,
+    // Direct's strided tiles on the padded copy, 28 columns wide on AVX-512, stored through an
+    // in-register transpose in vectors of 16: 48 output columns are a whole tile and one of 20
+    // (16 + 4), 35 a whole one and one of 7; 20 channels are a full block and a partial one.
+    // Index 42 gets bias and ReLU, 43 the residual and ReLU.
+    ConvCase("direct padded 7x7/2 tiles 28 + 20", n: 1, c: 3, h: 41, w: 95, k: 20, r: 7, s: 7, stride: (2, 2),
+             pad: (3, 3)),
+    ConvCase("direct padded 7x7/2 tiles 28 + 7, batch 2", n: 2, c: 2, h: 9, w: 69, k: 17, r: 7, s: 7,
+             stride: (2, 2), pad: (3, 3)),
 ]
 
 private let convThreadBandCase = ConvCase("im2col thread bands 25+25+14, groups 2", n: 2, c: 48, h: 64, w: 72,
@@ -414,8 +422,16 @@ private let convForwardBound = 1e-5
         cnn_conv_plan_destroy(plan)
         var depthwise = ConvCase("dw", n: 1, c: 32, h: 56, w: 56, k: 32, r: 3, s: 3, pad: (1, 1), groups: 32).shape
         #expect(cnn_conv_auto_algorithm(&depthwise) == CNN_CONV_DIRECT)
+        // Strided kernels of 25 taps or more run direct's 28-wide strided tiles where rows fill
+        // them (112 and 55 columns), im2col where they would not (16 columns of a CIFAR-size stem).
         var first = ConvCase("7x7/2", n: 1, c: 3, h: 224, w: 224, k: 64, r: 7, s: 7, stride: (2, 2), pad: (3, 3)).shape
-        #expect(cnn_conv_auto_algorithm(&first) == CNN_CONV_IM2COL)
+        #expect(cnn_conv_auto_algorithm(&first) == CNN_CONV_DIRECT)
+        var alex = ConvCase("11x11/4", n: 1, c: 3, h: 227, w: 227, k: 96, r: 11, s: 11, stride: (4, 4)).shape
+        #expect(cnn_conv_auto_algorithm(&alex) == CNN_CONV_DIRECT)
+        var small = ConvCase("7x7/2 at 32", n: 8, c: 3, h: 32, w: 32, k: 64, r: 7, s: 7, stride: (2, 2), pad: (3, 3)).shape
+        #expect(cnn_conv_auto_algorithm(&small) == CNN_CONV_IM2COL)
+        var fiveByFive = ConvCase("5x5", n: 1, c: 16, h: 28, w: 28, k: 32, r: 5, s: 5, pad: (2, 2)).shape
+        #expect(cnn_conv_auto_algorithm(&fiveByFive) == CNN_CONV_IM2COL)
     }
 }
 

@@ -107,13 +107,21 @@ int cnn_conv_algorithm_applies(cnn_conv_algorithm algorithm, const cnn_conv_shap
  *    1.7e-5 against 9.6e-6 relative, C up to 256) and cuts the GEMM lanes on large planes
  *    (VGG-16's 224^2, 112^2 and 28^2 layers); F(4x4) wins where its tiles fit the plane exactly
  *    (56^2, 14^2), F(2x2) where there are few tiles (ResNet's 7x7 layer4).
- *  - everything else (first layers with C = 3, 5x5, 7x7/2, 11x11/4, grouped): im2col + GEMM.
+ *  - strided kernels of 25 taps or more, groups 1, at least 16 output channels, output rows that
+ *    fill direct's 28-wide strided tiles to at least 80 % (the 7x7/2 stem's 112 columns, AlexNet's
+ *    55): direct, on its padded copy. `cnn bench conv`, batch 1: the stem 1.18-1.19 ms against
+ *    im2col's 1.30, AlexNet's conv1 1.04-1.06 against 1.18 (AVX2: 2.13 / 1.67 against 2.42 /
+ *    2.17; portable: 5.2 / 5.4 against 7.4 / 6.6).
+ *  - everything else (first layers with C = 3, 5x5, grouped, small strided planes): im2col + GEMM.
  */
 static cnn_conv_algorithm auto_algorithm(const conv_geom *g, const cnn_conv_shape *s) {
     /* Depthwise: the direct loop. A single-channel image (LeNet's conv1) is not depthwise: there
      * im2col + GEMM measured 0.55 ms against direct's 1.35 ms (lenet5.conv1.batch64, 1 thread). */
     if (g->Cg == 1 && g->G > 1) return CNN_CONV_DIRECT;
     if (applies(CNN_CONV_GEMM1X1, g)) return CNN_CONV_GEMM1X1;
+    if (g->G == 1 && g->Kg >= 16 && (g->sh > 1 || g->sw > 1) && g->R * g->S >= 25 &&
+        5 * g->Q >= 4 * ((g->Q + 27) / 28 * 28))
+        return CNN_CONV_DIRECT;
     if (applies(CNN_CONV_WINOGRAD_4X4, g) && g->C >= 16 && g->K >= 16) {
         /* A tile m is usable with at least 16 tiles (one vector of lanes) and when at least half
          * of the tile area is real outputs: a tile computes m x m outputs whether or not they

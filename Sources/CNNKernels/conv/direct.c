@@ -392,6 +392,125 @@ static ALWAYS_INLINE void flat_item(const conv_geom *g, const float *xp, int64_t
     }
 }
 
+/* ---- Strided rows over a zero-padded copy ---------------------------------------------------
+ * A strided layer with padding (the 7x7/2 stem) on its padded copy (see direct_padded_forward):
+ * every column is interior, so a register tile can be as wide as the flat tiles' without checks:
+ * NP consecutive output columns of one row x 16 channels, tap (r, s) of column q0 + i at input
+ * column (q0 + i) sw + s dw. The last tile of a row may run past Q: those columns read on into the
+ * next padded row (or the copy's slack after the last one) and are dropped. The geometry g is the
+ * padded one (no padding, one image). item = (group, block of 16 channels, output row, tile). */
+static int64_t strided_tiles(const conv_geom *g, int NP) { return (g->Q + NP - 1) / NP; }
+
+typedef int32_t direct_ivec __attribute__((vector_size(DK * sizeof(int32_t)), aligned(4)));
+
+/* v (16 vectors of 16) transposed in place: four rounds of interleaving rows i and i + 8 (each
+ * round rotates the bits of the (row, column) index by one; after four, rows and columns have
+ * swapped). 64 two-source shuffles, against 256 single-lane extracts. */
+static ALWAYS_INLINE void transpose16(direct_vec *v) {
+    for (int round = 0; round < 4; round++) {
+        direct_vec w[16];
+        for (int i = 0; i < 8; i++) {
+            w[2 * i] = __builtin_shufflevector(v[i], v[i + 8], 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+            w[2 * i + 1] =
+                __builtin_shufflevector(v[i], v[i + 8], 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+        }
+        for (int i = 0; i < 16; i++) v[i] = w[i];
+    }
+}
+
+/* *v = relu?(*v + b + residual) with NaN passed through (only lanes below zero are cleared); the
+ * residual's first n lanes are read. */
+static ALWAYS_INLINE void epilogue_vec(direct_vec *v, float b, const float *res, int n, int relu) {
+    *v += b;
+    if (res) {
+        direct_vec r = {0};
+        for (int i = 0; i < n; i++) r[i] = res[i];
+        *v += r;
+    }
+    if (relu) *v = (direct_vec)((direct_ivec)*v & ~(direct_ivec)(*v < (direct_vec){0}));
+}
+
+/* The epilogue of a whole NP-position tile (16 < NP <= 32) of kb channels: positions i of channel
+ * j go to y[j * plane + i]. The accumulators (one vector of 16 channels per position) are
+ * transposed 16 x 16 at a time into one vector of positions per channel, so each channel's
+ * outputs are vector stores: the single-lane extracts they replace took 17 % of the 7x7/2 stem. */
+static ALWAYS_INLINE void wide_tile_store(const direct_vec *acc, const int NP, int64_t nq, int64_t kb,
+                                          const float *bias, const float *residual, int relu, float *y,
+                                          int64_t plane) {
+    direct_vec lo[16], hi[16];
+    for (int i = 0; i < 16; i++) {
+        lo[i] = acc[i];
+        hi[i] = 16 + i < NP ? acc[16 + i] : (direct_vec){0};
+    }
+    transpose16(lo);
+    transpose16(hi);
+    for (int64_t j = 0; j < kb; j++) {
+        const float bj = bias ? bias[j] : 0.0f;
+        float *yo = y + j * plane;
+        if (nq == NP) { /* the common case, with constant trip counts */
+            epilogue_vec(&lo[j], bj, residual ? residual + j * plane : NULL, 16, relu);
+            epilogue_vec(&hi[j], bj, residual ? residual + j * plane + 16 : NULL, NP - 16, relu);
+            for (int i = 0; i < 16; i++) yo[i] = lo[j][i];
+            for (int i = 0; i < NP - 16; i++) yo[16 + i] = hi[j][i];
+            continue;
+        }
+        const int n0 = (int)CNN_MIN(nq, 16), n1 = (int)nq - n0;
+        epilogue_vec(&lo[j], bj, residual ? residual + j * plane : NULL, n0, relu);
+        epilogue_vec(&hi[j], bj, residual ? residual + j * plane + 16 : NULL, n1, relu);
+        for (int i = 0; i < n0; i++) yo[i] = lo[j][i];
+        for (int i = 0; i < n1; i++) yo[16 + i] = hi[j][i];
+    }
+}
+
+static ALWAYS_INLINE void strided_item(const conv_geom *g, const float *xp, const float *wp, const float *bias,
+                                       const float *residual, int relu, float *y, int64_t item, const int NP,
+                                       const int64_t sw) {
+    const int64_t kbs = kblocks16(g), tiles = strided_tiles(g, NP);
+    const int64_t tile = item % tiles;
+    int64_t t = item / tiles;
+    const int64_t p = t % g->P;
+    t /= g->P;
+    const int64_t b = t % kbs, grp = t / kbs;
+    const int64_t k0 = grp * g->Kg + b * DK, kb = CNN_MIN(DK, g->Kg - b * DK);
+    const int64_t q0 = tile * NP, W = g->W;
+    const float *CNN_RESTRICT xg = xp + (grp * g->Cg * g->H + p * g->sh) * W + q0 * sw;
+    const float *CNN_RESTRICT wb = wp + (grp * kbs + b) * g->Cg * g->R * g->S * DK;
+    direct_vec acc[DIRECT_FLAT_NP_MAX];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < NP; i++) acc[i] = (direct_vec){0};
+    for (int64_t c = 0; c < g->Cg; c++)
+        for (int64_t r = 0; r < g->R; r++) {
+            const float *CNN_RESTRICT xr = xg + (c * g->H + r * g->dh) * W;
+            const float *CNN_RESTRICT wr = wb + (c * g->R + r) * g->S * DK;
+            for (int64_t s = 0; s < g->S; s++) {
+                const float *CNN_RESTRICT xs = xr + s * g->dw;
+                const direct_vec wv = *(const direct_vec *)(wr + s * DK);
+#pragma clang loop unroll(full)
+                for (int i = 0; i < NP; i++) acc[i] += wv * xs[i * sw];
+            }
+        }
+    const int64_t nq = CNN_MIN((int64_t)NP, g->Q - q0);
+    if (NP > DK) { /* a wide register tile: transposed in registers */
+        const int64_t o = (k0 * g->P + p) * g->Q + q0;
+        wide_tile_store(acc, NP, nq, kb, bias ? bias + k0 : NULL, residual ? residual + o : NULL, relu, y + o,
+                        g->P * g->Q);
+        return;
+    }
+    float out[DK][DIRECT_FLAT_NP_MAX];
+    for (int i = 0; i < NP; i++)
+        for (int j = 0; j < DK; j++) out[j][i] = acc[i][j];
+    for (int64_t j = 0; j < kb; j++) {
+        const int64_t o = ((k0 + j) * g->P + p) * g->Q + q0;
+        const float bj = bias ? bias[k0 + j] : 0.0f;
+        for (int64_t i = 0; i < nq; i++) {
+            float v = out[j][i] + bj;
+            if (residual) v += residual[o + i];
+            if (relu) v = v < 0.0f ? 0.0f : v;
+            y[o + i] = v;
+        }
+    }
+}
+
 typedef void (*direct_fn)(const conv_geom *, const float *, const float *, const float *,
                           const float *, int, float *, int64_t, float *);
 
@@ -406,6 +525,15 @@ typedef void (*direct_flat_fn)(const conv_geom *, const float *, int64_t, int64_
                                                      const float *bias, const float *residual,       \
                                                      int relu, float *y, int64_t n, int64_t item) {  \
         flat_item(g, xp, hp, p0, rows, wp, bias, residual, relu, y, n, item, np);                     \
+    }                                                                                                 \
+    attr static void cnn_f32_conv_direct_strided__##isa(const conv_geom *g, const float *x,          \
+                                                        const float *wp, const float *bias,          \
+                                                        const float *residual, int relu, float *y,   \
+                                                        int64_t item, float *acc) {                  \
+        (void)acc;                                                                                    \
+        /* Stride 2 (the stem) as a constant: the 28 tap offsets become immediates. */             \
+        if (g->sw == 2) strided_item(g, x, wp, bias, residual, relu, y, item, np, 2);                 \
+        else strided_item(g, x, wp, bias, residual, relu, y, item, np, g->sw);                        \
     }                                                                                                 \
     attr static void cnn_f32_conv_direct_rows__##isa(const conv_geom *g, const float *x,             \
                                                      const float *w, const float *bias,              \
@@ -502,16 +630,43 @@ static cnn_status direct_flat_forward(const conv_geom *g, const float *x, const 
 
 static int64_t direct_items(const conv_geom *g);
 
-/* Strided layers with padding: the row tiles check each column whose taps reach into the padding,
- * tap by tap (the 7x7/2 stem's first and last columns of every row). On a zero-padded copy of each
- * image in turn, the same tiles run with no padding and every column is interior. Measured (C
- * harness, minimum of 20 calls, 2 threads, 4 alternations): the 7x7/2 stem 1.51-1.65 -> 1.35 ms;
- * a 3x3/2 layer (64 -> 128 channels, 56x56, batch 4), whose 9 taps are cheap to check, 2.64-3.01
- * -> 2.87-2.89 ms, hence kernels of 25 taps or more only. At stride 1 the planes the flat tiles
- * leave are tiny (ResNet-18's 1x1 plane at CIFAR size), where a padded copy multiplies the work (a
- * 3x3 plane for one output): 3.4 -> 6.5 ms. */
+/* Strided kernels of 25 taps or more (the 7x7/2 stem, AlexNet's 11x11/4): on a copy of each image
+ * in turn, zero-padded and with slack after it, every column is interior and a register tile can
+ * be 28 columns wide (strided_item) and run past the row's end. The row tiles instead check each
+ * column whose taps reach into the padding, tap by tap, in tiles of 12. Measured (C harness,
+ * minimum of 20 calls, 2 threads, alternated runs):
+ * - the stem: row tiles 1.51-1.65 ms; their tiles on the padded copy 1.35-1.44 ms; 28-wide strided
+ *   tiles 1.28-1.31; stride 2 as a constant (immediate tap offsets) 1.28-1.30; stored through the
+ *   in-register transpose 1.25-1.27; the copy split by rows 1.24-1.26 (fast state; 81-82 % of a
+ *   233 GFLOP/s peak).
+ * - AlexNet's conv1 (no padding: the copy only gives the tiles their slack): 1.22-1.25 -> 1.01-1.05
+ *   ms.
+ * - a 3x3/2 layer (64 -> 128 channels, 56x56, batch 4), whose 9 taps are cheap to check: on the
+ *   padded copy 2.64-3.01 -> 2.87-2.89 ms, hence the 25 taps.
+ * At stride 1 the planes the flat tiles leave are tiny (ResNet-18's 1x1 plane at CIFAR size), where
+ * a padded copy multiplies the work (a 3x3 plane for one output): 3.4 -> 6.5 ms. */
 static int direct_uses_padded(const conv_geom *g) {
-    return (g->sh > 1 || g->sw > 1) && (g->ph > 0 || g->pw > 0) && g->R * g->S >= 25;
+    return (g->sh > 1 || g->sw > 1) && g->R * g->S >= 25;
+}
+
+/* The strided-row kernel of the active ISA and its tile width. */
+static direct_fn direct_strided_variant(int *np) {
+#if CNN_X86
+    switch (cnn_isa_active()) {
+    case CNN_ISA_AVX512: *np = 28; return cnn_f32_conv_direct_strided__avx512;
+    case CNN_ISA_AVX2: *np = 6; return cnn_f32_conv_direct_strided__avx2;
+    default: break;
+    }
+#endif
+    *np = 3;
+    return cnn_f32_conv_direct_strided__generic;
+}
+
+#define PAD_ROWS 16
+
+/* The padded copy of one image, and the slack the strided tiles read past its last row. */
+static size_t padded_floats(const conv_geom *g) {
+    return (size_t)(g->C * (g->H + 2 * g->ph) * (g->W + 2 * g->pw) + DIRECT_FLAT_NP_MAX * g->sw);
 }
 
 static cnn_status direct_padded_forward(const conv_geom *g, const float *x, const float *wpacked,
@@ -521,18 +676,27 @@ static cnn_status direct_padded_forward(const conv_geom *g, const float *x, cons
     gp.W = g->W + 2 * g->pw;
     gp.ph = gp.pw = 0;
     gp.N = 1;
-    const int64_t out = g->K * g->P * g->Q, items = direct_items(&gp);
-    float *xp = (float *)cnn_workspace(CNN_CONV_SLOT_ACC, cnn_conv_direct_workspace_bytes(g));
+    int np;
+    const direct_fn fn = direct_strided_variant(&np);
+    const int64_t out = g->K * g->P * g->Q, items = gp.G * kblocks16(&gp) * gp.P * strided_tiles(&gp, np);
+    float *xp = (float *)cnn_workspace(CNN_CONV_SLOT_ACC, padded_floats(g) * sizeof(float));
     if (!xp) return CNN_ERR_OUT_OF_MEMORY;
-    const direct_fn fn = direct_variant(1);
-    const int nt = cnn_threads_for(CNN_MAX(items, g->C));
+    memset(xp + g->C * gp.H * gp.W, 0, (size_t)(DIRECT_FLAT_NP_MAX * g->sw) * sizeof(float));
+    const int64_t pieces = (gp.H + PAD_ROWS - 1) / PAD_ROWS;
+    const int nt = cnn_threads_for(CNN_MAX(items, g->C * pieces));
     CNN_UNUSED(nt);
 #if CNN_OMP
 #pragma omp parallel num_threads(nt) if (nt > 1)
 #endif
     for (int64_t n = 0; n < g->N; n++) {
+        /* The copy in pieces of PAD_ROWS padded rows: the stem's 3 channels split over 2 threads
+         * 2 : 1 (5 % of the call), its 45 pieces 23 : 22. */
         CNN_PRAGMA(omp for schedule(static))
-        for (int64_t c = 0; c < g->C; c++) flat_pad_rows(g, x + n * g->C * g->H * g->W, 0, c, 0, gp.H, gp.H, gp.W, xp);
+        for (int64_t i = 0; i < g->C * pieces; i++) {
+            const int64_t c = i / pieces, r0 = i % pieces * PAD_ROWS;
+            flat_pad_rows(g, x + n * g->C * g->H * g->W, 0, c, r0, CNN_MIN(PAD_ROWS, gp.H - r0), gp.H, gp.W,
+                          xp + r0 * gp.W);
+        }
         CNN_PRAGMA(omp for schedule(static))
         for (int64_t i = 0; i < items; i++)
             fn(&gp, xp, wpacked, bias, residual ? residual + n * out : NULL, relu, y + n * out, i, NULL);
@@ -548,7 +712,7 @@ static int64_t direct_items(const conv_geom *g) {
 size_t cnn_conv_direct_workspace_bytes(const conv_geom *g) {
     if (direct_uses_flat(g)) return flat_buffer_floats(g) * sizeof(float); /* the padded copy */
     if (cnn_conv_direct_uses_packed(g) && direct_uses_padded(g)) /* one padded image */
-        return (size_t)(g->C * (g->H + 2 * g->ph) * (g->W + 2 * g->pw)) * sizeof(float);
+        return padded_floats(g) * sizeof(float);
     if (cnn_conv_direct_uses_packed(g)) return 0; /* the tile lives in registers / on the stack */
     return (size_t)cnn_threads_for(direct_items(g)) * (size_t)(DIRECT_KB * g->Q) * sizeof(float);
 }
