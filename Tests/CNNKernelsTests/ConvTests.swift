@@ -102,7 +102,7 @@ private let convNamedCases: [ConvCase] = [
     ConvCase("cifar 3x3 batch 4", n: 4, c: 16, h: 8, w: 8, k: 16, r: 3, s: 3, pad: (1, 1)),
     // Small planes put several images in one GEMM (3 per column matrix at 30x30 output): chunks of
     // 3, 3 and 1 images, with groups, residual and bias scattered back image by image.
-    ConvCase("image chunks 3+3+1, groups 2", n: 7, c: 4, h: 30, w: 30, k: 6, r: 3, s: 3, pad: (1, 1), groups: 2),
+    convImageChunkCase,
     ConvCase("image chunks 1x1 stride 1", n: 5, c: 6, h: 20, w: 30, k: 5, r: 1, s: 1),
     // Taps that read only padding are trimmed away (cnn_conv_trim_taps): a 1x1 plane keeps the
     // centre tap, 2x2 -> 1x1 at stride 2 keeps a 2x2 window, a one-row image one kernel row, a
@@ -141,6 +141,10 @@ private let convNamedCases: [ConvCase] = [
     ConvCase("direct padded 7x7/2 tiles 28 + 7, batch 2", n: 2, c: 2, h: 9, w: 69, k: 17, r: 7, s: 7,
              stride: (2, 2), pad: (3, 3)),
 ]
+
+/// With 2 threads each takes whole chunks (1 and 2 of them), with 3 one each.
+private let convImageChunkCase = ConvCase("image chunks 3+3+1, groups 2", n: 7, c: 4, h: 30, w: 30, k: 6, r: 3, s: 3,
+                                          pad: (1, 1), groups: 2)
 
 private let convThreadBandCase = ConvCase("im2col thread bands 25+25+14, groups 2", n: 2, c: 48, h: 64, w: 72,
                                           k: 20, r: 3, s: 3, pad: (1, 1), groups: 2)
@@ -231,12 +235,16 @@ private let convForwardBound = 1e-5
         for key in worst.keys.sorted() { print("  \(key): \(worst[key]!)") }
     }
 
-    /// im2col's per-thread bands with 2 and 3 threads (the bands split 6 + 6 and 4 + 4 + 4), the
-    /// whole epilogue, every ISA: the same answer as the reference and, bit for bit, as 1 thread
-    /// (one GEMM per band either way).
-    @Test func im2colThreadBandsMatchReference() throws {
+    /// im2col's per-thread work with 2 and 3 threads: bands of output rows (split 6 + 6 and
+    /// 4 + 4 + 4) and chunks of images (1 + 2 and 1 + 1 + 1 chunks of 3, 3 and 1 images), the
+    /// whole epilogue, every ISA, planned and one-shot: the same answer as the reference and, bit
+    /// for bit, as 1 thread (the same GEMMs either way).
+    @Test func im2colThreadWorkMatchesReference() throws {
+        for cs in [convThreadBandCase, convImageChunkCase] { try im2colThreadCheck(cs) }
+    }
+
+    private func im2colThreadCheck(_ cs: ConvCase) throws {
         var rng = ConvRNG(state: 21)
-        let cs = convThreadBandCase
         let x = rng.floats(cs.xCount), w = rng.floats(cs.wCount), bias = rng.floats(Int(cs.shape.K))
         let residual = rng.floats(cs.yCount)
         let ref = convReference(cs, x: x, w: w, bias: bias, residual: residual, relu: true)
@@ -252,6 +260,10 @@ private let convForwardBound = 1e-5
                     let err = convRelativeError(y, ref)
                     #expect(err <= convForwardBound, "\(isa), \(threads) threads: error \(err)")
                     outputs.append(y)
+                    var shape = cs.shape
+                    var once = [Float](repeating: .nan, count: cs.yCount)
+                    #expect(cnn_conv2d_forward(CNN_CONV_IM2COL, &shape, x, w, bias, residual, 1, &once) == CNN_OK)
+                    #expect(once == y, "\(isa), \(threads) threads: one-shot differs from the plan")
                 }
                 #expect(outputs[1] == outputs[0] && outputs[2] == outputs[0], "\(isa): thread counts differ")
             }

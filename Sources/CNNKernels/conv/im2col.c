@@ -562,6 +562,17 @@ static cnn_status im2col_forward_thread_bands(const conv_geom *g, int64_t band, 
     return status;
 }
 
+/* Images per chunk when each thread takes whole chunks (0: the chunks are shared, each one built,
+ * multiplied and scattered by all threads in turn). A batch of small planes (a ResNet-18 step at
+ * CIFAR size: 64 images of 8x8 down to 1x1) runs as about ten chunks per convolution; shared, each
+ * chunk forks three times, and each thread's part of the GEMM reads columns the other thread
+ * built. Per thread, a chunk stays in its core's L2 from im2col to the scatter. At least one chunk
+ * per thread, so a batch that fits one chunk is cut into `threads` of them. */
+static int64_t thread_chunk_images(const conv_geom *g, int64_t nb, int threads) {
+    if (threads < 2 || g->N < threads) return 0;
+    return CNN_MIN(nb, (g->N + threads - 1) / threads);
+}
+
 static int64_t im2col_band(const conv_geom *g) { return conv_band_rows(g->Cg * g->R * g->S * g->Q, g->P); }
 
 size_t cnn_conv_im2col_workspace_bytes(const conv_geom *g) {
@@ -573,24 +584,30 @@ size_t cnn_conv_im2col_workspace_bytes(const conv_geom *g) {
         g = &t;
     }
     const int64_t nb = cnn_conv_batch_images(g), crs = g->Cg * g->R * g->S;
-    if (nb > 1) return trim + (size_t)((crs + g->Kg) * nb * g->P * g->Q) * sizeof(float);
     const int threads = cnn_team_threads();
+    if (nb > 1) {
+        const int64_t nbt = thread_chunk_images(g, nb, threads); /* one pair of buffers per thread */
+        if (nbt > 0) return trim + (size_t)(threads * (crs + g->Kg) * nbt * g->P * g->Q) * sizeof(float);
+        return trim + (size_t)((crs + g->Kg) * nb * g->P * g->Q) * sizeof(float);
+    }
     const int64_t tband = thread_band_rows(g, threads);
     if (tband > 0) return trim + (size_t)(threads * crs * tband * g->Q) * sizeof(float); /* one per thread */
     return trim + (size_t)(crs * im2col_band(g) * g->Q) * sizeof(float);
 }
 
 /* Several images per GEMM (cnn_conv_batch_images > 1): col = im2col of nimg images, m = W_g * col,
- * then m is scattered into y with the epilogue. */
-static cnn_status im2col_forward_images(const conv_geom *g, int64_t nb, const float *x, conv_weights *cw,
-                                        const void *packed, const float *bias, const float *residual,
-                                        int relu, float *y) {
+ * then m is scattered into y with the epilogue; chunks [c0, c1) of nb images each, on the calling
+ * thread's buffers (and its threads, when called outside a parallel region). */
+static cnn_status images_chunks(const conv_geom *g, int64_t nb, int64_t c0, int64_t c1, const float *x,
+                                conv_weights *cw, const void *packed, const float *bias, const float *residual,
+                                int relu, float *y) {
+    if (c0 >= c1) return CNN_OK;
     const int64_t PQ = g->P * g->Q, HW = g->H * g->W;
     float *col, *m;
     cnn_status st = cnn_conv_image_buffers(g, nb, &col, &m);
     if (st != CNN_OK) return st;
-    for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
-        const int64_t nimg = CNN_MIN(nb, g->N - n0), cols = nimg * PQ;
+    for (int64_t c = c0; c < c1; c++) {
+        const int64_t n0 = c * nb, nimg = CNN_MIN(nb, g->N - n0), cols = nimg * PQ;
         for (int64_t grp = 0; grp < g->G; grp++) {
             cnn_conv_im2col_images(g, x + (n0 * g->C + grp * g->Cg) * HW, g->C * HW, nimg, col);
             st = weights_times(g, cw, packed, grp, cols, col, (size_t)cols, m, (size_t)cols, NULL);
@@ -599,6 +616,32 @@ static cnn_status im2col_forward_images(const conv_geom *g, int64_t nb, const fl
         }
     }
     return CNN_OK;
+}
+
+static cnn_status im2col_forward_images(const conv_geom *g, int64_t nb, const float *x, conv_weights *cw,
+                                        const void *packed, const float *bias, const float *residual,
+                                        int relu, float *y) {
+    const int threads = cnn_team_threads();
+    const int64_t nbt = thread_chunk_images(g, nb, threads);
+    if (nbt == 0) return images_chunks(g, nb, 0, (g->N + nb - 1) / nb, x, cw, packed, bias, residual, relu, y);
+    /* Trimmed raw weights (no plan) are gathered once, here, not by every thread. */
+    if (!packed && !raw_weights(g, cw)) return CNN_ERR_OUT_OF_MEMORY;
+    const int64_t chunks = (g->N + nbt - 1) / nbt;
+    cnn_status status = CNN_OK;
+#if CNN_OMP
+    CNN_PRAGMA(omp parallel num_threads(threads))
+#endif
+    {
+        conv_weights tw = *cw; /* a fallback gather after an ISA switch lands in this thread's slot */
+        const int64_t nt = CNN_OMP_NUM_THREADS(), id = CNN_OMP_THREAD_NUM();
+        const cnn_status st = images_chunks(g, nbt, chunks * id / nt, chunks * (id + 1) / nt, x, &tw, packed, bias,
+                                            residual, relu, y);
+        if (st != CNN_OK) {
+            CNN_PRAGMA(omp atomic write)
+            status = st;
+        }
+    }
+    return status;
 }
 
 // x is (N,C,H,W), w is (K,C/groups,R,S), y is (N,K,P,Q): per image, group and band of output rows,
