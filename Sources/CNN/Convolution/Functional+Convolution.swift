@@ -260,23 +260,13 @@ extension Functional {
         if let bias, bias.shape != [g.outputChannels] {
             throw CNNError.shapeMismatch("conv2d: bias shape \(bias.shape) does not match [\(g.outputChannels)] output channels")
         }
-        var alg = algorithm ?? ConvolutionAlgorithm.defaultAlgorithm
-        if alg == .auto, weight.requiresGradient, GradientMode.enabled {
-            // In training the weights change every step, so the plan and its weight transform are
-            // rebuilt every step. AUTO resolves Winograd to im2col there; an explicit Winograd
-            // request is still honoured. Measured alternately (ResNet-18, 32x32, batch 64, 2
-            // threads): forward 49-51 ms with im2col against 59 ms with Winograd (step 126-131 vs
-            // 138-141 ms); only when this VM's memory bandwidth was contended did Winograd win
-            // (forward 67 vs 83 ms). With the weight transform parallel and written panel by panel
-            // (third session) the gap narrowed to 40.3-40.8 against 42.8-42.9 ms: the per-step
-            // transform (in double) and the fresh transformed-weight buffers still cost more than
-            // Winograd saves on these 8x8..2x2 planes, though each layer alone runs 2.6-4.5x faster.
-            var shape = g.cShape
-            switch ConvolutionAlgorithm(cnn_conv_auto_algorithm(&shape)) {
-            case .winograd2x2, .winograd4x4, .winograd6x6: alg = .im2col
-            default: break
-            }
-        }
+        // In training the weights change every step, so a plan (and, for Winograd, its weight
+        // transform) is rebuilt every step. Sessions 1-3 resolved AUTO's Winograd choices to im2col
+        // there (a ResNet-18 step at 32x32, batch 64: forward 40.3-40.8 ms with im2col against
+        // 42.8-42.9 with Winograd). Since the weight transform runs in float on vectors (session
+        // 6), Winograd wins in training too, so AUTO is taken as it is: forward 41.0-41.3 -> 29.5-
+        // 35.6 ms, step 110-112 -> 101-104 ms (median of 15, three alternated runs, 2 threads).
+        let alg = algorithm ?? ConvolutionAlgorithm.defaultAlgorithm
         let plan = try cache?.plan(geometry: g, algorithm: alg, weight: weight)
             ?? ConvolutionPlan(algorithm: alg, geometry: g, weight: weight.value)
         let y = try plan.forward(x.value, bias: bias?.value, residual: residual, relu: relu)
