@@ -89,18 +89,15 @@ static void depthwise_backward_weight(const conv_geom *g, const float *x, const 
 
 static cnn_status backward_weight_gemm(const conv_geom *g, const float *x, const float *dy, float *dw);
 
-/* Positions (N*P*Q) above which backward data goes through the forward Winograd kernels: there the
- * 2.25-4x fewer multiplications outweigh transforming the weights on every call (ResNet l3 at
- * batch 32, 14x14: 39 ms through the GEMM; the forward runs in 17.7 ms). Below it, on the CIFAR
- * ResNet's 8x8..2x2 planes at batch 64, forward passes measured slower with Winograd in training
- * (42.9 against 40.5 ms) for the same reason, so those stay on the GEMM. */
-#define BACKWARD_WINOGRAD_MIN_POSITIONS 4096
-
-/* A stride-1, dilation-1, single-group 3x3 layer with more than BACKWARD_WINOGRAD_MIN_POSITIONS
- * output positions: the gradients that may run on the Winograd transforms. */
-static int large_winograd_shape(const conv_geom *g) {
-    return g->R == 3 && g->S == 3 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 && g->G == 1 &&
-           g->N * g->P * g->Q > BACKWARD_WINOGRAD_MIN_POSITIONS;
+/* A stride-1, dilation-1, single-group 3x3 layer: its gradients run on the Winograd transforms
+ * whenever AUTO runs its forward with Winograd (at least 16 tiles, most of each tile real). Sessions
+ * 3-6 kept layers of at most 4,096 output positions on the GEMM, as the per-call weight transform
+ * cost more than it saved there; with that transform in float on vectors, a ResNet-18 step at
+ * 32x32, batch 64 (8x8 down to 2x2 planes) measured backward 61.2-63.0 ms with that bound, 52.5-52.8
+ * with 2,048, 45.8-46.8 with 512 and 42.9-43.9 with none (`cnn bench train`, medians of 15,
+ * alternated; the step 96-98 -> 78-81 ms). */
+static int winograd_shape(const conv_geom *g) {
+    return g->R == 3 && g->S == 3 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 && g->G == 1;
 }
 
 /* The Winograd tile (2, 4 or 6) AUTO picks for the forward convolution s, else 0. */
@@ -115,20 +112,20 @@ static int auto_winograd_tile(const cnn_conv_shape *s) {
 
 /* A stride-1, dilation-1, single-group 3x3 convolution with padding at most 2 has as data gradient
  * the convolution of dy with the flipped, channel-swapped kernel at padding 2 - pad, which gives
- * back H x W. Fills that forward shape and returns 1 when AUTO would run it with Winograd and the
- * layer is large enough (above); else 0. */
+ * back H x W. Fills that forward shape and returns 1 when AUTO would run it with Winograd (see
+ * winograd_shape); else 0. */
 static int backward_data_as_forward(const conv_geom *g, cnn_conv_shape *fs) {
-    if (!large_winograd_shape(g) || g->ph > 2 || g->pw > 2) return 0;
+    if (!winograd_shape(g) || g->ph > 2 || g->pw > 2) return 0;
     *fs = (cnn_conv_shape){.N = g->N, .C = g->K, .H = g->P, .W = g->Q, .K = g->C, .R = 3, .S = 3,
                            .stride_h = 1, .stride_w = 1, .pad_h = 2 - g->ph, .pad_w = 2 - g->pw,
                            .dilation_h = 1, .dilation_w = 1, .groups = 1};
     return auto_winograd_tile(fs) > 0;
 }
 
-/* The Winograd tile for the weight gradient of a large layer whose forward AUTO runs with
- * Winograd, else 0. */
+/* The Winograd tile for the weight gradient of a layer whose forward AUTO runs with Winograd, else
+ * 0. */
 static int winograd_tile_for_backward(const conv_geom *g, const cnn_conv_shape *shape) {
-    return large_winograd_shape(g) ? auto_winograd_tile(shape) : 0;
+    return winograd_shape(g) ? auto_winograd_tile(shape) : 0;
 }
 
 static int64_t band_rows(const conv_geom *g) { return conv_band_rows(g->Cg * g->R * g->S * g->Q, g->P); }
@@ -247,8 +244,8 @@ cnn_status cnn_conv2d_backward_weight(const cnn_conv_shape *shape, const float *
         depthwise_backward_weight(&g, x, dy, dw);
         return CNN_OK;
     }
-    /* Large stride-1 3x3 layers: through the Winograd transforms, with the tile AUTO picks for the
-     * forward (see backward_data_as_forward for the threshold). */
+    /* Stride-1 3x3 layers: through the Winograd transforms, with the tile AUTO picks for the
+     * forward (see winograd_shape). */
     const int m = winograd_tile_for_backward(&g, shape);
     if (m > 0) return cnn_winograd_backward_weight(m, shape, x, dy, dw);
     /* Taps that only read padding (see cnn_conv_trim_taps) have a zero gradient: the GEMM runs
