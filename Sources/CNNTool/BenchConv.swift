@@ -63,7 +63,8 @@ struct BenchConv: ParsableCommand {
                                          ms: nil, gflops: nil, peakGFLOPS: peak, extra: [geometry, ("status", "\"unavailable\"")]))
                     continue
                 }
-                var extra: [(String, String)] = [geometry, ("bytes", "\(bench.planBytes)")]
+                var extra: [(String, String)] = [geometry, ("bytes", "\(bench.planBytes)"),
+                                                 ("workspace_bytes", "\(bench.workspaceBytes)")]
                 if algorithm == .auto, let runs = bench.algorithm { extra.append(("runs", "\"\(runs.rawValue)\"")) }
                 do {
                     let ms = try benchmarkMilliseconds(repetitions: `repeat`) { try bench.run() }.median

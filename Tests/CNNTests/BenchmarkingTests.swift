@@ -1,5 +1,6 @@
 import Testing
 @testable import CNN
+import CNNKernels
 
 /// The shared benchmark bodies run what they claim on every case list, and reject what does not
 /// apply. Nothing here is timed.
@@ -30,6 +31,28 @@ import Testing
         }
         // A 1x1 GEMM does not apply to a 3x3 layer: refused, not silently replaced.
         #expect(throws: CNNError.self) { try ConvolutionBenchmark(c, algorithm: .gemm1x1) }
+    }
+
+    /// The convolution issue's memory rule, checked on the benchmark's own case list: no strategy
+    /// needs more than 64 MiB of scratch (all threads together) for any listed case. The
+    /// prepared weights are not scratch: F(6x6) on 512 channels holds 64 MiB of them.
+    @Test func everyListedCaseNeedsAtMost64MiBOfWorkspace() throws {
+        for c in ConvBenchmarkCases.all {
+            var shape = c.geometry.cShape
+            let weights = [Float](repeating: 0.25,
+                                  count: c.outputChannels * (c.inputChannels / c.groups) * c.kernelSize * c.kernelSize)
+            for algorithm in c.applicableAlgorithms {
+                var status = CNN_OK
+                let plan = try #require(cnn_conv_plan_create(algorithm.cValue, &shape, weights, &status))
+                let bytes = cnn_conv_plan_workspace_bytes(plan)
+                cnn_conv_plan_destroy(plan)
+                #expect(bytes <= 64 << 20, "\(c.name) \(algorithm): \(bytes) bytes")
+            }
+        }
+        // The benchmark reports the same figure.
+        let l4 = try #require(ConvBenchmarkCases.all.first { $0.name == "resnet.l4.3x3" })
+        let bench = try ConvolutionBenchmark(l4, algorithm: .winograd6x6)
+        #expect(bench.workspaceBytes > 0 && bench.planBytes > bench.workspaceBytes)
     }
 
     @Test func everyConvolutionCaseHasAValidGeometry() throws {

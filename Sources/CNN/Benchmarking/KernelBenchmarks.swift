@@ -121,6 +121,9 @@ public final class ConvolutionBenchmark {
     public let algorithm: ConvolutionAlgorithm?
     /// Bytes of prepared weights plus one call's scratch (forward only; 0 otherwise).
     public let planBytes: Int
+    /// Bytes of one call's scratch alone, all threads together (forward only; 0 otherwise): the
+    /// figure the 64 MiB bound on any listed case applies to.
+    public let workspaceBytes: Int
     private let buffers = BenchmarkBuffers()
     private var shape: cnn_conv_shape
     private let plan: OpaquePointer?
@@ -149,6 +152,7 @@ public final class ConvolutionBenchmark {
             plan = nil
             self.algorithm = nil
             planBytes = 0
+            workspaceBytes = 0
             return
         }
         guard algorithm != .autotune else {
@@ -163,7 +167,8 @@ public final class ConvolutionBenchmark {
         }
         plan = p
         self.algorithm = ConvolutionAlgorithm(cnn_conv_plan_algorithm(p))
-        planBytes = cnn_conv_plan_weight_bytes(p) + cnn_conv_plan_workspace_bytes(p)
+        workspaceBytes = cnn_conv_plan_workspace_bytes(p)
+        planBytes = cnn_conv_plan_weight_bytes(p) + workspaceBytes
     }
 
     deinit { if let plan { cnn_conv_plan_destroy(plan) } }
