@@ -9,8 +9,12 @@ only source of the GEMM, convolution and training shapes, so nothing here repeat
     pip install torch onnx onnxruntime ncnn pnnx     # the peers; each one is optional
     python3 Benchmarks/compare/compare.py            # every suite, all cores
     python3 Benchmarks/compare/compare.py --suites conv,train --threads 2 --json
+    python3 Benchmarks/compare/compare.py --suites train --rounds 5   # on a machine whose speed drifts
 
-Ratios are ours / peer: below 1 means swift-cnn is faster. A peer that is not installed is named
+Ratios are ours / peer: below 1 means swift-cnn is faster. With --rounds N the suites run N times,
+swift-cnn and the peers in turn, and each ratio is the median of the N rounds' own ratios: on a
+shared machine that switches between speed states within minutes, a single round can time one
+side in each state. A peer that is not installed is named
 as missing, and its columns say so; a suite a peer has no form of (training in ONNX Runtime and
 ncnn, GEMM in ncnn) says n/a.
 """
@@ -448,6 +452,30 @@ def machine_line(cnn, threads):
     return model, os.cpu_count(), peak
 
 
+def combine_rounds(rounds):
+    """One row per (suite, case): the median over rounds of each time, and of each round's own ratio
+    (both sides of a ratio measured minutes apart at most); the rounds' values are kept as lists."""
+    def median(xs):
+        xs = sorted(x for x in xs if isinstance(x, (int, float)))
+        if not xs:
+            return None
+        mid = len(xs) // 2
+        return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
+    out = []
+    for row in rounds[0]:
+        key = (row["suite"], row["case"])
+        same = [r for rs in rounds for r in rs if (r["suite"], r["case"]) == key]
+        merged = dict(row)
+        for field in ["ours"] + PEERS + ["ratio_" + p for p in PEERS]:
+            values = [r.get(field) for r in same]
+            numeric = [v for v in values if isinstance(v, (int, float))]
+            if numeric:
+                merged[field] = median(numeric)
+                merged[field + "_rounds"] = values
+        out.append(merged)
+    return out
+
+
 def fmt(v):
     if isinstance(v, (int, float)):
         return f"{v:.3f}"
@@ -459,6 +487,10 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for every implementation (default: all cores)")
     ap.add_argument("--suites", default=",".join(SUITES), help="comma-separated: " + ",".join(SUITES))
     ap.add_argument("--repeat", type=int, default=5, help="timed runs per case (median reported)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run the suites this many times, swift-cnn and the peers in turn each time; times are "
+                         "the median over rounds and each ratio the median of the rounds' own ratios, so a "
+                         "machine that changes speed between rounds moves both sides of a ratio together")
     ap.add_argument("--cnn", help="path of the cnn executable (default: .build/release/cnn, built if missing)")
     ap.add_argument("--case", default="", help="only cases whose name contains this text")
     ap.add_argument("--json", action="store_true", help="one JSON object per line instead of the table")
@@ -467,8 +499,8 @@ def main():
     for s in suites:
         if s not in SUITES:
             ap.error(f"unknown suite {s!r} (known: {', '.join(SUITES)})")
-    if a.threads < 1 or a.repeat < 1:
-        ap.error("--threads and --repeat must be at least 1")
+    if a.threads < 1 or a.repeat < 1 or a.rounds < 1:
+        ap.error("--threads, --repeat and --rounds must be at least 1")
 
     mods, missing = detect_peers()
     cnn = find_cnn(a.cnn)
@@ -488,19 +520,23 @@ def main():
                 "pnnx": "ncnn whole-network cases need it (to convert the networks)"}[name]
         print(f"# peer missing: {name} — {note}; {why}", file=sys.stderr)
 
+    header["rounds"] = a.rounds
+    rounds = []
     with tempfile.TemporaryDirectory(prefix="cnn-compare-") as workdir:
         peers = Peers(mods, a.threads, a.repeat, workdir)
-        results = []
-        for s in suites:
-            results += {"gemm": suite_gemm, "conv": suite_conv, "models": suite_models, "train": suite_train}[s](cnn, peers, a)
-
-    for r in results:
-        for p in PEERS:
-            if p not in r:
-                r[p] = "missing" if mods.get(p) is None or (p == "onnxruntime" and mods.get("onnx") is None) \
-                    or (p == "ncnn" and r["suite"] == "models" and mods.get("pnnx") is None) else None
-            v = r[p]
-            r["ratio_" + p] = (r["ours"] / v) if isinstance(v, float) and isinstance(r.get("ours"), (int, float)) and v > 0 else None
+        for _ in range(a.rounds):
+            results = []
+            for s in suites:
+                results += {"gemm": suite_gemm, "conv": suite_conv, "models": suite_models, "train": suite_train}[s](cnn, peers, a)
+            for r in results:
+                for p in PEERS:
+                    if p not in r:
+                        r[p] = "missing" if mods.get(p) is None or (p == "onnxruntime" and mods.get("onnx") is None) \
+                            or (p == "ncnn" and r["suite"] == "models" and mods.get("pnnx") is None) else None
+                    v = r[p]
+                    r["ratio_" + p] = (r["ours"] / v) if isinstance(v, float) and isinstance(r.get("ours"), (int, float)) and v > 0 else None
+            rounds.append(results)
+    results = rounds[0] if a.rounds == 1 else combine_rounds(rounds)
 
     if a.json:
         print(json.dumps(dict(header, kind="header")))
@@ -511,7 +547,11 @@ def main():
     print(f"# threads {a.threads}, FMA peak {fmt(peak)} GFLOP/s ({a.threads} threads, probed by cnn bench peak), "
           f"load average {' '.join('%.2f' % x for x in header['load_average'])}")
     print("# peers: " + ", ".join(f"{k} {v}" for k, v in header["peers"].items()))
-    print("# times in ms (median); ratio = ours / peer, below 1 = swift-cnn faster")
+    if a.rounds == 1:
+        print("# times in ms (median); ratio = ours / peer, below 1 = swift-cnn faster")
+    else:
+        print(f"# times in ms (median of {a.rounds} rounds' medians); ratio = median of the rounds' ours / peer, "
+              "below 1 = swift-cnn faster")
     cols = ["suite", "case", "ours", "torch", "onnxruntime", "ncnn", "ours/torch", "ours/ort", "ours/ncnn"]
     table = [cols]
     for r in results:
