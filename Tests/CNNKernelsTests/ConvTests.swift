@@ -140,6 +140,13 @@ private let convNamedCases: [ConvCase] = [
              pad: (3, 3)),
     ConvCase("direct padded 7x7/2 tiles 28 + 7, batch 2", n: 2, c: 2, h: 9, w: 69, k: 17, r: 7, s: 7,
              stride: (2, 2), pad: (3, 3)),
+    // Direct on a pointwise (1x1, stride 1, no padding) layer reads the image in place: planes of
+    // whole 28-position tiles (4 x 14) and of a partial last tile (5 x 9 = 28 + 17), which reads a
+    // copy (in the last image, past the end of x otherwise); 33 channels are two blocks and one.
+    // Index 44 gets bias, 45 nothing, 46 bias, residual and ReLU.
+    ConvCase("direct pointwise whole tiles", n: 2, c: 20, h: 4, w: 14, k: 33, r: 1, s: 1),
+    ConvCase("direct pointwise partial tile, groups 2", n: 3, c: 12, h: 5, w: 9, k: 18, r: 1, s: 1, groups: 2),
+    ConvCase("direct pointwise 28 + 5, epilogue", n: 1, c: 16, h: 3, w: 11, k: 16, r: 1, s: 1),
 ]
 
 /// With 2 threads each takes whole chunks (1 and 2 of them), with 3 one each.

@@ -143,6 +143,21 @@ void cnn_conv_direct_pack(const conv_geom *g, const float *w, float *wp) {
         }
 }
 
+/* A register tile of nq positions x 16 channels (tile[i][j]) into the (K, P, Q) layout: for the
+ * first kb channels, y[j*plane + i] = relu?(tile[i][j] + bias[j] + residual[j*plane + i]). */
+static ALWAYS_INLINE void store_tile(float (*CNN_RESTRICT tile)[DK], int64_t nq, int64_t kb, const float *bias,
+                                     const float *residual, int relu, float *y, int64_t plane) {
+    for (int64_t j = 0; j < kb; j++) {
+        const float bj = bias ? bias[j] : 0.0f;
+        for (int64_t i = 0; i < nq; i++) {
+            float v = tile[i][j] + bj;
+            if (residual) v += residual[j * plane + i];
+            if (relu) v = v < 0.0f ? 0.0f : v;
+            y[j * plane + i] = v;
+        }
+    }
+}
+
 /* One tile: 16 channels x QB consecutive output columns starting at q0, every tap inside the image
  * when `interior`, else each (column, tap) checked against the row. Result in out[QB][16]. */
 static ALWAYS_INLINE void kvec_tile(const conv_geom *g, const float *CNN_RESTRICT xg,
@@ -219,17 +234,8 @@ static ALWAYS_INLINE void kvec_item(const conv_geom *g, const float *x, const fl
             kvec_tile(g, xg, wb, p, q, 1, 0, tile);
             nq = 1;
         }
-        /* Epilogue: y = relu?(acc + bias + residual), transposed into the (K, P, Q) layout. */
-        for (int64_t j = 0; j < kb; j++) {
-            const int64_t o = ((n * g->K + k0 + j) * g->P + p) * Q + q;
-            const float bj = bias ? bias[k0 + j] : 0.0f;
-            for (int qi = 0; qi < nq; qi++) {
-                float v = tile[qi][j] + bj;
-                if (residual) v += residual[o + qi];
-                if (relu) v = v < 0.0f ? 0.0f : v;
-                y[o + qi] = v;
-            }
-        }
+        const int64_t o = ((n * g->K + k0) * g->P + p) * Q + q;
+        store_tile(tile, nq, kb, bias ? bias + k0 : NULL, residual ? residual + o : NULL, relu, y + o, g->P * Q);
         q += nq;
     }
 }
@@ -329,6 +335,29 @@ static void flat_pad_rows(const conv_geom *g, const float *x, int64_t j, int64_t
     }
 }
 
+/* The register tile of both wide kernels: acc[i] (16 channels) = sum over (c, r, s) of the
+ * block's weight vector for (c, r, s) times x at xg + c cs + r dh rs + s dw + i sw, for i < NP.
+ * cs and rs are the copy's channel and row strides. The 16 channels are one value of the
+ * compiler's vector type (a zmm, two ymm or four xmm): written as scalar loops, the vectoriser took
+ * the positions (contiguous in x) as the vector axis and gathered the accumulators. */
+static ALWAYS_INLINE void tile_accumulate(const conv_geom *g, const float *CNN_RESTRICT xg, int64_t cs, int64_t rs,
+                                          const float *CNN_RESTRICT wb, const int NP, const int64_t sw,
+                                          direct_vec *acc) {
+#pragma clang loop unroll(full)
+    for (int i = 0; i < NP; i++) acc[i] = (direct_vec){0};
+    for (int64_t c = 0; c < g->Cg; c++)
+        for (int64_t r = 0; r < g->R; r++) {
+            const float *CNN_RESTRICT xr = xg + c * cs + r * g->dh * rs;
+            const float *CNN_RESTRICT wr = wb + (c * g->R + r) * g->S * DK;
+            for (int64_t s = 0; s < g->S; s++) {
+                const float *CNN_RESTRICT xs = xr + s * g->dw;
+                const direct_vec wv = *(const direct_vec *)(wr + s * DK);
+#pragma clang loop unroll(full)
+                for (int i = 0; i < NP; i++) acc[i] += wv * xs[i * sw];
+            }
+        }
+}
+
 // xp is the padded copy of output rows [p0, p0 + rows) of image n (C, hp, Wp); item = (group, block
 // of 16 channels, tile of NP flat positions); writes those rows of image n of y (N, K, P, Q)
 static ALWAYS_INLINE void flat_item(const conv_geom *g, const float *xp, int64_t hp, int64_t p0, int64_t rows,
@@ -352,23 +381,8 @@ static ALWAYS_INLINE void flat_item(const conv_geom *g, const float *xp, int64_t
     const int64_t Wp = flat_wp(g), f0 = tile * NP;
     const float *CNN_RESTRICT xg = xp + grp * g->Cg * hp * Wp + f0;
     const float *CNN_RESTRICT wb = wp + (grp * kbs + b) * g->Cg * g->R * g->S * DK;
-    /* The 16 channels as one value of the compiler's vector type (a zmm, two ymm or four xmm):
-     * written as scalar loops, the vectoriser took the positions (contiguous in x) as the vector
-     * axis and gathered the accumulators. */
     direct_vec acc[DIRECT_FLAT_NP_MAX];
-#pragma clang loop unroll(full)
-    for (int i = 0; i < NP; i++) acc[i] = (direct_vec){0};
-    for (int64_t c = 0; c < g->Cg; c++)
-        for (int64_t r = 0; r < g->R; r++) {
-            const float *CNN_RESTRICT xr = xg + (c * hp + r * g->dh) * Wp;
-            const float *CNN_RESTRICT wr = wb + (c * g->R + r) * g->S * DK;
-            for (int64_t s = 0; s < g->S; s++) {
-                const float *CNN_RESTRICT xs = xr + s * g->dw;
-                const direct_vec wv = *(const direct_vec *)(wr + s * DK);
-#pragma clang loop unroll(full)
-                for (int i = 0; i < NP; i++) acc[i] += wv * xs[i];
-            }
-        }
+    tile_accumulate(g, xg, hp * Wp, Wp, wb, NP, 1, acc);
     /* Epilogue: the positions that are outputs, y = relu?(acc + bias + residual), channel by
      * channel so that each channel's stores are consecutive floats of its plane. */
     int64_t at[DIRECT_FLAT_NP_MAX]; /* offset in the output plane, -1: a dropped position */
@@ -476,19 +490,7 @@ static ALWAYS_INLINE void strided_item(const conv_geom *g, const float *xp, cons
     const float *CNN_RESTRICT xg = xp + (grp * g->Cg * g->H + p * g->sh) * W + q0 * sw;
     const float *CNN_RESTRICT wb = wp + (grp * kbs + b) * g->Cg * g->R * g->S * DK;
     direct_vec acc[DIRECT_FLAT_NP_MAX];
-#pragma clang loop unroll(full)
-    for (int i = 0; i < NP; i++) acc[i] = (direct_vec){0};
-    for (int64_t c = 0; c < g->Cg; c++)
-        for (int64_t r = 0; r < g->R; r++) {
-            const float *CNN_RESTRICT xr = xg + (c * g->H + r * g->dh) * W;
-            const float *CNN_RESTRICT wr = wb + (c * g->R + r) * g->S * DK;
-            for (int64_t s = 0; s < g->S; s++) {
-                const float *CNN_RESTRICT xs = xr + s * g->dw;
-                const direct_vec wv = *(const direct_vec *)(wr + s * DK);
-#pragma clang loop unroll(full)
-                for (int i = 0; i < NP; i++) acc[i] += wv * xs[i * sw];
-            }
-        }
+    tile_accumulate(g, xg, g->H * W, W, wb, NP, sw, acc);
     const int64_t nq = CNN_MIN((int64_t)NP, g->Q - q0);
     if (NP > DK) { /* a wide register tile: transposed in registers */
         const int64_t o = (k0 * g->P + p) * g->Q + q0;
@@ -496,19 +498,56 @@ static ALWAYS_INLINE void strided_item(const conv_geom *g, const float *xp, cons
                         g->P * g->Q);
         return;
     }
-    float out[DK][DIRECT_FLAT_NP_MAX];
+    float out[DIRECT_FLAT_NP_MAX][DK];
     for (int i = 0; i < NP; i++)
-        for (int j = 0; j < DK; j++) out[j][i] = acc[i][j];
-    for (int64_t j = 0; j < kb; j++) {
-        const int64_t o = ((k0 + j) * g->P + p) * g->Q + q0;
-        const float bj = bias ? bias[k0 + j] : 0.0f;
-        for (int64_t i = 0; i < nq; i++) {
-            float v = out[j][i] + bj;
-            if (residual) v += residual[o + i];
-            if (relu) v = v < 0.0f ? 0.0f : v;
-            y[o + i] = v;
-        }
+        for (int j = 0; j < DK; j++) out[i][j] = acc[i][j];
+    const int64_t o = (k0 * g->P + p) * g->Q + q0;
+    store_tile(out, nq, kb, bias ? bias + k0 : NULL, residual ? residual + o : NULL, relu, y + o, g->P * g->Q);
+}
+
+/* ---- Pointwise: 1x1, stride 1, no padding ----------------------------------------------------
+ * The flat tiles over the image as it lies: a 1x1 kernel reads no padding, so the padded copy
+ * the flat path makes (and the barrier after it) buys nothing. Output position f of a plane reads
+ * position f of each input channel: a tile is NP consecutive positions, NP consecutive floats per
+ * channel. Only a plane's last tile can run past its end (into the next channel, or past the last
+ * image): it reads the calling thread's copy of its positions instead, NP floats per channel, zeros
+ * past the plane. item = (image, group, tile, block of 16 channels): the tile's inputs stay in L1
+ * while every channel block uses them. */
+static int direct_uses_pointwise(const conv_geom *g) {
+    return cnn_conv_direct_uses_packed(g) && g->R == 1 && g->S == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 &&
+           g->pw == 0;
+}
+
+static ALWAYS_INLINE void pointwise_item(const conv_geom *g, const float *x, const float *wp, const float *bias,
+                                         const float *residual, int relu, float *y, int64_t item, float *tail,
+                                         const int NP) {
+    const int64_t kbs = kblocks16(g), HW = g->H * g->W, tiles = (HW + NP - 1) / NP;
+    const int64_t b = item % kbs;
+    int64_t t = item / kbs;
+    const int64_t tile = t % tiles;
+    t /= tiles;
+    const int64_t grp = t % g->G, n = t / g->G;
+    const int64_t k0 = grp * g->Kg + b * DK, kb = CNN_MIN(DK, g->Kg - b * DK);
+    const int64_t f0 = tile * NP, nq = CNN_MIN((int64_t)NP, HW - f0);
+    const float *xg = x + (n * g->C + grp * g->Cg) * HW + f0;
+    const float *wb = wp + (grp * kbs + b) * g->Cg * DK;
+    direct_vec acc[DIRECT_FLAT_NP_MAX];
+    if (nq == NP) {
+        tile_accumulate(g, xg, HW, 0, wb, NP, 1, acc);
+    } else {
+        for (int64_t c = 0; c < g->Cg; c++)
+            for (int64_t i = 0; i < NP; i++) tail[c * NP + i] = i < nq ? xg[c * HW + i] : 0.0f;
+        tile_accumulate(g, tail, NP, 0, wb, NP, 1, acc);
     }
+    const int64_t o = (n * g->K + k0) * HW + f0;
+    if (NP > DK) {
+        wide_tile_store(acc, NP, nq, kb, bias ? bias + k0 : NULL, residual ? residual + o : NULL, relu, y + o, HW);
+        return;
+    }
+    float out[DIRECT_FLAT_NP_MAX][DK];
+    for (int i = 0; i < NP; i++)
+        for (int j = 0; j < DK; j++) out[i][j] = acc[i][j];
+    store_tile(out, nq, kb, bias ? bias + k0 : NULL, residual ? residual + o : NULL, relu, y + o, HW);
 }
 
 typedef void (*direct_fn)(const conv_geom *, const float *, const float *, const float *,
@@ -525,6 +564,12 @@ typedef void (*direct_flat_fn)(const conv_geom *, const float *, int64_t, int64_
                                                      const float *bias, const float *residual,       \
                                                      int relu, float *y, int64_t n, int64_t item) {  \
         flat_item(g, xp, hp, p0, rows, wp, bias, residual, relu, y, n, item, np);                     \
+    }                                                                                                 \
+    attr static void cnn_f32_conv_direct_pointwise__##isa(const conv_geom *g, const float *x,        \
+                                                          const float *wp, const float *bias,        \
+                                                          const float *residual, int relu, float *y, \
+                                                          int64_t item, float *tail) {               \
+        pointwise_item(g, x, wp, bias, residual, relu, y, item, tail, np);                            \
     }                                                                                                 \
     attr static void cnn_f32_conv_direct_strided__##isa(const conv_geom *g, const float *x,          \
                                                         const float *wp, const float *bias,          \
@@ -628,6 +673,45 @@ static cnn_status direct_flat_forward(const conv_geom *g, const float *x, const 
     return CNN_OK;
 }
 
+/* The pointwise kernel of the active ISA and its tile width (the flat tiles' widths). */
+static direct_fn direct_pointwise_variant(int *np) {
+#if CNN_X86
+    switch (cnn_isa_active()) {
+    case CNN_ISA_AVX512: *np = DIRECT_FLAT_NP_MAX; return cnn_f32_conv_direct_pointwise__avx512;
+    case CNN_ISA_AVX2: *np = 6; return cnn_f32_conv_direct_pointwise__avx2;
+    default: break;
+    }
+#endif
+    *np = 3;
+    return cnn_f32_conv_direct_pointwise__generic;
+}
+
+/* One parallel region, items split evenly; each thread's tail copy in its own workspace. */
+static cnn_status direct_pointwise_forward(const conv_geom *g, const float *x, const float *wpacked,
+                                           const float *bias, const float *residual, int relu, float *y) {
+    int np;
+    const direct_fn fn = direct_pointwise_variant(&np);
+    const int64_t HW = g->H * g->W, items = g->N * g->G * ((HW + np - 1) / np) * kblocks16(g);
+    const int nt = cnn_threads_for(items);
+    cnn_status status = CNN_OK;
+    CNN_UNUSED(nt);
+#if CNN_OMP
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+    {
+        float *tail = (float *)cnn_workspace(CNN_CONV_SLOT_ACC, (size_t)(g->Cg * DIRECT_FLAT_NP_MAX) * sizeof(float));
+        const int64_t t = CNN_OMP_NUM_THREADS(), id = CNN_OMP_THREAD_NUM();
+        if (!tail) {
+            CNN_PRAGMA(omp atomic write)
+            status = CNN_ERR_OUT_OF_MEMORY;
+        } else {
+            for (int64_t i = items * id / t; i < items * (id + 1) / t; i++)
+                fn(g, x, wpacked, bias, residual, relu, y, i, tail);
+        }
+    }
+    return status;
+}
+
 static int64_t direct_items(const conv_geom *g);
 
 /* Strided kernels of 25 taps or more (the 7x7/2 stem, AlexNet's 11x11/4): on a copy of each image
@@ -710,6 +794,8 @@ static int64_t direct_items(const conv_geom *g) {
 }
 
 size_t cnn_conv_direct_workspace_bytes(const conv_geom *g) {
+    if (direct_uses_pointwise(g)) /* each thread's copy of a plane's last tile */
+        return (size_t)cnn_team_threads() * (size_t)(g->Cg * DIRECT_FLAT_NP_MAX) * sizeof(float);
     if (direct_uses_flat(g)) return flat_buffer_floats(g) * sizeof(float); /* the padded copy */
     if (cnn_conv_direct_uses_packed(g) && direct_uses_padded(g)) /* one padded image */
         return padded_floats(g) * sizeof(float);
@@ -730,6 +816,7 @@ cnn_status cnn_conv_direct_forward(const conv_geom *g, const float *x, const flo
             cnn_conv_direct_pack(g, w, wp);
             wpacked = wp;
         }
+        if (direct_uses_pointwise(g)) return direct_pointwise_forward(g, x, wpacked, bias, residual, relu, y);
         if (direct_uses_flat(g)) return direct_flat_forward(g, x, wpacked, bias, residual, relu, y);
         if (direct_uses_padded(g)) return direct_padded_forward(g, x, wpacked, bias, residual, relu, y);
         const direct_fn fn = direct_variant(1);

@@ -259,9 +259,13 @@ static void col2im_channel(const conv_geom *g, const float *col, int64_t ld, int
         }
 }
 
-// x is (Cg,H,W) (one image, one group), col is (Cg*R*S, rows*Q)
-void cnn_conv_im2col(const conv_geom *g, const float *x, int64_t p0, int64_t rows, float *col) {
-    const int64_t crs = g->Cg * g->R * g->S, ld = rows * g->Q;
+/* Column-matrix rows for output rows [p0, p0 + rows) of nimg images (image j's part of each row
+ * at + j*ds, leading dimension ld), every row, over the team: small planes on AVX-512 by channels
+ * with the masks of each tap derived once, else one column-matrix row per item (all images in it,
+ * its indices derived once). */
+static void im2col_all(const conv_geom *g, const float *x, int64_t xs, int64_t nimg, int64_t p0, int64_t rows,
+                       float *col, int64_t ld, int64_t ds) {
+    const int64_t crs = g->Cg * g->R * g->S;
     const int avx512 = cnn_isa_active() == CNN_ISA_AVX512;
 #if CNN_X86
     if (avx512 && small_plane(g, rows)) {
@@ -272,7 +276,7 @@ void cnn_conv_im2col(const conv_geom *g, const float *x, int64_t p0, int64_t row
 #endif
         {
             const int64_t t = CNN_OMP_NUM_THREADS(), id = CNN_OMP_THREAD_NUM();
-            im2col_small_avx512(g, x, 0, 1, g->Cg * id / t, g->Cg * (id + 1) / t, p0, rows, col, ld, 0);
+            im2col_small_avx512(g, x, xs, nimg, g->Cg * id / t, g->Cg * (id + 1) / t, p0, rows, col, ld, ds);
         }
         return;
     }
@@ -281,8 +285,13 @@ void cnn_conv_im2col(const conv_geom *g, const float *x, int64_t p0, int64_t row
     CNN_OMP_PARALLEL_FOR(nt)
     for (int64_t i = 0; i < crs; i++) {
         const col_row k = row_of(g, i);
-        im2col_fill(g, x, 0, 1, &k, p0, rows, col + i * ld, 0, avx512);
+        im2col_fill(g, x, xs, nimg, &k, p0, rows, col + i * ld, ds, avx512);
     }
+}
+
+// x is (Cg,H,W) (one image, one group), col is (Cg*R*S, rows*Q)
+void cnn_conv_im2col(const conv_geom *g, const float *x, int64_t p0, int64_t rows, float *col) {
+    im2col_all(g, x, 0, 1, p0, rows, col, rows * g->Q, 0);
 }
 
 // col is (Cg*R*S, rows*Q), dx is (Cg,H,W) +=
@@ -329,29 +338,8 @@ cnn_status cnn_conv_image_buffers(const conv_geom *g, int64_t nb, float **col, f
 
 // x is image 0's group (Cg,H,W), images xs floats apart; col is (Cg*R*S, nimg*P*Q)
 void cnn_conv_im2col_images(const conv_geom *g, const float *x, int64_t xs, int64_t nimg, float *col) {
-    const int64_t crs = g->Cg * g->R * g->S, PQ = g->P * g->Q, ld = nimg * PQ;
-    const int avx512 = cnn_isa_active() == CNN_ISA_AVX512;
-#if CNN_X86
-    if (avx512 && small_plane(g, g->P)) {
-        const int nt = crs * ld >= IM2COL_PARALLEL_MIN ? cnn_threads_for(g->Cg) : 1;
-        CNN_UNUSED(nt);
-#if CNN_OMP
-        CNN_PRAGMA(omp parallel num_threads(nt) if (nt > 1))
-#endif
-        {
-            const int64_t t = CNN_OMP_NUM_THREADS(), id = CNN_OMP_THREAD_NUM();
-            im2col_small_avx512(g, x, xs, nimg, g->Cg * id / t, g->Cg * (id + 1) / t, 0, g->P, col, ld, PQ);
-        }
-        return;
-    }
-#endif
-    const int nt = crs * ld >= IM2COL_PARALLEL_MIN ? cnn_threads_for(crs) : 1;
-    /* One column-matrix row per item, all images in it: the row's indices are derived once. */
-    CNN_OMP_PARALLEL_FOR(nt)
-    for (int64_t i = 0; i < crs; i++) {
-        const col_row k = row_of(g, i);
-        im2col_fill(g, x, xs, nimg, &k, 0, g->P, col + i * ld, PQ, avx512);
-    }
+    const int64_t PQ = g->P * g->Q;
+    im2col_all(g, x, xs, nimg, 0, g->P, col, nimg * PQ, PQ);
 }
 
 // col is (Cg*R*S, nimg*P*Q); dx is image 0's group (Cg,H,W), images dxs floats apart: written
