@@ -39,7 +39,12 @@ CNN_MPI_WEIGHTS_A="$OUT/np2-small/model.safetensors" CNN_MPI_WEIGHTS_B="$OUT/np2
   swift test --skip-build --no-parallel --filter DistributedMPIComparison 2>&1 | grep -E "max weight difference|passed|failed|error"
 
 echo "== synchronised batch norm: mpirun -np 2 --sync-batchnorm vs -np 1 (ResNet-18, global batch 32)"
-BN_ARGS=(train --distributed --model resnet18 --epochs 1 --limit-train 128 --limit-test 32 --batch-size 32 --seed 3 --optimizer sgd)
+# The convolutions are pinned to im2col, forward and gradients: AUTO's Winograd tile depends on the
+# per-rank batch (16 here, 32 on one rank), and Winograd's rounding (about 1e-5 of the output)
+# moved max-pool argmaxes enough to leave 2.9e-2 between the runs. This check is about the
+# statistics, so both runs take the GEMM, whose results do not depend on the batch split.
+BN_ARGS=(train --distributed --model resnet18 --epochs 1 --limit-train 128 --limit-test 32 --batch-size 32 --seed 3 --optimizer sgd
+         --conv-algorithm im2col)
 "${MPIRUN[@]}" -np 2 "$CNN" "${BN_ARGS[@]}" --sync-batchnorm --checkpoint-dir "$OUT/bn2" | grep -E "^(synchronised|epoch 1/1:)"
 "${MPIRUN[@]}" -np 1 "$CNN" "${BN_ARGS[@]}" --checkpoint-dir "$OUT/bn1" | grep -E "^(epoch 1/1:)"
 # Tolerance over weights and running statistics. Without --sync-batchnorm (per-rank statistics)

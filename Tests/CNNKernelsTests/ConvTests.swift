@@ -537,6 +537,44 @@ extension ConvTests {
         }
     }
 
+    /// The gradients follow the forward's algorithm: on a layer AUTO runs with Winograd, AUTO's
+    /// gradients go through the transforms; a layer pinned to direct or im2col takes the GEMM path
+    /// (the same bits for both, other bits than Winograd's); an explicit tile takes that tile. All
+    /// within their bounds of the float64 references; an unknown algorithm is refused.
+    @Test func backwardFollowsTheForwardAlgorithm() throws {
+        var rng = ConvRNG(state: 0x2718)
+        let cs = ConvCase("3x3, 16x16, batch 2", n: 2, c: 32, h: 16, w: 16, k: 24, r: 3, s: 3, pad: (1, 1))
+        var shape = cs.shape
+        let autoPick = cnn_conv_auto_algorithm(&shape)
+        #expect([CNN_CONV_WINOGRAD_2X2, CNN_CONV_WINOGRAD_4X4, CNN_CONV_WINOGRAD_6X6].contains(autoPick))
+        let x = rng.floats(cs.xCount), w = rng.floats(cs.wCount), dy = rng.floats(cs.yCount)
+        var dxRef = [Float](repeating: 0, count: cs.xCount), dwRef = [Float](repeating: 0, count: cs.wCount)
+        #expect(cnn_conv2d_backward_data_reference(&shape, dy, w, &dxRef) == CNN_OK)
+        #expect(cnn_conv2d_backward_weight_reference(&shape, x, dy, &dwRef, nil) == CNN_OK)
+        func gradients(_ a: cnn_conv_algorithm) -> (dx: [Float], dw: [Float]) {
+            var dx = [Float](repeating: .nan, count: cs.xCount), dw = [Float](repeating: 0, count: cs.wCount)
+            #expect(cnn_conv2d_backward_data_for(a, &shape, dy, w, &dx) == CNN_OK)
+            #expect(cnn_conv2d_backward_weight_for(a, &shape, x, dy, &dw, nil) == CNN_OK)
+            return (dx, dw)
+        }
+        let auto = gradients(CNN_CONV_AUTO), im2col = gradients(CNN_CONV_IM2COL), direct = gradients(CNN_CONV_DIRECT)
+        let f2 = gradients(CNN_CONV_WINOGRAD_2X2), f6 = gradients(CNN_CONV_WINOGRAD_6X6)
+        #expect(im2col.dx == direct.dx && im2col.dw == direct.dw)
+        #expect(auto.dx != im2col.dx && auto.dw != im2col.dw)
+        #expect(f2.dx != f6.dx && f2.dw != f6.dw)
+        var plain = [Float](repeating: .nan, count: cs.xCount)
+        #expect(cnn_conv2d_backward_data(&shape, dy, w, &plain) == CNN_OK)
+        #expect(plain == auto.dx)
+        for (name, g, bound) in [("im2col", im2col, convBackwardBound), ("auto", auto, 1e-4), ("F(2x2)", f2, 1e-4),
+                                 ("F(6x6)", f6, 1e-4)] {
+            #expect(convRelativeError(g.dx, dxRef) <= bound, "\(name) data")
+            #expect(convRelativeError(g.dw, dwRef) <= bound, "\(name) weight")
+        }
+        var dx = [Float](repeating: 0, count: cs.xCount), dw = [Float](repeating: 0, count: cs.wCount)
+        #expect(cnn_conv2d_backward_data_for(cnn_conv_algorithm(rawValue: 99), &shape, dy, w, &dx) == CNN_ERR_INVALID_ARGUMENT)
+        #expect(cnn_conv2d_backward_weight_for(cnn_conv_algorithm(rawValue: 99), &shape, x, dy, &dw, nil) == CNN_ERR_INVALID_ARGUMENT)
+    }
+
     /// Central finite differences of L = sum(g * conv(x, w) + g * b) in double, independent of the C
     /// references: dL/dx must equal backward_data(g), dL/dw backward_weight(x, g), dL/db sum(g).
     @Test func backwardMatchesFiniteDifferences() {

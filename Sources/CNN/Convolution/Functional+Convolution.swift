@@ -270,6 +270,10 @@ extension Functional {
         let plan = try cache?.plan(geometry: g, algorithm: alg, weight: weight)
             ?? ConvolutionPlan(algorithm: alg, geometry: g, weight: weight.value)
         let y = try plan.forward(x.value, bias: bias?.value, residual: residual, relu: relu)
+        // The gradients follow the forward: AUTO's Winograd layers take Winograd gradients, a layer
+        // pinned to direct, im2col or 1x1 GEMM takes the GEMM path (its rounding then does not
+        // depend on the batch size), an autotuned one whatever its table picked.
+        let backwardAlgorithm = alg == .auto ? CNN_CONV_AUTO : plan.algorithm.cValue
         let xv = x.value, wv = weight.value
         var inputs = [x, weight]
         if let bias { inputs.append(bias) }
@@ -279,14 +283,16 @@ extension Functional {
             var dx: Tensor? = nil
             if needX {
                 let t = try Tensor(uninitializedShape: xv.shape)
-                try check(cnn_conv2d_backward_data(&shape, dy.basePointer, wv.basePointer, t.basePointer), "conv2d backward data on \(g)")
+                try check(cnn_conv2d_backward_data_for(backwardAlgorithm, &shape, dy.basePointer, wv.basePointer, t.basePointer),
+                          "conv2d backward data on \(g)")
                 dx = t
             }
             var dw: Tensor? = nil, db: Tensor? = nil
             if needW || needB {
                 let tw = try Tensor(zeros: wv.shape)
                 let tb = try Tensor(zeros: [g.outputChannels])
-                try check(cnn_conv2d_backward_weight(&shape, xv.basePointer, dy.basePointer, tw.basePointer, needB ? tb.basePointer : nil),
+                try check(cnn_conv2d_backward_weight_for(backwardAlgorithm, &shape, xv.basePointer, dy.basePointer, tw.basePointer,
+                                                         needB ? tb.basePointer : nil),
                           "conv2d backward weight on \(g)")
                 if needW { dw = tw }
                 if needB { db = tb }

@@ -110,29 +110,47 @@ static int auto_winograd_tile(const cnn_conv_shape *s) {
     }
 }
 
+/* The Winograd tile the gradients of a layer take when its forward runs `algorithm` (0: the GEMM
+ * path), s being the forward shape whose transforms they reuse: AUTO takes the tile AUTO picks
+ * for s; an explicit Winograd algorithm its own tile; direct, im2col and 1x1 GEMM layers none, so
+ * a layer pinned to one of them gets the GEMM's rounding in both directions (the same for any
+ * split of the batch). */
+static int gradient_tile(cnn_conv_algorithm algorithm, const conv_geom *g, const cnn_conv_shape *s) {
+    if (!winograd_shape(g)) return 0;
+    switch (algorithm) {
+    case CNN_CONV_AUTO: return auto_winograd_tile(s);
+    case CNN_CONV_WINOGRAD_2X2: return 2;
+    case CNN_CONV_WINOGRAD_4X4: return 4;
+    case CNN_CONV_WINOGRAD_6X6: return 6;
+    default: return 0;
+    }
+}
+
 /* A stride-1, dilation-1, single-group 3x3 convolution with padding at most 2 has as data gradient
  * the convolution of dy with the flipped, channel-swapped kernel at padding 2 - pad, which gives
- * back H x W. Fills that forward shape and returns 1 when AUTO would run it with Winograd (see
- * winograd_shape); else 0. */
-static int backward_data_as_forward(const conv_geom *g, cnn_conv_shape *fs) {
+ * back H x W. Fills that forward shape and returns its Winograd tile for `algorithm` (see
+ * gradient_tile), or 0 when the data gradient takes the GEMM path. */
+static int backward_data_as_forward(cnn_conv_algorithm algorithm, const conv_geom *g, cnn_conv_shape *fs) {
     if (!winograd_shape(g) || g->ph > 2 || g->pw > 2) return 0;
     *fs = (cnn_conv_shape){.N = g->N, .C = g->K, .H = g->P, .W = g->Q, .K = g->C, .R = 3, .S = 3,
                            .stride_h = 1, .stride_w = 1, .pad_h = 2 - g->ph, .pad_w = 2 - g->pw,
                            .dilation_h = 1, .dilation_w = 1, .groups = 1};
-    return auto_winograd_tile(fs) > 0;
+    return gradient_tile(algorithm, g, fs);
 }
 
-/* The Winograd tile for the weight gradient of a layer whose forward AUTO runs with Winograd, else
- * 0. */
-static int winograd_tile_for_backward(const conv_geom *g, const cnn_conv_shape *shape) {
-    return winograd_shape(g) ? auto_winograd_tile(shape) : 0;
-}
+static int valid_algorithm(cnn_conv_algorithm a) { return (unsigned)a < CNN_CONV_ALGORITHM_COUNT; }
 
 static int64_t band_rows(const conv_geom *g) { return conv_band_rows(g->Cg * g->R * g->S * g->Q, g->P); }
 
-// dy is (N,K,P,Q), w is (K,C/groups,R,S), dx is (N,C,H,W) written
 cnn_status cnn_conv2d_backward_data(const cnn_conv_shape *shape, const float *dy, const float *w,
                                     float *dx) {
+    return cnn_conv2d_backward_data_for(CNN_CONV_AUTO, shape, dy, w, dx);
+}
+
+// dy is (N,K,P,Q), w is (K,C/groups,R,S), dx is (N,C,H,W) written
+cnn_status cnn_conv2d_backward_data_for(cnn_conv_algorithm algorithm, const cnn_conv_shape *shape,
+                                        const float *dy, const float *w, float *dx) {
+    if (!valid_algorithm(algorithm)) return CNN_ERR_INVALID_ARGUMENT;
     conv_geom g;
     cnn_status st = cnn_conv_geom_init(shape, &g);
     if (st != CNN_OK) return st;
@@ -145,11 +163,12 @@ cnn_status cnn_conv2d_backward_data(const cnn_conv_shape *shape, const float *dy
         return CNN_OK;
     }
     cnn_conv_shape fs;
-    if (backward_data_as_forward(&g, &fs))
+    const int md = backward_data_as_forward(algorithm, &g, &fs);
+    if (md > 0)
         /* dx = the forward convolution of dy with the kernel rotated by 180 degrees and its channel
          * axes swapped: wf (C, K, 3, 3), wf[c][k][r][s] = w[k][c][2-r][2-s], transformed straight
          * from w. */
-        return cnn_winograd_backward_data(auto_winograd_tile(&fs), &fs, dy, w, dx);
+        return cnn_winograd_backward_data(md, &fs, dy, w, dx);
     /* Taps that only read padding (see cnn_conv_trim_taps) would scatter into the padding only:
      * the GEMM runs with the trimmed kernel. */
     conv_geom t;
@@ -212,9 +231,15 @@ cnn_status cnn_conv2d_backward_data(const cnn_conv_shape *shape, const float *dy
     return CNN_OK;
 }
 
-// x is (N,C,H,W), dy is (N,K,P,Q), dw is (K,C/groups,R,S) +=, db is (K) += (may be NULL)
 cnn_status cnn_conv2d_backward_weight(const cnn_conv_shape *shape, const float *x, const float *dy,
                                       float *dw, float *db) {
+    return cnn_conv2d_backward_weight_for(CNN_CONV_AUTO, shape, x, dy, dw, db);
+}
+
+// x is (N,C,H,W), dy is (N,K,P,Q), dw is (K,C/groups,R,S) +=, db is (K) += (may be NULL)
+cnn_status cnn_conv2d_backward_weight_for(cnn_conv_algorithm algorithm, const cnn_conv_shape *shape,
+                                          const float *x, const float *dy, float *dw, float *db) {
+    if (!valid_algorithm(algorithm)) return CNN_ERR_INVALID_ARGUMENT;
     conv_geom g;
     cnn_status st = cnn_conv_geom_init(shape, &g);
     if (st != CNN_OK) return st;
@@ -244,9 +269,9 @@ cnn_status cnn_conv2d_backward_weight(const cnn_conv_shape *shape, const float *
         depthwise_backward_weight(&g, x, dy, dw);
         return CNN_OK;
     }
-    /* Stride-1 3x3 layers: through the Winograd transforms, with the tile AUTO picks for the
-     * forward (see winograd_shape). */
-    const int m = winograd_tile_for_backward(&g, shape);
+    /* Stride-1 3x3 layers: through the Winograd transforms, with the forward's tile (see
+     * gradient_tile). */
+    const int m = gradient_tile(algorithm, &g, shape);
     if (m > 0) return cnn_winograd_backward_weight(m, shape, x, dy, dw);
     /* Taps that only read padding (see cnn_conv_trim_taps) have a zero gradient: the GEMM runs
      * with the trimmed kernel into a zeroed buffer, which is then added into dw's window. */

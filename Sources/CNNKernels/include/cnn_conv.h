@@ -80,6 +80,16 @@ cnn_status cnn_conv2d_backward_data(const cnn_conv_shape *shape, const float *dy
 /** dw (K, C/groups, R, S) += sum over batch of x (*) dy; db (K) += sum of dy (db may be NULL). */
 cnn_status cnn_conv2d_backward_weight(const cnn_conv_shape *shape, const float *x, const float *dy,
                                       float *dw, float *db);
+/** The two gradients of a layer whose forward runs `forward_algorithm` (the functions above are
+ *  these with CNN_CONV_AUTO). AUTO and the Winograd algorithms take the Winograd transforms on
+ *  3x3, stride-1, dilation-1, single-group layers (AUTO with the tile AUTO picks, the others with
+ *  their own; the data gradient needs padding at most 2); direct, im2col and gemm1x1 take the
+ *  GEMM path, whose results do not depend on how the batch is split. CNN_ERR_INVALID_ARGUMENT for
+ *  an unknown algorithm. */
+cnn_status cnn_conv2d_backward_data_for(cnn_conv_algorithm forward_algorithm, const cnn_conv_shape *shape,
+                                        const float *dy, const float *weight, float *dx);
+cnn_status cnn_conv2d_backward_weight_for(cnn_conv_algorithm forward_algorithm, const cnn_conv_shape *shape,
+                                          const float *x, const float *dy, float *dw, float *db);
 
 /** Reference backward passes: plain loops, double accumulation, single thread (same contracts:
  *  dx written, dw and db accumulated). They define the answer the fast backward is tested against. */
