@@ -673,24 +673,29 @@ static cnn_status direct_flat_forward(const conv_geom *g, const float *x, const 
     return CNN_OK;
 }
 
-/* The pointwise kernel of the active ISA and its tile width (the flat tiles' widths). */
-static direct_fn direct_pointwise_variant(int *np) {
+/* The wide row kernels of the active ISA (strided rows on a padded copy, or pointwise planes in
+ * place) and their tile width, the flat tiles' widths. */
+static direct_fn direct_wide_variant(int pointwise, int *np) {
 #if CNN_X86
     switch (cnn_isa_active()) {
-    case CNN_ISA_AVX512: *np = DIRECT_FLAT_NP_MAX; return cnn_f32_conv_direct_pointwise__avx512;
-    case CNN_ISA_AVX2: *np = 6; return cnn_f32_conv_direct_pointwise__avx2;
+    case CNN_ISA_AVX512:
+        *np = DIRECT_FLAT_NP_MAX;
+        return pointwise ? cnn_f32_conv_direct_pointwise__avx512 : cnn_f32_conv_direct_strided__avx512;
+    case CNN_ISA_AVX2:
+        *np = 6;
+        return pointwise ? cnn_f32_conv_direct_pointwise__avx2 : cnn_f32_conv_direct_strided__avx2;
     default: break;
     }
 #endif
     *np = 3;
-    return cnn_f32_conv_direct_pointwise__generic;
+    return pointwise ? cnn_f32_conv_direct_pointwise__generic : cnn_f32_conv_direct_strided__generic;
 }
 
 /* One parallel region, items split evenly; each thread's tail copy in its own workspace. */
 static cnn_status direct_pointwise_forward(const conv_geom *g, const float *x, const float *wpacked,
                                            const float *bias, const float *residual, int relu, float *y) {
     int np;
-    const direct_fn fn = direct_pointwise_variant(&np);
+    const direct_fn fn = direct_wide_variant(1, &np);
     const int64_t HW = g->H * g->W, items = g->N * g->G * ((HW + np - 1) / np) * kblocks16(g);
     const int nt = cnn_threads_for(items);
     cnn_status status = CNN_OK;
@@ -733,19 +738,6 @@ static int direct_uses_padded(const conv_geom *g) {
     return (g->sh > 1 || g->sw > 1) && g->R * g->S >= 25;
 }
 
-/* The strided-row kernel of the active ISA and its tile width. */
-static direct_fn direct_strided_variant(int *np) {
-#if CNN_X86
-    switch (cnn_isa_active()) {
-    case CNN_ISA_AVX512: *np = 28; return cnn_f32_conv_direct_strided__avx512;
-    case CNN_ISA_AVX2: *np = 6; return cnn_f32_conv_direct_strided__avx2;
-    default: break;
-    }
-#endif
-    *np = 3;
-    return cnn_f32_conv_direct_strided__generic;
-}
-
 #define PAD_ROWS 16
 
 /* The padded copy of one image, and the slack the strided tiles read past its last row. */
@@ -761,7 +753,7 @@ static cnn_status direct_padded_forward(const conv_geom *g, const float *x, cons
     gp.ph = gp.pw = 0;
     gp.N = 1;
     int np;
-    const direct_fn fn = direct_strided_variant(&np);
+    const direct_fn fn = direct_wide_variant(0, &np);
     const int64_t out = g->K * g->P * g->Q, items = gp.G * kblocks16(&gp) * gp.P * strided_tiles(&gp, np);
     float *xp = (float *)cnn_workspace(CNN_CONV_SLOT_ACC, padded_floats(g) * sizeof(float));
     if (!xp) return CNN_ERR_OUT_OF_MEMORY;
