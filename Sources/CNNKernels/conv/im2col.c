@@ -512,9 +512,9 @@ static cnn_status weights_times(const conv_geom *g, conv_weights *cw, const void
 }
 
 /* Per-thread bands. With small weights (64 output channels of a 3x3 over 64 inputs: 144 KiB) and
- * a large plane (vgg16.conv1_2's 224 x 224), the shared band (cnn_conv_im2col_forward) is built by both threads and
- * then split between them by columns: 8 MiB of columns written out to L3 and read back, partly by
- * the other core, B rows 14 KiB apart. Here each thread instead takes whole bands of at most
+ * a large plane (vgg16.conv1_2's 224 x 224), the shared band (cnn_conv_im2col_forward) is built
+ * by both threads and then split between them by columns: 8 MiB of columns written out to L3 and
+ * read back, partly by the other core, B rows 14 KiB apart. Here each thread instead takes whole bands of at most
  * THREAD_BAND_BYTES of columns (three 224-wide rows of conv1_2, 672 columns = 14 microkernel
  * tiles), builds them in its own workspace and runs a single-thread GEMM on them right away.
  * Measured on conv1_2 (C harness, 2 threads of the development machine, minimum of 20 calls):
