@@ -264,8 +264,9 @@ extension Functional {
         // transform) is rebuilt every step. Sessions 1-3 resolved AUTO's Winograd choices to im2col
         // there (a ResNet-18 step at 32x32, batch 64: forward 40.3-40.8 ms with im2col against
         // 42.8-42.9 with Winograd). Since the weight transform runs in float on vectors (session
-        // 6), Winograd wins in training too, so AUTO is taken as it is: forward 41.0-41.3 -> 29.5-
-        // 35.6 ms, step 110-112 -> 101-104 ms (median of 15, three alternated runs, 2 threads).
+        // 6), Winograd wins in training too, so AUTO is taken as it is: forward 40.5-41.3 -> 29.5-
+        // 35.6 ms, step 110-112 -> 101-104 ms (median of 15, three alternated runs, 2 threads; the
+        // third Winograd run, 122 ms, fell in one of the VM's slow stretches).
         let alg = algorithm ?? ConvolutionAlgorithm.defaultAlgorithm
         let plan = try cache?.plan(geometry: g, algorithm: alg, weight: weight)
             ?? ConvolutionPlan(algorithm: alg, geometry: g, weight: weight.value)

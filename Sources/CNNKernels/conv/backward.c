@@ -94,8 +94,8 @@ static cnn_status backward_weight_gemm(const conv_geom *g, const float *x, const
  * 3-6 kept layers of at most 4,096 output positions on the GEMM, as the per-call weight transform
  * cost more than it saved there; with that transform in float on vectors, a ResNet-18 step at
  * 32x32, batch 64 (8x8 down to 2x2 planes) measured backward 61.2-63.0 ms with that bound, 52.5-52.8
- * with 2,048, 45.8-46.8 with 512 and 42.9-43.9 with none (`cnn bench train`, medians of 15,
- * alternated; the step 96-98 -> 78-81 ms). */
+ * with 2,048, 45.8-46.8 with 512, 43.9 with 128 and 42.9 with none (`cnn bench train`, medians of
+ * 15, alternated; the step 96.1-97.8 -> 78.6 ms). */
 static int winograd_shape(const conv_geom *g) {
     return g->R == 3 && g->S == 3 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 && g->G == 1;
 }
