@@ -407,7 +407,7 @@ static ALWAYS_INLINE void flat_item(const conv_geom *g, const float *xp, int64_t
 }
 
 /* ---- Strided rows over a zero-padded copy ---------------------------------------------------
- * A strided layer with padding (the 7x7/2 stem) on its padded copy (see direct_padded_forward):
+ * A strided layer (the 7x7/2 stem, AlexNet's 11x11/4) on its padded copy (direct_padded_forward):
  * every column is interior, so a register tile can be as wide as the flat tiles' without checks:
  * NP consecutive output columns of one row x 16 channels, tap (r, s) of column q0 + i at input
  * column (q0 + i) sw + s dw. The last tile of a row may run past Q: those columns read on into the
@@ -444,10 +444,11 @@ static ALWAYS_INLINE void epilogue_vec(direct_vec *v, float b, const float *res,
     if (relu) *v = (direct_vec)((direct_ivec)*v & ~(direct_ivec)(*v < (direct_vec){0}));
 }
 
-/* The epilogue of a whole NP-position tile (16 < NP <= 32) of kb channels: positions i of channel
- * j go to y[j * plane + i]. The accumulators (one vector of 16 channels per position) are
- * transposed 16 x 16 at a time into one vector of positions per channel, so each channel's
- * outputs are vector stores: the single-lane extracts they replace took 17 % of the 7x7/2 stem. */
+/* The epilogue of an NP-position tile (16 < NP <= 32) of kb channels, its first nq positions
+ * outputs: position i of channel j goes to y[j * plane + i]. The accumulators (one vector of 16
+ * channels per position) are transposed 16 x 16 at a time into one vector of positions per
+ * channel, so each channel's outputs are vector stores. With single-lane extracts instead, the
+ * code outside the FMA loop took 17 % of the 7x7/2 stem's samples (perf). */
 static ALWAYS_INLINE void wide_tile_store(const direct_vec *acc, const int NP, int64_t nq, int64_t kb,
                                           const float *bias, const float *residual, int relu, float *y,
                                           int64_t plane) {
@@ -476,6 +477,22 @@ static ALWAYS_INLINE void wide_tile_store(const direct_vec *acc, const int NP, i
     }
 }
 
+/* A wide kernel's tile of nq positions x kb channels into y (positions consecutive, channels
+ * plane floats apart) with the epilogue: through the in-register transpose when the tile is wider
+ * than a vector of channels, else through store_tile. */
+static ALWAYS_INLINE void wide_item_store(const direct_vec *acc, const int NP, int64_t nq, int64_t kb,
+                                          const float *bias, const float *residual, int relu, float *y,
+                                          int64_t plane) {
+    if (NP > DK) {
+        wide_tile_store(acc, NP, nq, kb, bias, residual, relu, y, plane);
+        return;
+    }
+    float out[DIRECT_FLAT_NP_MAX][DK];
+    for (int i = 0; i < NP; i++)
+        for (int j = 0; j < DK; j++) out[i][j] = acc[i][j];
+    store_tile(out, nq, kb, bias, residual, relu, y, plane);
+}
+
 static ALWAYS_INLINE void strided_item(const conv_geom *g, const float *xp, const float *wp, const float *bias,
                                        const float *residual, int relu, float *y, int64_t item, const int NP,
                                        const int64_t sw) {
@@ -491,18 +508,9 @@ static ALWAYS_INLINE void strided_item(const conv_geom *g, const float *xp, cons
     const float *CNN_RESTRICT wb = wp + (grp * kbs + b) * g->Cg * g->R * g->S * DK;
     direct_vec acc[DIRECT_FLAT_NP_MAX];
     tile_accumulate(g, xg, g->H * W, W, wb, NP, sw, acc);
-    const int64_t nq = CNN_MIN((int64_t)NP, g->Q - q0);
-    if (NP > DK) { /* a wide register tile: transposed in registers */
-        const int64_t o = (k0 * g->P + p) * g->Q + q0;
-        wide_tile_store(acc, NP, nq, kb, bias ? bias + k0 : NULL, residual ? residual + o : NULL, relu, y + o,
-                        g->P * g->Q);
-        return;
-    }
-    float out[DIRECT_FLAT_NP_MAX][DK];
-    for (int i = 0; i < NP; i++)
-        for (int j = 0; j < DK; j++) out[i][j] = acc[i][j];
-    const int64_t o = (k0 * g->P + p) * g->Q + q0;
-    store_tile(out, nq, kb, bias ? bias + k0 : NULL, residual ? residual + o : NULL, relu, y + o, g->P * g->Q);
+    const int64_t nq = CNN_MIN((int64_t)NP, g->Q - q0), o = (k0 * g->P + p) * g->Q + q0;
+    wide_item_store(acc, NP, nq, kb, bias ? bias + k0 : NULL, residual ? residual + o : NULL, relu, y + o,
+                    g->P * g->Q);
 }
 
 /* ---- Pointwise: 1x1, stride 1, no padding ----------------------------------------------------
@@ -540,14 +548,7 @@ static ALWAYS_INLINE void pointwise_item(const conv_geom *g, const float *x, con
         tile_accumulate(g, tail, NP, 0, wb, NP, 1, acc);
     }
     const int64_t o = (n * g->K + k0) * HW + f0;
-    if (NP > DK) {
-        wide_tile_store(acc, NP, nq, kb, bias ? bias + k0 : NULL, residual ? residual + o : NULL, relu, y + o, HW);
-        return;
-    }
-    float out[DIRECT_FLAT_NP_MAX][DK];
-    for (int i = 0; i < NP; i++)
-        for (int j = 0; j < DK; j++) out[i][j] = acc[i][j];
-    store_tile(out, nq, kb, bias ? bias + k0 : NULL, residual ? residual + o : NULL, relu, y + o, HW);
+    wide_item_store(acc, NP, nq, kb, bias ? bias + k0 : NULL, residual ? residual + o : NULL, relu, y + o, HW);
 }
 
 typedef void (*direct_fn)(const conv_geom *, const float *, const float *, const float *,
@@ -766,7 +767,7 @@ static cnn_status direct_padded_forward(const conv_geom *g, const float *x, cons
 #endif
     for (int64_t n = 0; n < g->N; n++) {
         /* The copy in pieces of PAD_ROWS padded rows: the stem's 3 channels split over 2 threads
-         * 2 : 1 (5 % of the call), its 45 pieces 23 : 22. */
+         * 2 : 1, its 15 pieces per channel (45 in all) 23 : 22. */
         CNN_PRAGMA(omp for schedule(static))
         for (int64_t i = 0; i < g->C * pieces; i++) {
             const int64_t c = i / pieces, r0 = i % pieces * PAD_ROWS;
