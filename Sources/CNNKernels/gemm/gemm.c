@@ -1,7 +1,7 @@
 /* SGEMM operator: argument checks, the Goto/BLIS blocked driver, threads, GEMV and pre-packing.
  *
  * Loop nest per thread (kernel orientation, M' x N' result, see gemm_internal.h):
- *   for each KC block of K          (kc x MR A panel = 8 KiB at kc 256: stays in L1 across jr)
+ *   for each KC block of K          (kc x MR A panel = 12 KiB at kc 384: stays in L1 across jr)
  *     for each MC block of M'        pack A (mc x kc, MR panels)   -> L3 (shared 32 MiB)
  *       for each NC block of N'      pack B (kc x nc, NR panels)   -> L2 (1 MiB per core)
  *         for ir in MR steps         A micro-panel from L1
@@ -28,7 +28,12 @@
 
 /* Cache blocking per variant. Chosen on the development machine (2 cores of an AMD EPYC Zen 4/5
  * class: 32 KiB L1d and 1 MiB L2 per core, 32 MiB shared L3): kc x MR of A in L1 with room for
- * the streamed B rows, kc x NC of B in half the L2, MC x kc of A well inside L3 for both threads. */
+ * the streamed B rows, kc x NC of B in most of the L2, MC x kc of A well inside L3 for both threads.
+ * AVX-512 took kc 384 and mc 2048 in the eighth session (from 256 and 1024): fewer passes over C
+ * and B packed once per K block on square sizes up to 2048. C harness, minimum of 3-10 calls,
+ * 4-5 alternated runs: 1 thread 2048^3 161.9-166.1 -> 158.4-164.8 ms, 1024^3 20.48-20.57 ->
+ * 20.27-20.46 ms; 2 threads 2048^3 81.1-83.7 -> 80.1-84.1 ms; the conv-like shapes 1-2 % faster
+ * (64 x 3136 x 576: 1.066-1.076 -> 1.047-1.056 ms) except 64 x 12544 x 147, unchanged. */
 typedef struct gemm_blocking {
     size_t kc, mc, nc;
 } gemm_blocking;
@@ -36,7 +41,7 @@ typedef struct gemm_blocking {
 static const cnn_gemm_variant *variant_for(cnn_isa isa, gemm_blocking *blk) {
 #if CNN_X86
     if (isa == CNN_ISA_AVX512) {
-        if (blk) *blk = (gemm_blocking){.kc = 256, .mc = 1024, .nc = 480};
+        if (blk) *blk = (gemm_blocking){.kc = 384, .mc = 2048, .nc = 480};
         return &cnn_gemm_variant_avx512;
     }
     if (isa == CNN_ISA_AVX2) {
