@@ -163,6 +163,13 @@ static const float wino_a6[8][6] = {
 /* Hard cap on the workspace (transformed input and output plus the tile table); the group shrinks
  * (down to WINO_NR tiles) to stay under it. */
 #define WINO_WORKSPACE_CAP ((size_t)64 << 20)
+/* Floats added between the transform positions' planes of V and M (one cache line). Unpadded, a
+ * plane is C x Tg floats, a multiple of 4 KiB (64 KiB for 64 channels x 256 tiles): the alpha^2
+ * entries one transform writes, and the output transform reads, then fall in one L1 and one L2
+ * set, 64 lines into 12 and 16 ways. C harness, 2 threads, cold caches, minimum of 10 calls, 6
+ * alternated runs, eighth session: vgg16.conv1_2 (F(6x6)) 8.85-9.41 -> 8.13-8.49 ms, conv2_2
+ * 6.30-7.00 -> 5.74-7.56, conv3_2 (F(4x4)) 5.92-7.15 -> 5.64-6.74. */
+#define WINO_POS_PAD 16
 
 struct cnn_winograd_weights {
     int m, alpha;
@@ -324,7 +331,8 @@ typedef struct wino_plan {
     int m, alpha, a2;
     int64_t P, Q, th, tw, tiles_per_image, tiles; /* tiles: over the whole batch */
     int64_t group;                                /* Tg: tiles per group, a multiple of 16 */
-    size_t v_floats, m_floats;                    /* per group: a2*C*Tg and a2*Kp*Tg */
+    size_t vpos, mpos;                            /* floats from one position to the next */
+    size_t v_floats, m_floats;                    /* per group: a2*vpos and a2*mpos */
 } wino_plan;
 
 static void wino_make_plan_within(const cnn_winograd_weights *u, const cnn_conv_shape *s, size_t budget,
@@ -341,7 +349,7 @@ static void wino_make_plan_within(const cnn_winograd_weights *u, const cnn_conv_
     const size_t per_tile = (size_t)p->a2 * (size_t)(u->C + u->Kp) * sizeof(float) + sizeof(wino_tile);
     int64_t g = (int64_t)(budget / per_tile);
     if (g < WINO_MIN_GROUP) g = WINO_MIN_GROUP;
-    const int64_t cap = (int64_t)(WINO_WORKSPACE_CAP / per_tile);
+    const int64_t cap = (int64_t)((WINO_WORKSPACE_CAP - (size_t)p->a2 * 2 * WINO_POS_PAD * sizeof(float)) / per_tile);
     if (g > cap) g = cap;
     g = g / WINO_NR * WINO_NR;
     if (g < WINO_NR) g = WINO_NR; /* only when C + K exceeds ~16k channels: cap not met */
@@ -351,8 +359,10 @@ static void wino_make_plan_within(const cnn_winograd_weights *u, const cnn_conv_
     const int64_t ngroups = (p->tiles + g - 1) / g;
     const int64_t even = (p->tiles + ngroups - 1) / ngroups;
     p->group = (even + WINO_LANES - 1) / WINO_LANES * WINO_LANES;
-    p->v_floats = (size_t)p->a2 * (size_t)u->C * (size_t)p->group;
-    p->m_floats = (size_t)p->a2 * (size_t)u->Kp * (size_t)p->group;
+    p->vpos = (size_t)u->C * (size_t)p->group + WINO_POS_PAD;
+    p->mpos = (size_t)u->Kp * (size_t)p->group + WINO_POS_PAD;
+    p->v_floats = (size_t)p->a2 * p->vpos;
+    p->m_floats = (size_t)p->a2 * p->mpos;
 }
 
 static void wino_make_plan(const cnn_winograd_weights *u, const cnn_conv_shape *s, wino_plan *p) {
@@ -1250,7 +1260,7 @@ cnn_status cnn_winograd_forward(const cnn_winograd_weights *u, const cnn_conv_sh
     /* V[pos] is a sequence of panels, C x 32 tiles each (the last C x 16 when Tg is odd in 16s),
      * each contiguous so the microkernel streams it; M[pos] is Kp x Tg, row-major. */
     const int64_t kblocks = Kp / WINO_MR, nblocks = (Tg + WINO_NR - 1) / WINO_NR, chunks = Tg / WINO_LANES;
-    const size_t vpos = (size_t)C * (size_t)Tg, mpos = (size_t)Kp * (size_t)Tg;
+    const size_t vpos = p.vpos, mpos = p.mpos;
     const int64_t gemm_items = (int64_t)a2 * nblocks * kblocks;
     const int threads = cnn_threads_for(C * chunks > gemm_items ? C * chunks : gemm_items);
     CNN_UNUSED(threads);
@@ -1332,7 +1342,8 @@ cnn_status cnn_winograd_backward_weight(int m, const cnn_conv_shape *s, const fl
     /* Channel lanes: C and K rounded up to 16 (the extra lanes are zeros, never summed). */
     const int64_t Cp = (C + WINO_LANES - 1) / WINO_LANES * WINO_LANES, Kq = (K + WINO_LANES - 1) / WINO_LANES * WINO_LANES;
     const int64_t HW = s->H * s->W, PQ = p.P * p.Q, tpi = p.tiles_per_image;
-    const size_t vpos = (size_t)Cp * (size_t)Tg, upos = (size_t)Kq * (size_t)Tg, mpos = (size_t)K * (size_t)C;
+    const size_t vpos = (size_t)Cp * (size_t)Tg + WINO_POS_PAD, upos = (size_t)Kq * (size_t)Tg + WINO_POS_PAD;
+    const size_t mpos = (size_t)K * (size_t)C + WINO_POS_PAD;
     /* The images a group's tiles touch: at most ceil(Tg / tiles per image) + 1. */
     const int64_t imgs = CNN_MIN(s->N, (Tg + tpi - 1) / tpi + 1);
     /* Slots 4 and 5 as in the forward; the tile table and M in the convolution's slots 3 and 2
