@@ -119,9 +119,15 @@ struct InferenceZooTests {
         try S.randomizeBatchNorms(model)
         let compiled = try S.checkAgainstEager(model, inputShape: [1, 3, 32, 32])
         #expect(!compiled.operations.map(\.kind).contains("relu"))
-        // The arena reuses memory: it is smaller than all intermediate outputs together.
-        let total = compiled.operations.reduce(0) { $0 + $1.outputShape.reduce(1, *) * 4 }
-        #expect(compiled.arenaByteCount < total / 2)
+        // The arena reuses memory: it is smaller than all intermediate outputs together (with
+        // im2col, so that no pooling is fused and every layer's output is an intermediate); fused
+        // pooling (AUTO picks Winograd here) needs no more.
+        let unfused = try model.compiled(inputShape: [1, 3, 32, 32], algorithm: .im2col)
+        #expect(unfused.operations.contains { $0.kind == "maxpool" })
+        let total = unfused.operations.reduce(0) { $0 + $1.outputShape.reduce(1, *) * 4 }
+        #expect(unfused.arenaByteCount < total / 2)
+        #expect(compiled.operations.contains { $0.detail.hasSuffix("+maxpool") })
+        #expect(compiled.arenaByteCount <= unfused.arenaByteCount)
     }
 
     @Test func alexnetVariants() throws {
@@ -139,6 +145,47 @@ struct InferenceZooTests {
         let compiled = try S.checkAgainstEager(model, inputShape: [16, 1, 28, 28])
         #expect(compiled.operations.filter { $0.kind == "linear" && $0.detail.contains("packed") }.count == 3)
         try S.checkAgainstEager(model, inputShape: [1, 1, 28, 28])
+    }
+
+    /// A 2x2, stride-2 max pool after a Winograd convolution is computed in the output transform:
+    /// one operation, bit for bit the eager convolution, ReLU and pool, for every tile size, even
+    /// and odd planes (floor mode drops the last row and column), clipped edge tiles, batch 2, and
+    /// with NaN in the input. Other algorithms and other pools keep a separate pooling operation.
+    @Test func maxPoolFusesIntoWinograd() throws {
+        GlobalGenerator.seed(19)
+        for isa in ComputeRuntime.supportedISAs {
+            try ComputeRuntime.withISA(isa) { try Self.checkFusedMaxPool() }
+        }
+        for net in [Sequential(try Conv2d(inputChannels: 3, outputChannels: 4, kernelSize: 3, padding: 1, algorithm: .im2col),
+                               try MaxPool2d(kernelSize: 2, stride: 2)),
+                    Sequential(try Conv2d(inputChannels: 3, outputChannels: 4, kernelSize: 3, padding: 1, algorithm: .winograd4x4),
+                               try MaxPool2d(kernelSize: 3, stride: 2)),
+                    Sequential(try Conv2d(inputChannels: 3, outputChannels: 4, kernelSize: 3, padding: 1, algorithm: .winograd4x4),
+                               try MaxPool2d(kernelSize: 2, stride: 2, ceilMode: true))] {
+            let compiled = try S.checkAgainstEager(net, inputShape: [1, 3, 11, 11], tolerance: 0)
+            #expect(compiled.operations.map(\.kind) == ["conv2d", "maxpool"])
+        }
+    }
+
+    static func checkFusedMaxPool() throws {
+        for algorithm in [ConvolutionAlgorithm.winograd2x2, .winograd4x4, .winograd6x6] {
+            for shape in [[1, 5, 14, 14], [2, 3, 13, 11], [1, 4, 9, 16]] {
+                let net = Sequential(
+                    try Conv2d(inputChannels: shape[1], outputChannels: 6, kernelSize: 3, padding: 1, algorithm: algorithm),
+                    ReLU(), try MaxPool2d(kernelSize: 2, stride: 2))
+                net.eval()
+                let compiled = try net.compiled(inputShape: shape)
+                #expect(compiled.operations.count == 1, "\(algorithm.rawValue) \(shape): \(compiled.operations)")
+                #expect(compiled.operations.first?.detail.hasSuffix("+relu +maxpool") == true)
+                #expect(compiled.operations.first?.outputShape == [shape[0], 6, shape[2] / 2, shape[3] / 2])
+                let x = try Tensor(shape: shape, scalars: try S.input(shape).scalars.enumerated().map { $0.offset == 37 ? .nan : $0.element })
+                let expected = try net(x), got = try compiled(x)
+                #expect(got.shape == expected.shape)
+                let differing = zip(got.scalars, expected.scalars).filter { $0.bitPattern != $1.bitPattern }.count
+                #expect(differing == 0, "\(algorithm.rawValue) \(shape): \(differing) fused pooled values differ from the eager layers")
+                #expect(got.scalars.contains { $0.isNaN }, "\(algorithm.rawValue) \(shape): the NaN input did not propagate")
+            }
+        }
     }
 
     @Test func genericContainers() throws {

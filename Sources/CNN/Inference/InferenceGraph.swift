@@ -32,7 +32,13 @@ struct InferenceGraph {
         var requested: ConvolutionAlgorithm
         var relu = false
         var residual = false
-        /// What was folded or fused in, for the operation's description (`bn`, `add`, `relu`).
+        /// A following 2x2, stride-2 max pool computed in the output transform (Winograd only):
+        /// the operation's output is the pooled tensor.
+        var maxPool2x2 = false
+        /// The prepared weights, when a fusion pass already needed the resolved algorithm.
+        var plan: ConvolutionPlan?
+        /// What was folded or fused in, for the operation's description (`bn`, `add`, `relu`,
+        /// `maxpool`).
         var fused: [String] = []
     }
 
@@ -208,6 +214,34 @@ struct InferenceGraph {
         }
     }
 
+    /// Fuses each 2x2, stride-2, unpadded, floor-mode max pool into the convolution writing its input,
+    /// where that convolution runs a Winograd algorithm (`cnn_conv_plan_fuses_maxpool2x2`): the
+    /// output transform pools each tile, so the full-size output (VGG-16's 224x224x64: 12.8 MB) is
+    /// neither written nor read back. The convolution's plan is made here (after batch-norm folding)
+    /// to learn the algorithm it resolves to, and kept for the model.
+    mutating func fuseMaxPools() throws {
+        var i = 0
+        while i < operations.count {
+            defer { i += 1 }
+            guard case .maxPool(let pool) = operations[i].kind, pool.kernel == (2, 2), pool.stride == (2, 2),
+                  pool.padding == (0, 0), !pool.ceilMode, let p = producer(of: operations[i].inputs[0]),
+                  isPrivate(operations[i].inputs[0], readBy: i),
+                  case .convolution(var c) = operations[p].kind, !c.residual, !c.maxPool2x2 else { continue }
+            let plan = try c.plan ?? ConvolutionPlan(algorithm: c.requested, geometry: c.geometry, weight: c.weight)
+            c.plan = plan
+            guard plan.fusesMaxPool2x2 else {
+                operations[p].kind = .convolution(c)
+                continue
+            }
+            c.maxPool2x2 = true
+            c.fused.append("maxpool")
+            operations[p].kind = .convolution(c)
+            operations[p].output = operations[i].output
+            operations.remove(at: i)
+            i -= 1
+        }
+    }
+
     /// With batch 1, lets each concatenated input be written straight into its channel slice of the
     /// concatenation's storage, so the copy disappears; a concatenation whose inputs are all in place
     /// is removed.
@@ -244,6 +278,7 @@ struct InferenceGraph {
         try foldBatchNorms()
         fuseReLUs()
         fuseResidualAdditions()
+        try fuseMaxPools()
         placeConcatenationsInPlace()
     }
 }

@@ -50,8 +50,9 @@ struct InferenceLocation: Sendable, Equatable {
 /// One executable operation of a compiled model.
 struct InferenceStep: Sendable {
     enum Work: Sendable {
-        /// `y = relu?(conv(x) + bias + residual)`; the residual, if any, is input 1.
-        case convolution(ConvolutionPlan, bias: Tensor?, relu: Bool)
+        /// `y = relu?(conv(x) + bias + residual)`; the residual, if any, is input 1. With
+        /// `maxPool2x2`, `y` is that output's 2x2, stride-2 max pool (no residual then).
+        case convolution(ConvolutionPlan, bias: Tensor?, relu: Bool, maxPool2x2: Bool)
         /// `y = relu?(x Wᵀ + b)`, `x` `[batch, inputs]`: small batches read `W` in place (the GEMV
         /// and dot paths of `cnn_sgemm` stream it once), larger ones use the packed `Wᵀ`.
         case linear(weight: Tensor?, packed: PackedMatrix?, bias: Tensor?, relu: Bool, batch: Int, inputs: Int, outputs: Int)
@@ -112,10 +113,15 @@ enum InferenceKernels {
         }
         let x = at(step.inputs[0]), y = at(step.output)
         switch step.work {
-        case .convolution(let plan, let bias, let relu):
-            let residual = step.inputs.count > 1 ? at(step.inputs[1]) : nil
-            try check(cnn_conv_plan_forward(plan.pointer, x, bias?.basePointer, residual, relu ? 1 : 0, y),
-                      "compiled model: conv2d \(plan.algorithm.rawValue) on \(plan.geometry)")
+        case .convolution(let plan, let bias, let relu, let maxPool2x2):
+            if maxPool2x2 {
+                try check(cnn_conv_plan_forward_maxpool2x2(plan.pointer, x, bias?.basePointer, relu ? 1 : 0, y),
+                          "compiled model: conv2d \(plan.algorithm.rawValue) + maxpool 2x2 on \(plan.geometry)")
+            } else {
+                let residual = step.inputs.count > 1 ? at(step.inputs[1]) : nil
+                try check(cnn_conv_plan_forward(plan.pointer, x, bias?.basePointer, residual, relu ? 1 : 0, y),
+                          "compiled model: conv2d \(plan.algorithm.rawValue) on \(plan.geometry)")
+            }
         case .linear(let weight, let packed, let bias, let relu, let batch, let inputs, let outputs):
             var ep = cnn_epilogue(bias: bias?.basePointer, bias_per_column: 1, residual: nil, residual_ld: 0, relu: relu ? 1 : 0)
             if let packed {

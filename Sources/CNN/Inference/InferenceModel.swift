@@ -114,11 +114,11 @@ public final class InferenceModel: Sendable {
             switch op.kind {
             case .convolution(let c):
                 let plan: ConvolutionPlan
-                do { plan = try ConvolutionPlan(algorithm: c.requested, geometry: c.geometry, weight: c.weight) } catch let e as CNNError {
+                do { plan = try c.plan ?? ConvolutionPlan(algorithm: c.requested, geometry: c.geometry, weight: c.weight) } catch let e as CNNError {
                     throw CNNError.unsupported("compiled model: '\(op.name)': \(e.message)")
                 }
                 weightBytes += plan.weightBytes + (c.bias?.count ?? 0) * 4
-                work = .convolution(plan, bias: c.bias, relu: c.relu)
+                work = .convolution(plan, bias: c.bias, relu: c.relu, maxPool2x2: c.maxPool2x2)
                 kind = "conv2d"
                 let g = c.geometry
                 detail = "\(g.kernelHeight)x\(g.kernelWidth) s\(g.strideHeight)" + (g.groups > 1 ? " g\(g.groups)" : "") +

@@ -309,6 +309,17 @@ cnn_status cnn_conv_plan_forward(const cnn_conv_plan *plan, const float *x, cons
                          bias, residual, relu ? 1 : 0, y);
 }
 
+int cnn_conv_plan_fuses_maxpool2x2(const cnn_conv_plan *plan) { return plan && plan->wino ? 1 : 0; }
+
+cnn_status cnn_conv_plan_forward_maxpool2x2(const cnn_conv_plan *plan, const float *x, const float *bias,
+                                            int relu, float *y) {
+    if (!plan) return CNN_ERR_INVALID_ARGUMENT;
+    if (!plan->wino) return CNN_ERR_UNSUPPORTED;
+    if (plan->g.N == 0) return CNN_OK;
+    if (!x || !y) return CNN_ERR_INVALID_ARGUMENT;
+    return cnn_winograd_forward_maxpool2x2(plan->wino, &plan->shape, x, bias, relu ? 1 : 0, y);
+}
+
 cnn_status cnn_conv2d_forward(cnn_conv_algorithm algorithm, const cnn_conv_shape *shape,
                               const float *x, const float *weight, const float *bias,
                               const float *residual, int relu, float *y) {

@@ -224,6 +224,7 @@ typedef void (*wino_gather_fn)(const struct wino_plan *p, const cnn_conv_shape *
 typedef void (*wino_scatter_fn)(const struct wino_plan *p, const float *o, int64_t k,
                                 const struct wino_tile *tab, const float *bias, const float *residual,
                                 int relu, float *y);
+typedef void (*wino_pool_fn)(const float *o, float b, int relu, float *pb);
 
 /* One tile, 16 channels [c0, c0 + 16) as the lanes, from channels-last images (positions of
  * cp floats, cp a multiple of 16) whose first is image n0. */
@@ -239,6 +240,7 @@ typedef struct wino_kernels {
     wino_weight_grad_fn weight_grad; /* dW += G^T M G for up to 16 channels of one filter */
     wino_gather_fn gather;          /* one channel of 16 input patches into lanes */
     wino_scatter_fn scatter;        /* 16 output tiles of one channel, with the epilogue, into y */
+    wino_pool_fn pool;              /* the epilogue and a 2x2 max pool of 16 output tiles */
     wino_gather_lanes_fn gather_channels;          /* weight gradient: one input patch, 16 channels */
     wino_gather_lanes_fn gather_gradient_channels; /* weight gradient: one dy tile, 16 channels */
 } wino_kernels;
@@ -321,6 +323,7 @@ size_t cnn_winograd_weights_bytes(const cnn_winograd_weights *u) { return u ? u-
  * rather than once per channel. */
 typedef struct wino_tile {
     int64_t x_img, y_off; /* x + x_img: channel 0 of the tile's image; y + y_off: its first output */
+    int64_t pool_off;     /* with 2x2 max pooling fused: its first pooled output, channel 0 */
     int32_t iy, ix;       /* top-left input position (may be negative: padding) */
     int32_t rows, cols;   /* output rows and columns inside the image (edge tiles are clipped) */
     int32_t interior;     /* the alpha x alpha patch lies inside the image */
@@ -491,6 +494,35 @@ WINO_INLINE void wino_output_tile(const int m, const int alpha, const float *at,
                    WINO_LANES);
 }
 
+/* The epilogue and a 2x2, stride-2 max pool of 16 output tiles: o is [m][m][LANES] (m even), pb
+ * gets [m/2][m/2][LANES]. Each value is o + b, then ReLU (v < 0 -> 0: NaN and -0.0 pass, as in
+ * the scatter), then the window is reduced in row-major order, a value replacing the running
+ * maximum if it is greater or NaN: the rule of cnn_maxpool2d_forward, so the fused result is bit
+ * for bit the unfused one. */
+typedef int32_t wino_ivec __attribute__((vector_size(WINO_LANES * sizeof(int32_t)), aligned(4)));
+WINO_INLINE void wino_pool_tile(const int m, const float *o, const float b, const int relu, float *pb) {
+    const int h = m / 2;
+#pragma clang loop unroll(full)
+    for (int pi = 0; pi < h; pi++) {
+#pragma clang loop unroll(full)
+        for (int pj = 0; pj < h; pj++) {
+            wino_vec best = {0};
+#pragma clang loop unroll(full)
+            for (int a = 0; a < 4; a++) {
+                wino_vec v = *(const wino_vec *)(o + ((2 * pi + a / 2) * m + 2 * pj + a % 2) * WINO_LANES) + b;
+                if (relu) v = (wino_vec)((wino_ivec)v & ~(wino_ivec)(v < 0.0f));
+                if (a == 0) {
+                    best = v;
+                } else {
+                    const wino_ivec take = (v > best) | (v != v);
+                    best = (wino_vec)(((wino_ivec)v & take) | ((wino_ivec)best & ~take));
+                }
+            }
+            *(wino_vec *)(pb + (pi * h + pj) * WINO_LANES) = best;
+        }
+    }
+}
+
 /* g is [m][m][LANES] (output-gradient tiles); writes U = A g A^T, entry (i, j) of lane l at
  * u[(i*alpha + j) * ustride + l]: columns first, then rows. */
 WINO_INLINE void wino_gradient_tile(const int m, const int alpha, const float *a, const float *g, float *u,
@@ -532,6 +564,15 @@ WINO_INLINE void wino_gradient_tile(const int m, const int alpha, const float *a
     }                                                                                              \
     TARGET static void cnn_f32_winograd_gradient_f6__##ISA(const float *g, float *u, size_t us) { \
         wino_gradient_tile(6, 8, &wino_a6[0][0], g, u, us);                                        \
+    }                                                                                              \
+    TARGET static void cnn_f32_winograd_pool_f2__##ISA(const float *o, float b, int relu, float *pb) { \
+        wino_pool_tile(2, o, b, relu, pb);                                                         \
+    }                                                                                              \
+    TARGET static void cnn_f32_winograd_pool_f4__##ISA(const float *o, float b, int relu, float *pb) { \
+        wino_pool_tile(4, o, b, relu, pb);                                                         \
+    }                                                                                              \
+    TARGET static void cnn_f32_winograd_pool_f6__##ISA(const float *o, float b, int relu, float *pb) { \
+        wino_pool_tile(6, o, b, relu, pb);                                                         \
     }
 
 WINO_TRANSFORMS(generic, )
@@ -839,6 +880,7 @@ static void wino_tile_table(const wino_plan *p, const cnn_conv_shape *s, int64_t
         e->valid = 1;
         e->x_img = n * s->C * s->H * s->W;
         e->y_off = (n * s->K * p->P + oy) * p->Q + ox;
+        e->pool_off = (n * s->K * (p->P / 2) + oy / 2) * (p->Q / 2) + ox / 2; /* m is even */
         e->iy = (int32_t)(oy - s->pad_h);
         e->ix = (int32_t)(ox - s->pad_w);
         e->rows = (int32_t)CNN_MIN((int64_t)p->m, p->P - oy);
@@ -1217,6 +1259,7 @@ WINO_GATHER_CHANNELS_ISA(avx512, CNN_TARGET_AVX512)
      cnn_f32_winograd_gemm_8x32__##ISA,       cnn_f32_winograd_gradient_f##M##__##ISA,             \
      wino_weight_panel_f##M##__##ISA,         wino_weight_grad_f##M##__##ISA,                      \
      wino_gather_f##M##__##ISA,               wino_scatter_f##M##__##ISA,                          \
+     cnn_f32_winograd_pool_f##M##__##ISA,                                                           \
      wino_gather_channels_f##M##__##ISA,      wino_gather_gradient_channels_f##M##__##ISA}
 #define WINO_KERNEL_TABLE(ISA)                                                                     \
     static const wino_kernels wino_kernels__##ISA[3] = {                                          \
@@ -1240,9 +1283,24 @@ static wino_kernels wino_select(int m) {
 
 /* ---- Forward ------------------------------------------------------------------------------- */
 
-cnn_status cnn_winograd_forward(const cnn_winograd_weights *u, const cnn_conv_shape *s,
-                                const float *x, const float *bias, const float *residual, int relu,
-                                float *y) {
+/* The pooled tiles pb ([m/2][m/2][LANES], from the pool routine) of output channel k into y
+ * (N, K, P/2, Q/2): an edge tile clipped to r rows keeps r/2 of them, PyTorch's floor mode. */
+static void wino_scatter_pooled(const wino_plan *p, const float *pb, int64_t k, const wino_tile *tab, float *y) {
+    const int h = p->m / 2;
+    const int64_t PW = p->Q / 2;
+    float *yk = y + (size_t)k * (size_t)(p->P / 2) * (size_t)PW;
+    for (int l = 0; l < WINO_LANES; l++) {
+        const wino_tile *e = &tab[l];
+        if (!e->valid) break;
+        float *yt = yk + e->pool_off;
+        for (int pi = 0; pi < e->rows / 2; pi++)
+            for (int pj = 0; pj < e->cols / 2; pj++) yt[pi * PW + pj] = pb[(pi * h + pj) * WINO_LANES + l];
+    }
+}
+
+/* y = relu?(conv(x) + bias + residual), or with pool set, its 2x2 max pool (no residual). */
+static cnn_status wino_forward(const cnn_winograd_weights *u, const cnn_conv_shape *s, const float *x,
+                               const float *bias, const float *residual, int relu, int pool, float *y) {
     if (!u) return CNN_ERR_INVALID_ARGUMENT;
     cnn_status st = wino_check(u->m, s);
     if (st != CNN_OK) return st;
@@ -1270,6 +1328,7 @@ cnn_status cnn_winograd_forward(const cnn_winograd_weights *u, const cnn_conv_sh
 #endif
     {
         float d[8 * 8 * WINO_LANES] __attribute__((aligned(64)));
+        float pb[3 * 3 * WINO_LANES] __attribute__((aligned(64)));
         for (int64_t g0 = 0; g0 < p.tiles; g0 += Tg) {
             CNN_PRAGMA(omp for schedule(static))
             for (int64_t ch = 0; ch < chunks; ch++)
@@ -1304,11 +1363,27 @@ cnn_status cnn_winograd_forward(const cnn_winograd_weights *u, const cnn_conv_sh
                 const int64_t k = it / chunks, ch = it - k * chunks;
                 if (!tab[ch * WINO_LANES].valid) continue;
                 kern.output(mbuf + (size_t)k * (size_t)Tg + (size_t)ch * WINO_LANES, mpos, d);
-                kern.scatter(&p, d, k, tab + ch * WINO_LANES, bias, residual, relu, y);
+                if (pool) {
+                    kern.pool(d, bias ? bias[k] : 0.0f, relu, pb);
+                    wino_scatter_pooled(&p, pb, k, tab + ch * WINO_LANES, y);
+                } else {
+                    kern.scatter(&p, d, k, tab + ch * WINO_LANES, bias, residual, relu, y);
+                }
             }
         }
     }
     return CNN_OK;
+}
+
+cnn_status cnn_winograd_forward(const cnn_winograd_weights *u, const cnn_conv_shape *s,
+                                const float *x, const float *bias, const float *residual, int relu,
+                                float *y) {
+    return wino_forward(u, s, x, bias, residual, relu, 0, y);
+}
+
+cnn_status cnn_winograd_forward_maxpool2x2(const cnn_winograd_weights *u, const cnn_conv_shape *s,
+                                           const float *x, const float *bias, int relu, float *y) {
+    return wino_forward(u, s, x, bias, NULL, relu, 1, y);
 }
 
 /* ---- Weight gradient -------------------------------------------------------------------------

@@ -23,6 +23,12 @@ cnn_status cnn_winograd_forward(const cnn_winograd_weights *u, const cnn_conv_sh
                                 const float *x, const float *bias, const float *residual, int relu,
                                 float *y);
 
+/* y (N, K, P/2, Q/2) = the 2x2, stride-2 max pool (floor mode) of relu?(conv(x) + bias): the pooling
+ * fused into the output transform (every Winograd tile m is even, so pooling windows never straddle
+ * two tiles); bit for bit cnn_winograd_forward followed by cnn_maxpool2d_forward. */
+cnn_status cnn_winograd_forward_maxpool2x2(const cnn_winograd_weights *u, const cnn_conv_shape *s,
+                                           const float *x, const float *bias, int relu, float *y);
+
 /* dx = the data gradient of a 3x3, stride-1 convolution with weights w (C', K', 3, 3), computed as
  * the forward convolution fs (K = C', C = K') of dy with the rotated, channel-swapped kernel, whose
  * transform is taken straight from w. Takes workspace slots 1 and 4 to 6 of the calling thread. */

@@ -64,6 +64,16 @@ size_t cnn_conv_plan_workspace_bytes(const cnn_conv_plan *plan);
 cnn_status cnn_conv_plan_forward(const cnn_conv_plan *plan, const float *x, const float *bias,
                                  const float *residual, int relu, float *y);
 
+/** Whether the plan can fuse a following 2x2, stride-2 max pool into its output (Winograd plans:
+ *  every Winograd tile is even, so no pooling window straddles two tiles). */
+int cnn_conv_plan_fuses_maxpool2x2(const cnn_conv_plan *plan);
+/** y (N, K, floor(P/2), floor(Q/2)) = max pool 2x2, stride 2, no padding, floor mode, of
+ *  relu?(conv(x) + bias): the pool fused into the output transform, so the full-size output is
+ *  never written. Bit for bit cnn_conv_plan_forward followed by cnn_maxpool2d_forward (ties keep
+ *  the first maximum, NaN propagates). UNSUPPORTED when cnn_conv_plan_fuses_maxpool2x2 is 0. */
+cnn_status cnn_conv_plan_forward_maxpool2x2(const cnn_conv_plan *plan, const float *x, const float *bias,
+                                            int relu, float *y);
+
 /** One-shot forward (plans, runs, frees). */
 cnn_status cnn_conv2d_forward(cnn_conv_algorithm algorithm, const cnn_conv_shape *shape,
                               const float *x, const float *weight, const float *bias,
