@@ -1,4 +1,5 @@
 @testable import CNN
+import CNNKernels
 import Testing
 
 enum InferenceTestSupport {
@@ -165,6 +166,20 @@ struct InferenceZooTests {
             let compiled = try S.checkAgainstEager(net, inputShape: [1, 3, 11, 11], tolerance: 0)
             #expect(compiled.operations.map(\.kind) == ["conv2d", "maxpool"])
         }
+        // The C entry point refuses plans it cannot fuse, and bad arguments, without touching y.
+        let geometry = ConvolutionGeometry(batch: 1, inputChannels: 3, height: 8, width: 8, outputChannels: 4,
+                                           kernelSize: (3, 3), padding: (1, 1))
+        let w = try S.input([4, 3, 3, 3]), x = try S.input([1, 3, 8, 8])
+        var y = [Float](repeating: 7, count: 4 * 4 * 4)
+        let gemm = try ConvolutionPlan(algorithm: .im2col, geometry: geometry, weight: w)
+        let wino = try ConvolutionPlan(algorithm: .winograd2x2, geometry: geometry, weight: w)
+        #expect(!gemm.fusesMaxPool2x2 && wino.fusesMaxPool2x2)
+        #expect(cnn_conv_plan_forward_maxpool2x2(gemm.pointer, x.basePointer, nil, 1, &y) == CNN_ERR_UNSUPPORTED)
+        #expect(cnn_conv_plan_forward_maxpool2x2(wino.pointer, nil, nil, 1, &y) == CNN_ERR_INVALID_ARGUMENT)
+        #expect(cnn_conv_plan_forward_maxpool2x2(nil, x.basePointer, nil, 1, &y) == CNN_ERR_INVALID_ARGUMENT)
+        #expect(y.allSatisfy { $0 == 7 })
+        #expect(cnn_conv_plan_forward_maxpool2x2(wino.pointer, x.basePointer, nil, 1, &y) == CNN_OK)
+        #expect(!y.contains(7))
     }
 
     static func checkFusedMaxPool() throws {
