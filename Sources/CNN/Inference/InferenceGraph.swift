@@ -124,6 +124,14 @@ struct InferenceGraph {
     /// The index of the operation writing `value`, if any.
     func producer(of value: Int) -> Int? { operations.firstIndex { $0.output == value } }
 
+    /// Operation `p`, now of `kind`, takes over operation `i`'s output, and `i` (which follows `p`)
+    /// is removed: `i` was fused into `p`.
+    mutating func absorb(_ i: Int, into p: Int, as kind: Kind) {
+        operations[p].kind = kind
+        operations[p].output = operations[i].output
+        operations.remove(at: i)
+    }
+
     /// Whether `value` may be rewritten away: it owns its storage alone, no other operation than
     /// `reader` reads it, and it is not the result.
     func isPrivate(_ value: Int, readBy reader: Int) -> Bool {
@@ -156,9 +164,7 @@ struct InferenceGraph {
             }
             conv.bias = bias
             conv.fused.append("bn")
-            operations[p].kind = .convolution(conv)
-            operations[p].output = operations[i].output
-            operations.remove(at: i)
+            absorb(i, into: p, as: .convolution(conv))
             i -= 1
         }
     }
@@ -172,16 +178,14 @@ struct InferenceGraph {
                   isPrivate(operations[i].inputs[0], readBy: i) else { continue }
             switch operations[p].kind {
             case .convolution(var c) where !c.relu:
-                c.relu = true; c.fused.append("relu"); operations[p].kind = .convolution(c)
+                c.relu = true; c.fused.append("relu"); absorb(i, into: p, as: .convolution(c))
             case .linear(var l) where !l.relu:
-                l.relu = true; l.fused.append("relu"); operations[p].kind = .linear(l)
+                l.relu = true; l.fused.append("relu"); absorb(i, into: p, as: .linear(l))
             case .add(relu: false):
-                operations[p].kind = .add(relu: true)
+                absorb(i, into: p, as: .add(relu: true))
             default:
                 continue
             }
-            operations[p].output = operations[i].output
-            operations.remove(at: i)
             i -= 1
         }
     }
@@ -235,9 +239,7 @@ struct InferenceGraph {
             }
             c.maxPool2x2 = true
             c.fused.append("maxpool")
-            operations[p].kind = .convolution(c)
-            operations[p].output = operations[i].output
-            operations.remove(at: i)
+            absorb(i, into: p, as: .convolution(c))
             i -= 1
         }
     }
