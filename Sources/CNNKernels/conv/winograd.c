@@ -163,10 +163,10 @@ static const float wino_a6[8][6] = {
 /* Hard cap on the workspace (transformed input and output plus the tile table); the group shrinks
  * (down to WINO_NR tiles) to stay under it. */
 #define WINO_WORKSPACE_CAP ((size_t)64 << 20)
-/* Floats added between the transform positions' planes of V and M (one cache line). Unpadded, a
- * plane is C x Tg floats, a multiple of 4 KiB (64 KiB for 64 channels x 256 tiles): the alpha^2
- * entries one transform writes, and the output transform reads, then fall in one L1 and one L2
- * set, 64 lines into 12 and 16 ways. C harness, 2 threads, cold caches, minimum of 10 calls, 6
+/* Floats added between the transform positions' planes (one cache line): the forward's V and M,
+ * the weight gradient's V, U and M. Unpadded, a plane is C x Tg floats, a multiple of 4 KiB
+ * (64 KiB for 64 channels x 256 tiles): the alpha^2 entries one transform writes, and the output
+ * transform reads, then fall in one L1 and one L2 set, 64 lines into 12 and 16 ways. C harness, 2 threads, cold caches, minimum of 10 calls, 6
  * alternated runs, eighth session: vgg16.conv1_2 (F(6x6)) 8.85-9.41 -> 8.13-8.49 ms, conv2_2
  * 6.30-7.00 -> 5.74-7.56, conv3_2 (F(4x4)) 5.92-7.15 -> 5.64-6.74. */
 #define WINO_POS_PAD 16
