@@ -147,15 +147,14 @@ public final class ConvolutionPlan: @unchecked Sendable {
     public let geometry: ConvolutionGeometry
     /// The algorithm the plan runs (`auto` resolved).
     public let algorithm: ConvolutionAlgorithm
+    /// Whether ``InferenceModel`` can fuse a following 2x2, stride-2 max pool into this plan's
+    /// output (Winograd plans: every Winograd tile is even).
+    var fusesMaxPool2x2: Bool { cnn_conv_plan_fuses_maxpool2x2(pointer) != 0 }
 
     /// Prepares `weight` for `algorithm` (`auto` resolved by the heuristic; `autotune` measured).
     ///
     /// - Throws: ``CNNError/unsupported(_:)`` naming the geometry and the algorithms that do apply
     ///   when `algorithm` does not apply; ``CNNError/shapeMismatch(_:)`` for a weight of the wrong shape.
-    /// Whether ``InferenceModel`` can fuse a following 2x2, stride-2 max pool into this plan's
-    /// output (Winograd plans: every Winograd tile is even).
-    var fusesMaxPool2x2: Bool { cnn_conv_plan_fuses_maxpool2x2(pointer) != 0 }
-
     public init(algorithm requested: ConvolutionAlgorithm, geometry: ConvolutionGeometry, weight: Tensor) throws {
         _ = try geometry.outputSize()
         let expected = [geometry.outputChannels, geometry.inputChannels / geometry.groups, geometry.kernelHeight, geometry.kernelWidth]
