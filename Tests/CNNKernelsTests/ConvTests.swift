@@ -147,6 +147,14 @@ private let convNamedCases: [ConvCase] = [
     ConvCase("direct pointwise whole tiles", n: 2, c: 20, h: 4, w: 14, k: 33, r: 1, s: 1),
     ConvCase("direct pointwise partial tile, groups 2", n: 3, c: 12, h: 5, w: 9, k: 18, r: 1, s: 1, groups: 2),
     ConvCase("direct pointwise 28 + 5, epilogue", n: 1, c: 16, h: 3, w: 11, k: 16, r: 1, s: 1),
+    // im2col de-interleaves each input row once at column stride 3, or 2 with 5 taps or more:
+    // dilation, padding of 4 columns (whole de-interleaved elements in the padding), two images;
+    // then a row of 8,300 columns, whose de-interleaved parts exceed the stack bound and take
+    // the gathering path.
+    ConvCase("im2col de-interleaved 5x5/(2,3) dilated", n: 2, c: 3, h: 16, w: 23, k: 7, r: 5, s: 5,
+             stride: (2, 3), pad: (3, 4), dilation: (1, 2)),
+    ConvCase("im2col 5x5/2 row past the stack bound", n: 1, c: 1, h: 5, w: 8300, k: 2, r: 5, s: 5,
+             stride: (2, 2), pad: (2, 2)),
 ]
 
 /// With 2 threads each takes whole chunks (1 and 2 of them), with 3 one each.
