@@ -155,11 +155,19 @@ private let convNamedCases: [ConvCase] = [
              stride: (2, 3), pad: (3, 4), dilation: (1, 2)),
     ConvCase("im2col 5x5/2 row past the stack bound", n: 1, c: 1, h: 5, w: 8300, k: 2, r: 5, s: 5,
              stride: (2, 2), pad: (2, 2)),
+    // A plan of those layers with 1,024 output pixels or more per image (or one image) never
+    // writes the column matrix: the GEMM fills its B panels from the de-interleaved rows. Two
+    // images and two groups of 5 output channels (one partial row tile), with the residual (index 49).
+    convImplicitCase,
 ]
 
 /// With 2 threads each takes whole chunks (1 and 2 of them), with 3 one each.
 private let convImageChunkCase = ConvCase("image chunks 3+3+1, groups 2", n: 7, c: 4, h: 30, w: 30, k: 6, r: 3, s: 3,
                                           pad: (1, 1), groups: 2)
+
+/// 35 x 33 = 1,155 output pixels per image: one image per GEMM, run implicitly by a plan.
+private let convImplicitCase = ConvCase("im2col implicit 5x5/2, batch 2, groups 2", n: 2, c: 4, h: 70, w: 66, k: 10,
+                                        r: 5, s: 5, stride: (2, 2), pad: (2, 2), groups: 2)
 
 private let convThreadBandCase = ConvCase("im2col thread bands 25+25+14, groups 2", n: 2, c: 48, h: 64, w: 72,
                                           k: 20, r: 3, s: 3, pad: (1, 1), groups: 2)
@@ -251,11 +259,13 @@ private let convForwardBound = 1e-5
     }
 
     /// im2col's per-thread work with 2 and 3 threads: bands of output rows (split 6 + 6 and
-    /// 4 + 4 + 4) and chunks of images (1 + 2 and 1 + 1 + 1 chunks of 3, 3 and 1 images), the
-    /// whole epilogue, every ISA, planned and one-shot: the same answer as the reference and, bit
-    /// for bit, as 1 thread (the same GEMMs either way).
+    /// 4 + 4 + 4), chunks of images (1 + 2 and 1 + 1 + 1 chunks of 3, 3 and 1 images) and the
+    /// implicit GEMM's B panels (25 of 48 columns per image and group on AVX-512, split 12 + 13 and
+    /// 8 + 8 + 9; the one-shot call builds the column matrix instead), with the whole epilogue, on
+    /// every ISA, planned and one-shot: the same answer as the reference and, bit for bit, as
+    /// 1 thread (the same GEMMs either way).
     @Test func im2colThreadWorkMatchesReference() throws {
-        for cs in [convThreadBandCase, convImageChunkCase] { try im2colThreadCheck(cs) }
+        for cs in [convThreadBandCase, convImageChunkCase, convImplicitCase] { try im2colThreadCheck(cs) }
     }
 
     private func im2colThreadCheck(_ cs: ConvCase) throws {
@@ -289,7 +299,8 @@ private let convForwardBound = 1e-5
     /// process switches ISA: it falls back to the raw weights rather than failing.
     @Test func planSurvivesISASwitch() throws {
         var rng = ConvRNG(state: 3)
-        for cs in [convNamedCases[1], convNamedCases[12], convNamedCases[13]] + convNamedCases.filter({ $0.name.hasPrefix("trim") }) {
+        for cs in [convNamedCases[1], convNamedCases[12], convNamedCases[13], convImplicitCase]
+            + convNamedCases.filter({ $0.name.hasPrefix("trim") }) {
             var shape = cs.shape
             let x = rng.floats(cs.xCount), w = rng.floats(cs.wCount)
             let ref = convReference(cs, x: x, w: w, bias: nil, residual: nil, relu: false)

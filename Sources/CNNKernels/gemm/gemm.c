@@ -560,3 +560,81 @@ cnn_status cnn_sgemm_packed_b(cnn_transpose ta, size_t M, size_t N, size_t K, fl
                        .a_rs = ta == CNN_NO_TRANS ? lda : 1, .a_ks = ta == CNN_NO_TRANS ? 1 : lda, .base = ct};
     return gemm_run(&pr);
 }
+
+/* ---- implicit B ---------------------------------------------------------------------------- */
+
+/* Panels [jp0, jp1) of the N / NR panel grid, every K block, on the calling thread. */
+static cnn_status fill_b_block(const cnn_gemm_variant *v, size_t kc_max, const float *pa, size_t M, size_t K,
+                               cnn_gemm_b_fill_fn fill, const void *ctx, size_t N, size_t jp0, size_t jp1,
+                               const cnn_gemm_tile *base) {
+    if (jp0 >= jp1) return CNN_OK;
+    const size_t MR = v->mr, NR = v->nr, nkb = k_blocks(K, kc_max), m_pad = round_up(M, MR);
+    float *panel = cnn_workspace(SLOT_B, ceil_div(K, nkb) * NR * sizeof(float));
+    if (!panel) return CNN_ERR_OUT_OF_MEMORY;
+    for (size_t p = 0; p < nkb; p++) {
+        const size_t k0 = k_start(K, nkb, p), kc = k_start(K, nkb, p + 1) - k0;
+        cnn_gemm_tile t = *base;
+        if (p > 0) t.beta = 1.0f;
+        if (p + 1 < nkb) {
+            t.bias = NULL;
+            t.res = NULL;
+            t.relu = 0;
+        }
+        const float *ablk = pa + k0 * m_pad;
+        for (size_t jp = jp0; jp < jp1; jp++) {
+            const size_t j = jp * NR, nr = CNN_MIN(NR, N - j);
+            fill(ctx, k0, kc, j, nr, NR, panel);
+            for (size_t i = 0; i < M; i += MR) {
+                const size_t mr = CNN_MIN(MR, M - i);
+                cnn_gemm_tile tt = t;
+                tt.c = t.c + i * t.rs_c + j * t.cs_c;
+                if (tt.bias) tt.bias += tt.bias_on_j ? j : i;
+                if (tt.res) tt.res += i * t.rs_r + j * t.cs_r;
+                if (nr <= v->narrow_max) v->narrow(kc, ablk + i * kc, panel, NR, mr, nr, &tt);
+                else v->kernel(kc, ablk + i * kc, panel, NR, mr, nr, &tt);
+            }
+        }
+    }
+    return CNN_OK;
+}
+
+int cnn_sgemm_packed_a_usable(const void *packed_a, size_t M, size_t K) {
+    gemm_blocking blk;
+    const cnn_gemm_variant *v = variant_for(cnn_isa_active(), &blk);
+    return packed_panels(packed_a, PACKED_MAGIC_A, M, K, v, &blk) != NULL;
+}
+
+cnn_status cnn_sgemm_packed_a_fill_b(const void *packed_a, size_t M, size_t N, size_t K, cnn_gemm_b_fill_fn fill,
+                                     const void *ctx, float *C, size_t ldc, const cnn_epilogue *ep) {
+    // packed A is (M, K), B (K, N) comes panel by panel from fill, C is (M, N) with leading dimension ldc
+    if (!fill) return CNN_ERR_INVALID_ARGUMENT;
+    if (M == 0 || N == 0) return CNN_OK;
+    cnn_status s = check_c_epilogue(N, C, ldc, ep);
+    if (s != CNN_OK) return s;
+    gemm_blocking blk;
+    const cnn_gemm_variant *v = variant_for(cnn_isa_active(), &blk);
+    const float *pa = packed_panels(packed_a, PACKED_MAGIC_A, M, K, v, &blk);
+    if (!pa) return CNN_ERR_INVALID_ARGUMENT;
+    const cnn_gemm_tile ct = c_tile(C, ldc, 1.0f, 0.0f, ep);
+    if (K == 0) {
+        scale_only(M, N, &ct);
+        return CNN_OK;
+    }
+    const size_t np = ceil_div(N, v->nr);
+    int threads = gemm_threads(M, N, K);
+    if ((size_t)threads > np) threads = (int)np;
+    if (threads <= 1) return fill_b_block(v, blk.kc, pa, M, K, fill, ctx, N, 0, np, &ct);
+    cnn_status status = CNN_OK;
+#if CNN_OMP
+    CNN_PRAGMA(omp parallel num_threads(threads))
+    {
+        const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
+        const cnn_status st = fill_b_block(v, blk.kc, pa, M, K, fill, ctx, N, np * id / nt, np * (id + 1) / nt, &ct);
+        if (st != CNN_OK) {
+            CNN_PRAGMA(omp atomic write)
+            status = st;
+        }
+    }
+#endif
+    return status;
+}

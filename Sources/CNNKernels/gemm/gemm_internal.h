@@ -74,6 +74,23 @@ extern const cnn_gemm_variant cnn_gemm_variant_avx2;
 extern const cnn_gemm_variant cnn_gemm_variant_avx512;
 #endif
 
+/* Implicit B: fills B'(k0 + k, j0 + j) at panel[k * width + j] for k < kc, j < nr, and zeros for
+ * nr <= j < width (the microkernel reads whole panels). */
+typedef void (*cnn_gemm_b_fill_fn)(const void *ctx, size_t k0, size_t kc, size_t j0, size_t nr, size_t width,
+                                   float *panel);
+
+/* C (M x N, ldc) = packed A (M x K) * B, then the epilogue, where B is never stored: each thread
+ * fills one kc x NR panel at a time through `fill` (its own workspace, L1-sized) and runs every A
+ * panel over it right away. An im2col convolution with a few output channels uses it to build its
+ * column matrix panel by panel instead of writing it out and reading it back. C is overwritten
+ * (beta 0). CNN_ERR_INVALID_ARGUMENT, with nothing written, when packed_a was packed for other
+ * sizes or another ISA. */
+/* 1 when packed_a holds an M x K operand packed for the active ISA (cnn_sgemm_packed_a_fill_b and
+ * cnn_sgemm_packed_a would accept it), else 0. */
+int cnn_sgemm_packed_a_usable(const void *packed_a, size_t M, size_t K);
+cnn_status cnn_sgemm_packed_a_fill_b(const void *packed_a, size_t M, size_t N, size_t K, cnn_gemm_b_fill_fn fill,
+                                     const void *ctx, float *C, size_t ldc, const cnn_epilogue *ep);
+
 /* Packing loop shared by every ISA (compiled per ISA so the copy loops vectorise for it). */
 #define CNN_GEMM_PACK_BODY(x, rs, ks, mr, kc, width, dst)                                          \
     do {                                                                                           \
