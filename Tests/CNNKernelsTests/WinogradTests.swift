@@ -98,6 +98,7 @@ import Testing
         (2, 3, 13, 1, 4, 1, 1),   // one column narrower than a tile: consecutive tiles are m apart in y
         (1, 5, 18, 18, 6, 1, 1),  // 81 / 25 / 9 tiles: the AVX-512 GEMM's narrow tail kernel, 1 and 9 wide
         (1, 3, 14, 8, 4, 1, 1),   // 28 F(2x2) tiles: a 12-wide tail
+        (1, 3, 9, 236, 4, 1, 1),  // 40 F(6x6) tiles per row: tiles 16-31 are a run of 16 inside the image
     ]
 
     @Test func matchesReferenceOnEveryISA() throws {

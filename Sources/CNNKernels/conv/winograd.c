@@ -1044,7 +1044,79 @@ WINO_INLINE void wino_gather_avx512_body(const int m, const int alpha, const win
     }
 WINO_GATHER_AVX512(2)
 WINO_GATHER_AVX512(4)
-WINO_GATHER_AVX512(6)
+
+/* The AVX-512 gather of F(6x6) by transposition. Lane l's patch row is the 8 floats from its first
+ * column, read straight from the image row when the run of tiles lies inside it (else from a
+ * zero-padded copy of the run's row segment, as in wino_gather_avx512_body), two lanes per zmm
+ * (l and l + 4; l + 8 and l + 12); a 16 x 8 transpose then makes entry j of all 16 lanes one
+ * vector: 8 inserts, 8 unpacks, 8 in-lane shuffles and one 128-bit lane shuffle per entry, where
+ * the permute gather copies every row segment and spends two loads, a two-source permute and a
+ * masked move per entry and group of 6 lanes. C harness, 2 threads, minimum of 20 calls, 4
+ * alternated runs (ninth session): vgg16.conv1_2 7.80-7.96 -> 7.49-7.57 ms, conv2_2 5.30-5.36 ->
+ * 5.09-5.31, conv4_2 5.24-5.44 -> 5.10. F(4x4) keeps the permute gather: transposed (reading 8
+ * floats for its 6) it measured 2-4 % slower on conv1_2 and conv3_2. */
+CNN_TARGET_AVX512
+WINO_INLINE void wino_transpose16x8_avx512(const __m256 *r, float *CNN_RESTRICT out) {
+    __m512 a[8], v[8];
+    for (int k = 0; k < 4; k++) {
+        a[k] = _mm512_insertf32x8(_mm512_castps256_ps512(r[k]), r[k + 4], 1);
+        a[4 + k] = _mm512_insertf32x8(_mm512_castps256_ps512(r[8 + k]), r[12 + k], 1);
+    }
+    /* 128-bit lanes of a[k]: entries 0-3 of tile k, 4-7 of tile k, 0-3 of tile k + 4, 4-7 of k + 4
+     * (tiles + 8 in a[4 + k]). After the unpacks and shuffles, lanes of v[j] (j < 4): entry j of
+     * tiles 0-3, entry j + 4 of tiles 0-3, entry j of tiles 4-7, entry j + 4 of tiles 4-7. */
+    for (int h = 0; h < 2; h++) {
+        const __m512 *x = a + 4 * h;
+        const __m512 t0 = _mm512_unpacklo_ps(x[0], x[1]), t1 = _mm512_unpackhi_ps(x[0], x[1]);
+        const __m512 t2 = _mm512_unpacklo_ps(x[2], x[3]), t3 = _mm512_unpackhi_ps(x[2], x[3]);
+        v[4 * h + 0] = _mm512_shuffle_ps(t0, t2, 0x44);
+        v[4 * h + 1] = _mm512_shuffle_ps(t0, t2, 0xEE);
+        v[4 * h + 2] = _mm512_shuffle_ps(t1, t3, 0x44);
+        v[4 * h + 3] = _mm512_shuffle_ps(t1, t3, 0xEE);
+    }
+    for (int j = 0; j < 4; j++) {
+        _mm512_store_ps(out + j * WINO_LANES, _mm512_shuffle_f32x4(v[j], v[4 + j], 0x88));
+        _mm512_store_ps(out + (j + 4) * WINO_LANES, _mm512_shuffle_f32x4(v[j], v[4 + j], 0xDD));
+    }
+}
+
+CNN_TARGET_AVX512 static void wino_gather_f6__avx512(const wino_plan *p, const cnn_conv_shape *s, const float *x,
+                                                     int64_t c, const wino_tile *tab, float *CNN_RESTRICT d) {
+    CNN_UNUSED(p);
+    enum { m = 6, alpha = 8 };
+    const int64_t H = s->H, W = s->W;
+    int rs[WINO_LANES + 1];
+    const int nruns = wino_runs(m, tab, rs);
+    float buf[112] __attribute__((aligned(64)));
+    const size_t plane = (size_t)(H * W);
+    for (int i = 0; i < alpha; i++) {
+        __m256 r[WINO_LANES];
+        for (int l = 0; l < WINO_LANES; l++) r[l] = _mm256_setzero_ps();
+        for (int u = 0; u < nruns; u++) {
+            const int la = rs[u], lb = rs[u + 1];
+            const wino_tile *e = &tab[la];
+            const int64_t yy = (int64_t)e->iy + i;
+            if (yy < 0 || yy >= H) continue;
+            const float *src = x + (size_t)e->x_img + (size_t)c * plane + (size_t)yy * (size_t)W;
+            const int64_t x0 = e->ix;
+            const int n = m * (lb - la - 1) + alpha; /* floats the run reads: 98 at most */
+            if (x0 >= 0 && x0 + n <= W) {
+                for (int l = la; l < lb; l++) r[l] = _mm256_loadu_ps(src + x0 + m * (l - la));
+            } else {
+                /* buf[q] = src[x0 + q] for q < n, zero outside the image */
+                const int qa = x0 < 0 ? (int)CNN_MIN((int64_t)n, -x0) : 0;
+                const int qb = (int)CNN_MAX((int64_t)qa, CNN_MIN((int64_t)n, W - x0));
+                for (int q = 0; q < n; q += 16) {
+                    const int lo = qa > q ? qa - q : 0, hi = qb - q < 16 ? qb - q : 16;
+                    const __mmask16 k = hi > lo ? (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u)) : 0;
+                    _mm512_store_ps(buf + q, _mm512_maskz_loadu_ps(k, src + x0 + q));
+                }
+                for (int l = la; l < lb; l++) r[l] = _mm256_loadu_ps(buf + m * (l - la));
+            }
+        }
+        wino_transpose16x8_avx512(r, d + (size_t)i * alpha * WINO_LANES);
+    }
+}
 /* The AVX-512 scatter, row by row: for output row i of the 16 tiles, the row's m vectors o[i][j]
  * (lanes = tiles) are interleaved into one contiguous row segment buf[m * l + j] with two-source
  * permutes (pairs of j, merged under masks), then each run of adjacent tiles is written to y with
