@@ -160,6 +160,14 @@ static const float wino_a6[8][6] = {
 #define WINO_GROUP_BUDGET ((size_t)8 << 20)
 #define WINO_MIN_GROUP 64
 #endif
+/* One image (inference at batch 1) takes half that: the group's transformed tiles then stay in the
+ * L2s and the nearer part of L3 between the phases, and with one image U is small wherever the
+ * tiles are many (64 channels at 224^2: 1 MiB), so more groups cost little. C harness, 2 threads,
+ * minimum of 20 calls, 3 alternated runs (ninth session), 8 -> 4 MiB: vgg16.conv1_2 F(6x6)
+ * 7.40-7.65 -> 7.00-7.45 ms, conv2_2 5.13-5.19 -> 5.06-5.35, conv3_2 F(4x4) 5.21-5.49 -> 5.13-5.38;
+ * 8 and 32 images of 56^2 and 14^2 equal; the CIFAR batch of 64 1-2 % slower, so batches keep
+ * 8 MiB. Layers of 512 channels are held at WINO_MIN_GROUP tiles either way. */
+#define WINO_GROUP_BUDGET_ONE_IMAGE (WINO_GROUP_BUDGET / 2)
 /* Hard cap on the workspace (transformed input and output plus the tile table); the group shrinks
  * (down to WINO_NR tiles) to stay under it. */
 #define WINO_WORKSPACE_CAP ((size_t)64 << 20)
@@ -369,7 +377,7 @@ static void wino_make_plan_within(const cnn_winograd_weights *u, const cnn_conv_
 }
 
 static void wino_make_plan(const cnn_winograd_weights *u, const cnn_conv_shape *s, wino_plan *p) {
-    wino_make_plan_within(u, s, WINO_GROUP_BUDGET, p);
+    wino_make_plan_within(u, s, s->N == 1 ? WINO_GROUP_BUDGET_ONE_IMAGE : WINO_GROUP_BUDGET, p);
 }
 
 size_t cnn_winograd_workspace_bytes(const cnn_winograd_weights *u, const cnn_conv_shape *s) {
@@ -403,14 +411,16 @@ size_t cnn_winograd_workspace_bytes(const cnn_winograd_weights *u, const cnn_con
 #define WINO_EST_MIN_TAIL 4
 static const double wino_est_entry_ns[3] = {0.20, 0.30, 0.42};
 
-static void wino_make_plan(const cnn_winograd_weights *u, const cnn_conv_shape *s, wino_plan *p);
-
 double cnn_winograd_estimate_ns(int m, const cnn_conv_shape *s) {
     if (wino_check(m, s) != CNN_OK) return __builtin_inf();
     const cnn_winograd_weights sizes = {.m = m, .alpha = m + 2, .K = s->K, .C = s->C,
                                         .Kp = (s->K + WINO_MR - 1) / WINO_MR * WINO_MR};
+    /* Fitted on 8 MiB groups, and kept on them: with one image's smaller groups it moved
+     * conv1_2 to F(4x4) and conv3_2 to F(6x6), each measured 3-10 % slower than the tile it had
+     * (C harness, ninth session, one image: conv1_2 F(6x6) 7.47-7.90 ms against F(4x4) 8.22-8.34,
+     * conv3_2 F(4x4) 5.38-5.52 against F(6x6) 5.54-5.70). */
     wino_plan p;
-    wino_make_plan(&sizes, s, &p);
+    wino_make_plan_within(&sizes, s, WINO_GROUP_BUDGET, &p);
     const int64_t groups = (p.tiles + p.group - 1) / p.group;
     double gemm_tiles = 0;
     for (int64_t g = 0; g < groups; g++) {
