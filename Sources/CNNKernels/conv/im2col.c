@@ -588,6 +588,18 @@ cnn_status cnn_conv_gemm_pack(const conv_geom *g, const float *w, void *packed) 
     return CNN_OK;
 }
 
+/* The fused epilogue of group grp's output rows at y + yoff (residual rows ld floats apart). */
+static cnn_epilogue group_epilogue(const conv_geom *g, int64_t grp, const float *bias, const float *residual,
+                                   int64_t yoff, int64_t ld, int relu) {
+    const cnn_epilogue ep = {
+        .bias = bias ? bias + grp * g->Kg : NULL,
+        .residual = residual ? residual + yoff : NULL,
+        .residual_ld = (size_t)ld,
+        .relu = relu,
+    };
+    return ep;
+}
+
 /* y (Kg x n, ldy) = W_g (Kg x crs) * col (crs x n, ldb), then the epilogue: from the plan's packed
  * panels when they match the active ISA, else from the raw weights. */
 static cnn_status weights_times(const conv_geom *g, conv_weights *cw, const void *packed, int64_t grp,
@@ -656,12 +668,7 @@ static cnn_status im2col_forward_thread_bands(const conv_geom *g, int64_t band, 
             const int64_t rows = CNN_MIN(band, g->P - p0);
             const int64_t yoff = (img * g->K + grp * g->Kg) * PQ + p0 * g->Q;
             cnn_conv_im2col(g, x + (img * g->C + grp * g->Cg) * g->H * g->W, p0, rows, col);
-            const cnn_epilogue ep = {
-                .bias = bias ? bias + grp * g->Kg : NULL,
-                .residual = residual ? residual + yoff : NULL,
-                .residual_ld = (size_t)PQ,
-                .relu = relu,
-            };
+            const cnn_epilogue ep = group_epilogue(g, grp, bias, residual, yoff, PQ, relu);
             st = weights_times(g, &tw, packed, grp, rows * g->Q, col, (size_t)(rows * g->Q), y + yoff,
                                (size_t)PQ, &ep);
         }
@@ -900,12 +907,7 @@ static cnn_status im2col_forward_implicit(const conv_geom *g, const float *x, co
                                  d + row * sw * len, avx512);
             }
             const int64_t yoff = (n * g->K + grp * g->Kg) * PQ;
-            const cnn_epilogue ep = {
-                .bias = bias ? bias + grp * g->Kg : NULL,
-                .residual = residual ? residual + yoff : NULL,
-                .residual_ld = (size_t)PQ,
-                .relu = relu,
-            };
+            const cnn_epilogue ep = group_epilogue(g, grp, bias, residual, yoff, PQ, relu);
             const void *pg = (const char *)packed + (size_t)grp * cnn_conv_gemm_packed_stride(g);
             const cnn_status st = cnn_sgemm_packed_a_fill_b(pg, (size_t)g->Kg, (size_t)PQ, (size_t)crs, fill, &ctx,
                                                             y + yoff, (size_t)PQ, &ep);
@@ -940,12 +942,7 @@ cnn_status cnn_conv_im2col_forward(const conv_geom *g, const float *x, const flo
                 const int64_t rows = CNN_MIN(band, g->P - p0);
                 const int64_t yoff = (n * g->K + grp * g->Kg) * PQ + p0 * g->Q;
                 cnn_conv_im2col(g, xg, p0, rows, col);
-                const cnn_epilogue ep = {
-                    .bias = bias ? bias + grp * g->Kg : NULL,
-                    .residual = residual ? residual + yoff : NULL,
-                    .residual_ld = (size_t)PQ,
-                    .relu = relu,
-                };
+                const cnn_epilogue ep = group_epilogue(g, grp, bias, residual, yoff, PQ, relu);
                 cnn_status st = weights_times(g, &cw, packed, grp, rows * g->Q, col, (size_t)(rows * g->Q),
                                               y + yoff, (size_t)PQ, &ep);
                 if (st != CNN_OK) return st;
@@ -975,12 +972,7 @@ cnn_status cnn_conv_gemm1x1_forward(const conv_geom *g, const float *x, const fl
     for (int64_t n = 0; n < g->N; n++)
         for (int64_t grp = 0; grp < g->G; grp++) {
             const int64_t yoff = (n * g->K + grp * g->Kg) * HW;
-            const cnn_epilogue ep = {
-                .bias = bias ? bias + grp * g->Kg : NULL,
-                .residual = residual ? residual + yoff : NULL,
-                .residual_ld = (size_t)HW,
-                .relu = relu,
-            };
+            const cnn_epilogue ep = group_epilogue(g, grp, bias, residual, yoff, HW, relu);
             cnn_status st = weights_times(g, &cw, packed, grp, HW, x + (n * g->C + grp * g->Cg) * HW,
                                           (size_t)HW, y + yoff, (size_t)HW, &ep);
             if (st != CNN_OK) return st;

@@ -976,6 +976,19 @@ static inline int wino_runs(const int m, const wino_tile *tab, int *rs) {
     return nruns;
 }
 
+/* dst[q] = src[x0 + q] for q < n where 0 <= x0 + q < W, else 0, in vectors of 16 (dst holds n
+ * rounded up to 16). Columns outside the row are never read. */
+CNN_TARGET_AVX512
+WINO_INLINE void wino_copy_row_segment(const float *src, int64_t x0, int n, int64_t W, float *dst) {
+    const int qa = x0 < 0 ? (int)CNN_MIN((int64_t)n, -x0) : 0;
+    const int qb = (int)CNN_MAX((int64_t)qa, CNN_MIN((int64_t)n, W - x0));
+    for (int q = 0; q < n; q += 16) {
+        const int lo = qa > q ? qa - q : 0, hi = qb - q < 16 ? qb - q : 16;
+        const __mmask16 k = hi > lo ? (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u)) : 0;
+        _mm512_storeu_ps(dst + q, _mm512_maskz_loadu_ps(k, src + x0 + q));
+    }
+}
+
 /* The AVX-512 gather, row by row. The 16 tiles of a chunk fall into runs of horizontally adjacent
  * tiles (same image, same tile row, m columns apart). For each patch row i and run, the input row
  * segment the run reads is copied into a buffer at offset m * (first lane), zero outside the image,
@@ -1020,15 +1033,7 @@ WINO_INLINE void wino_gather_avx512_body(const int m, const int alpha, const win
             const float *src = x + (size_t)e->x_img + (size_t)c * plane + (size_t)yy * (size_t)W;
             const int64_t x0 = e->ix;
             const int n = m * (lb - la - 1) + alpha;
-            float *bp = buf + m * la;
-            /* bp[q] = src[x0 + q] for q in [qa, qb) (inside the image), zero elsewhere. */
-            const int qa = x0 < 0 ? (int)CNN_MIN((int64_t)n, -x0) : 0;
-            const int qb = (int)CNN_MAX((int64_t)qa, CNN_MIN((int64_t)n, W - x0));
-            for (int q = 0; q < n; q += 16) {
-                const int lo = qa > q ? qa - q : 0, hi = qb - q < 16 ? qb - q : 16;
-                const __mmask16 k = hi > lo ? (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u)) : 0;
-                _mm512_storeu_ps(bp + q, _mm512_maskz_loadu_ps(k, src + x0 + q));
-            }
+            wino_copy_row_segment(src, x0, n, W, buf + m * la);
             const __mmask16 rmask = (__mmask16)(((1u << lb) - 1u) & ~((1u << la) - 1u));
             for (int g = 0; g < ng; g++) {
                 const __mmask16 k = rmask & gmask[g];
@@ -1113,14 +1118,7 @@ CNN_TARGET_AVX512 static void wino_gather_f6__avx512(const wino_plan *p, const c
             if (x0 >= 0 && x0 + n <= W) {
                 for (int l = la; l < lb; l++) r[l] = _mm256_loadu_ps(src + x0 + m * (l - la));
             } else {
-                /* buf[q] = src[x0 + q] for q < n, zero outside the image */
-                const int qa = x0 < 0 ? (int)CNN_MIN((int64_t)n, -x0) : 0;
-                const int qb = (int)CNN_MAX((int64_t)qa, CNN_MIN((int64_t)n, W - x0));
-                for (int q = 0; q < n; q += 16) {
-                    const int lo = qa > q ? qa - q : 0, hi = qb - q < 16 ? qb - q : 16;
-                    const __mmask16 k = hi > lo ? (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u)) : 0;
-                    _mm512_store_ps(buf + q, _mm512_maskz_loadu_ps(k, src + x0 + q));
-                }
+                wino_copy_row_segment(src, x0, n, W, buf);
                 for (int l = la; l < lb; l++) r[l] = _mm256_loadu_ps(buf + m * (l - la));
             }
         }

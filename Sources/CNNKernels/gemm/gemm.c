@@ -515,23 +515,40 @@ static const float *packed_panels(const void *packed, uint32_t magic, size_t row
     return (const float *)((const char *)packed + PACKED_DATA_OFFSET);
 }
 
+/* What the packed-A entry points share: the checks of C and the epilogue, the active ISA's
+ * variant and blocking, the panels (which must match M, K and that ISA) and C's tile. Returns 1
+ * when there is a product to compute; else 0 with *st the status to return: CNN_OK when M or N is
+ * 0, or when K is 0 and C has been scaled and the epilogue applied; an error otherwise. */
+static int packed_a_setup(const void *packed_a, size_t M, size_t N, size_t K, float alpha, float beta, float *C,
+                          size_t ldc, const cnn_epilogue *ep, const cnn_gemm_variant **v, gemm_blocking *blk,
+                          const float **pa, cnn_gemm_tile *ct, cnn_status *st) {
+    *st = CNN_OK;
+    if (M == 0 || N == 0) return 0;
+    if ((*st = check_c_epilogue(N, C, ldc, ep)) != CNN_OK) return 0;
+    *v = variant_for(cnn_isa_active(), blk);
+    if (!(*pa = packed_panels(packed_a, PACKED_MAGIC_A, M, K, *v, blk))) {
+        *st = CNN_ERR_INVALID_ARGUMENT;
+        return 0;
+    }
+    *ct = c_tile(C, ldc, alpha, beta, ep);
+    if (K == 0) {
+        scale_only(M, N, ct);
+        return 0;
+    }
+    return 1;
+}
+
 cnn_status cnn_sgemm_packed_a(const void *packed_a, cnn_transpose tb, size_t M, size_t N, size_t K,
                               float alpha, const float *B, size_t ldb, float beta, float *C, size_t ldc,
                               const cnn_epilogue *ep) {
     // packed op(A) is (M, K), op(B) is (K, N), C is (M, N) with leading dimension ldc
     if (!valid_trans(tb)) return CNN_ERR_INVALID_ARGUMENT;
-    if (M == 0 || N == 0) return CNN_OK;
-    cnn_status s = check_c_epilogue(N, C, ldc, ep);
-    if (s != CNN_OK) return s;
     gemm_blocking blk;
-    const cnn_gemm_variant *v = variant_for(cnn_isa_active(), &blk);
-    const float *pa = packed_panels(packed_a, PACKED_MAGIC_A, M, K, v, &blk);
-    if (!pa) return CNN_ERR_INVALID_ARGUMENT;
-    const cnn_gemm_tile ct = c_tile(C, ldc, alpha, beta, ep);
-    if (K == 0) {
-        scale_only(M, N, &ct);
-        return CNN_OK;
-    }
+    const cnn_gemm_variant *v;
+    const float *pa;
+    cnn_gemm_tile ct;
+    cnn_status s;
+    if (!packed_a_setup(packed_a, M, N, K, alpha, beta, C, ldc, ep, &v, &blk, &pa, &ct, &s)) return s;
     if (!B || ldb < (tb == CNN_NO_TRANS ? N : K)) return CNN_ERR_INVALID_ARGUMENT;
     gemm_problem pr = {.v = v, .blk = blk, .M = M, .N = N, .K = K, .pa = pa, .b = B,
                        .b_ks = tb == CNN_NO_TRANS ? ldb : 1, .b_cs = tb == CNN_NO_TRANS ? 1 : ldb, .base = ct};
@@ -608,18 +625,12 @@ cnn_status cnn_sgemm_packed_a_fill_b(const void *packed_a, size_t M, size_t N, s
                                      const void *ctx, float *C, size_t ldc, const cnn_epilogue *ep) {
     // packed A is (M, K), B (K, N) comes panel by panel from fill, C is (M, N) with leading dimension ldc
     if (!fill) return CNN_ERR_INVALID_ARGUMENT;
-    if (M == 0 || N == 0) return CNN_OK;
-    cnn_status s = check_c_epilogue(N, C, ldc, ep);
-    if (s != CNN_OK) return s;
     gemm_blocking blk;
-    const cnn_gemm_variant *v = variant_for(cnn_isa_active(), &blk);
-    const float *pa = packed_panels(packed_a, PACKED_MAGIC_A, M, K, v, &blk);
-    if (!pa) return CNN_ERR_INVALID_ARGUMENT;
-    const cnn_gemm_tile ct = c_tile(C, ldc, 1.0f, 0.0f, ep);
-    if (K == 0) {
-        scale_only(M, N, &ct);
-        return CNN_OK;
-    }
+    const cnn_gemm_variant *v;
+    const float *pa;
+    cnn_gemm_tile ct;
+    cnn_status s;
+    if (!packed_a_setup(packed_a, M, N, K, 1.0f, 0.0f, C, ldc, ep, &v, &blk, &pa, &ct, &s)) return s;
     const size_t np = ceil_div(N, v->nr);
     int threads = gemm_threads(M, N, K);
     if ((size_t)threads > np) threads = (int)np;
