@@ -159,6 +159,10 @@ private let convNamedCases: [ConvCase] = [
     // writes the column matrix: the GEMM fills its B panels from the de-interleaved rows. Two
     // images and two groups of 5 output channels (one partial row tile), with the residual (index 49).
     convImplicitCase,
+    // 9 channels of 7 x 7 taps are 441 column-matrix rows: two K blocks, the second accumulating
+    // onto the first (index 50: bias and ReLU, applied with the last block only).
+    ConvCase("im2col implicit 7x7/2 in two K blocks", n: 1, c: 9, h: 40, w: 38, k: 12, r: 7, s: 7,
+             stride: (2, 2), pad: (3, 3)),
 ]
 
 /// With 2 threads each takes whole chunks (1 and 2 of them), with 3 one each.
