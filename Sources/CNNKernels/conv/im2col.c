@@ -287,8 +287,6 @@ static int strided_layout(const conv_geom *g, int64_t *omin, int64_t *len) {
 
 static int implicit_sizes(const conv_geom *g, size_t *tbytes, size_t *dbytes);
 
-/* The sw de-interleaved parts of one input row (NULL: a row of the padding, all zeros), len floats
- * each: part[pi*len + i] = src[(i + omin)*sw + pi] where that column is inside the row, else 0. */
 #if CNN_X86
 /* d[i] = src[2*i] for i < n, two loads and a permute per 16 (lanes past 2n - 1 are not read). */
 CNN_TARGET_AVX512
@@ -303,6 +301,8 @@ static void deinterleave2_avx512(const float *src, int64_t n, float *d) {
 }
 #endif
 
+/* The sw de-interleaved parts of one input row (NULL: a row of the padding, all zeros), len floats
+ * each: part[pi*len + i] = src[(i + omin)*sw + pi] where that column is inside the row, else 0. */
 static void deinterleave_row(const float *src, int64_t W, int64_t sw, int64_t omin, int64_t len, float *part,
                              int avx512) {
     for (int64_t pi = 0; pi < sw; pi++) {

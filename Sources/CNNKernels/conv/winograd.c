@@ -1069,7 +1069,8 @@ WINO_GATHER_AVX512(4)
  * masked move per entry and group of 6 lanes. C harness, 2 threads, minimum of 20 calls, 4
  * alternated runs (ninth session): vgg16.conv1_2 7.80-7.96 -> 7.49-7.57 ms, conv2_2 5.30-5.36 ->
  * 5.09-5.31, conv4_2 5.24-5.44 -> 5.10. F(4x4) keeps the permute gather: transposed (reading 8
- * floats for its 6) it measured 2-4 % slower on conv1_2 and conv3_2. */
+ * floats for its 6) it measured 2-4 % slower on conv1_2 and about 1 % on conv3_2, and with masked
+ * loads in place of the row copy 6 % slower on conv1_2 and equal on conv3_2. */
 CNN_TARGET_AVX512
 WINO_INLINE void wino_transpose16x8_avx512(const __m256 *r, float *CNN_RESTRICT out) {
     __m512 a[8], v[8];
