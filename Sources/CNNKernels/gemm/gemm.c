@@ -88,6 +88,32 @@ typedef struct gemm_problem {
  * showed no clear difference either way. */
 #define DIRECT_B_MAX_ROWS 128
 
+/* Packs nc columns of a B' whose rows are contiguous (element (k, j) at b[k*ks + j]) into
+ * ceil(nc / NR) panels of kc x NR, zero-padding the last. Row by row rather than panel by panel:
+ * each k reads one contiguous run of nc floats, where a panel at a time reads NR floats from kc
+ * rows ks apart (a new page per row when ks is 1,024 floats or more, out of the prefetchers'
+ * reach). AVX2, 1 thread, 1024^3: packing was 29 % of the samples panel by panel. */
+static inline __attribute__((always_inline)) void pack_b_rows_nr(const float *b, size_t ks, size_t nc, size_t kc,
+                                                                 const size_t NR, float *dst) {
+    const size_t full = nc / NR * NR, tail = nc - full;
+    for (size_t k = 0; k < kc; k++) {
+        const float *src = b + k * ks;
+        float *d = dst + k * NR;
+        for (size_t jr = 0; jr < full; jr += NR) memcpy(d + jr * kc, src + jr, NR * sizeof(float));
+        if (tail) {
+            memcpy(d + full * kc, src + full, tail * sizeof(float));
+            memset(d + full * kc + tail, 0, (NR - tail) * sizeof(float));
+        }
+    }
+}
+
+/* With NR a constant (the AVX2 and AVX-512 panel widths) each panel row is an inline copy. */
+static void pack_b_rows(const float *b, size_t ks, size_t nc, size_t kc, size_t NR, float *dst) {
+    if (NR == 16) pack_b_rows_nr(b, ks, nc, kc, 16, dst);
+    else if (NR == 48) pack_b_rows_nr(b, ks, nc, kc, 48, dst);
+    else pack_b_rows_nr(b, ks, nc, kc, NR, dst);
+}
+
 /* Runs the loop nest on rows [i0, i1) and columns [j0, j1) of the kernel-orientation result. */
 static cnn_status gemm_block(const gemm_problem *pr, size_t i0, size_t i1, size_t j0, size_t j1) {
     if (i0 >= i1 || j0 >= j1) return CNN_OK;
@@ -133,8 +159,11 @@ static cnn_status gemm_block(const gemm_problem *pr, size_t i0, size_t i1, size_
                 const size_t nc = CNN_MIN(pr->blk.nc, j1 - jc);
                 const float *bblk = pr->pb ? pr->pb + k0 * n_pad + jc * kc : bbuf;
                 if (!pr->pb) {
-                    for (size_t jr = 0; jr < nc; jr += NR)
-                        if (!direct_b || nc - jr < NR)
+                    const size_t jr0 = direct_b ? nc / NR * NR : 0; /* full panels are read in place */
+                    if (pr->b_cs == 1)
+                        pack_b_rows(pr->b + k0 * pr->b_ks + jc + jr0, pr->b_ks, nc - jr0, kc, NR, bbuf + jr0 * kc);
+                    else
+                        for (size_t jr = jr0; jr < nc; jr += NR)
                             v->pack(pr->b + k0 * pr->b_ks + (jc + jr) * pr->b_cs, pr->b_cs, pr->b_ks,
                                     CNN_MIN(NR, nc - jr), kc, NR, bbuf + jr * kc);
                 }
