@@ -83,10 +83,14 @@ typedef struct gemm_problem {
 /* Up to this many columns a weight matrix times a small batch runs in dot form (dot8_run). */
 #define DOT8_MAX_N 8
 
-/* Reading B in place instead of packing it: 64 x 3136 x 576 went from ~84 to ~96 GFLOP/s and
- * 128 x 784 x 1152 from ~95 to ~105 on one core of the development machine; 256 and 512 rows
- * showed no clear difference either way. */
-#define DIRECT_B_MAX_ROWS 128
+/* DIRECT_B: reading B in place instead of packing it, for few rows (cnn_gemm_variant's
+ * direct_b_max_rows). AVX-512 (48-column panels, 3 cache lines per row of B), Zen 5 class:
+ * 64 x 3136 x 576 went from ~84 to ~96 GFLOP/s and 128 x 784 x 1152 from ~95 to ~105 on one
+ * core; 256 and 512 rows showed no clear difference either way. AVX2 (16-column panels, one line
+ * per row, each row a new page), Zen 3 class, 1 thread, C harness, minimum of 4-5 alternated
+ * runs: in place lost by 1.3-1.6x against the row-by-row pack (64 x 3136 x 256 2.59 against
+ * 1.62 ms, 64 x 3136 x 576 5.28 against 3.90, 128 x 784 x 512 2.33 against 1.68), so AVX2 and
+ * the portable kernel always pack. */
 
 /* Packs nc columns of a B' whose rows are contiguous (element (k, j) at b[k*ks + j]) into
  * ceil(nc / NR) panels of kc x NR, zero-padding the last. Row by row rather than panel by panel:
@@ -127,7 +131,7 @@ static cnn_status gemm_block(const gemm_problem *pr, size_t i0, size_t i1, size_
     /* Few rows (conv-like: M = 64 channels, N = thousands of pixels) reuse each B element only
      * M times, too few to repay a packing pass over B: full-width panels of a row-major B are
      * then read in place. */
-    const int direct_b = !pr->pb && pr->b_cs == 1 && i1 - i0 <= DIRECT_B_MAX_ROWS;
+    const int direct_b = !pr->pb && pr->b_cs == 1 && i1 - i0 <= v->direct_b_max_rows;
     float *abuf = NULL, *bbuf = NULL;
     if (!pr->pa && !(abuf = cnn_workspace(SLOT_A, mc_max * kc_max * sizeof(float))))
         return CNN_ERR_OUT_OF_MEMORY;

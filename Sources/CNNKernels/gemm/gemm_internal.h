@@ -59,6 +59,8 @@ typedef struct cnn_gemm_variant {
     cnn_isa isa;
     size_t mr, nr;   /* register tile */
     size_t n_quantum;/* granularity the kernel pads N to (narrower tail kernels) */
+    size_t direct_b_max_rows; /* a row-major B is read in place, unpacked, up to this many rows
+                                 of A (0: always packed); see DIRECT_B in gemm.c */
     cnn_gemm_kernel_fn kernel;
     cnn_gemm_kernel_fn narrow; /* NULL, or the kernel for edge tiles of nr <= narrow_max columns */
     size_t narrow_max;

@@ -249,6 +249,7 @@ const cnn_gemm_variant cnn_gemm_variant_avx512 = {
     .mr = AVX512_MR,
     .nr = AVX512_NR,
     .n_quantum = 16,
+    .direct_b_max_rows = 128,
     .kernel = cnn_f32_gemm_8x48__avx512,
     .narrow = cnn_f32_gemm_8x4_narrow__avx512,
     .narrow_max = 4,
