@@ -306,6 +306,10 @@ private func crossEntropyRef(rows: Int, classes: Int, _ x: [Double], _ labels: [
         cases.append(PoolCase(N: 1, C: 3, H: 28, W: 28, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1))
         cases.append(PoolCase(N: 1, C: 2, H: 9, W: 45, kh: 2, kw: 5, sh: 2, sw: 1, ph: 1, pw: 2, ceil: true))
         cases.append(PoolCase(N: 2, C: 1, H: 7, W: 19, kh: 3, kw: 2, sh: 1, sw: 1))
+        // GoogLeNet's 14x14 (a last vector overlapping the one before) and 7x7 (one partial
+        // vector with both border columns) branch pools.
+        cases.append(PoolCase(N: 1, C: 2, H: 14, W: 14, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1))
+        cases.append(PoolCase(N: 1, C: 3, H: 7, W: 7, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1))
         return cases
     }
 
@@ -347,6 +351,29 @@ private func crossEntropyRef(rows: Int, classes: Int, _ x: [Double], _ labels: [
                 let oh = (i / Q) % P, ow = i % Q
                 let first = Int32(max(oh * 2 - 1, 0) * c.W + max(ow * 2 - 1, 0)) // window's top-left valid cell
                 #expect(ix[i] == first, "\(isa) output \(i)")
+            }
+        }
+    }
+
+    /// Windows of -inf (and -inf beside padding) never take a value, so the index stays at the
+    /// window's first in-plane cell, as in the reference, on every variant and both column strides.
+    @Test func maxPoolAllNegativeInfinityKeepsTheFirstCell() throws {
+        let cases = [PoolCase(N: 1, C: 2, H: 7, W: 7, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1),
+                     PoolCase(N: 1, C: 1, H: 9, W: 21, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1),
+                     PoolCase(N: 1, C: 1, H: 9, W: 40, kh: 3, kw: 3, sh: 2, sw: 2, ph: 1, pw: 1)]
+        var rng = LayersRNG(seed: 5)
+        for c in cases {
+            let (P, Q) = c.outputSize()!
+            // Mostly -inf, with a few finite values so that some windows do take one.
+            let x: [Float] = (0..<(c.N * c.C * c.H * c.W)).map { _ in rng.int(6) == 0 ? Float(rng.int(3)) : -.infinity }
+            let (yRef, iRef) = c.maxRef(dbl(x), P: P, Q: Q)
+            try forEachISA { isa in
+                var s = c.shape
+                var y = [Float](repeating: 0, count: yRef.count)
+                var ix = [Int32](repeating: -7, count: yRef.count)
+                #expect(cnn_maxpool2d_forward(&s, x, &y, &ix) == CNN_OK)
+                #expect((0..<y.count).first { Double(y[$0]) != yRef[$0] } == nil, "\(isa) \(c) values")
+                #expect((0..<ix.count).first { ix[$0] != iRef[$0] } == nil, "\(isa) \(c) indices")
             }
         }
     }
