@@ -59,6 +59,27 @@ static CNN_TARGET_AVX2 void cnn_f32_gemm_6x16__avx2(size_t kc, const float *a, c
     }
 }
 
+/* Edge panels of at most 8 columns (49 = 3 x 16 + 1, 196 = 12 x 16 + 4: the 7x7 and 14x14 planes
+ * at batch 1): one ymm per row, half the FMAs of the full kernel, which would compute all 16
+ * columns. Each element sums over k in the full kernel's order, so a column's result does not
+ * depend on which kernel ran it (thread counts that cut the panels differently agree bit for
+ * bit); 6 chains of 4-cycle FMAs keep the pipes 3/4 busy. */
+static CNN_TARGET_AVX2 void cnn_f32_gemm_6x8_narrow__avx2(size_t kc, const float *a, const float *b, size_t bs,
+                                                          size_t mr, size_t nr, const cnn_gemm_tile *t) {
+    // a is (kc, 6) packed, b is (kc, >= 8) with row stride bs; tile (mr <= 6, nr <= 8)
+    __m256 acc[AVX2_MR];
+    for (int i = 0; i < AVX2_MR; i++) acc[i] = _mm256_setzero_ps();
+    for (size_t k = 0; k < kc; k++) {
+        const __m256 b0 = _mm256_loadu_ps(b);
+        for (int i = 0; i < AVX2_MR; i++) acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(a + i), b0, acc[i]);
+        a += AVX2_MR;
+        b += bs;
+    }
+    float buf[AVX2_MR * 8];
+    for (int i = 0; i < AVX2_MR; i++) _mm256_storeu_ps(buf + i * 8, acc[i]);
+    cnn_gemm_store_tile(buf, 8, mr, nr, t);
+}
+
 static CNN_TARGET_AVX2 void cnn_f32_gemm_pack__avx2(const float *x, size_t rs, size_t ks, size_t mr,
                                                     size_t kc, size_t width, float *dst) {
     cnn_gemm_pack_x86(x, rs, ks, mr, kc, width, dst);
@@ -166,6 +187,8 @@ const cnn_gemm_variant cnn_gemm_variant_avx2 = {
     .nr = AVX2_NR,
     .n_quantum = AVX2_NR,
     .kernel = cnn_f32_gemm_6x16__avx2,
+    .narrow = cnn_f32_gemm_6x8_narrow__avx2,
+    .narrow_max = 8,
     .pack = cnn_f32_gemm_pack__avx2,
     .gemv_dot = cnn_f32_gemv_dot__avx2,
     .gemv_axpy = cnn_f32_gemv_axpy__avx2,
