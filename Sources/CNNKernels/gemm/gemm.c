@@ -130,7 +130,7 @@ static cnn_status gemm_block(const gemm_problem *pr, size_t i0, size_t i1, size_
     const size_t m_pad = round_up(pr->M, MR), n_pad = round_up(pr->N, NR);
     /* Few rows (conv-like: M = 64 channels, N = thousands of pixels) reuse each B element only
      * M times, too few to repay a packing pass over B: full-width panels of a row-major B are
-     * then read in place. */
+     * then read in place, on the variants where that measured faster (DIRECT_B above). */
     const int direct_b = !pr->pb && pr->b_cs == 1 && i1 - i0 <= v->direct_b_max_rows;
     float *abuf = NULL, *bbuf = NULL;
     if (!pr->pa && !(abuf = cnn_workspace(SLOT_A, mc_max * kc_max * sizeof(float))))
