@@ -26,7 +26,12 @@ if ! swift package --disable-sandbox generate-documentation --target CNN --warni
      --output-path "$ARCHIVE" > "$WORK/docc.log" 2>&1; then
   cat "$WORK/docc.log"; exit 1
 fi
-if grep -E "^(warning|error):|: (warning|error):" "$WORK/docc.log"; then echo "DocC: the catalog has warnings"; exit 1; fi
+# SwiftPM's hint for a system library that pkg-config cannot find ("you may be able to install
+# ompi-c using your system-packager") names the optional MPI trait's Open MPI, absent on a fresh
+# machine until .ci/mpi.sh installs it; it says nothing about the catalog, so it is not counted.
+if grep -E "^(warning|error):|: (warning|error):" "$WORK/docc.log" | grep -v "using your system-packager"; then
+  echo "DocC: the catalog has warnings"; exit 1
+fi
 PAGES=$(find "$ARCHIVE/data/documentation" -name '*.json' | wc -l)
 echo "DocC archive: $PAGES pages${DOCS_OUTPUT:+ in $DOCS_OUTPUT}"
 
