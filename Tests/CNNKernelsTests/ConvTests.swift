@@ -163,7 +163,22 @@ private let convNamedCases: [ConvCase] = [
     // onto the first (index 50: bias and ReLU, applied with the last block only).
     ConvCase("im2col implicit 7x7/2 in two K blocks", n: 1, c: 9, h: 40, w: 38, k: 12, r: 7, s: 7,
              stride: (2, 2), pad: (3, 3)),
+    // On AVX2 a plan of a 3x3/2 layer at batch 1 runs implicitly too, and its 16-column panels
+    // span output rows: 28 columns (runs of 16, then 12 + 4), 7 (three rows per panel, 49 = 3 x 16
+    // + 1), 5 (runs 5 + 5 + 5 + 1: three segments in the second vector) and 1 (more runs than the
+    // vector path takes: the generic fill). The last has 520 output channels over 3 K blocks: its weights outgrow
+    // FILL_A_L2_BYTES, so the GEMM fills blocks of B panels (15 panels, in blocks of 10).
+    ConvCase("implicit 3x3/2 rows of 28", n: 1, c: 5, h: 56, w: 55, k: 9, r: 3, s: 3, stride: (2, 2), pad: (1, 1)),
+    ConvCase("implicit 3x3/2 rows of 7", n: 1, c: 6, h: 14, w: 14, k: 13, r: 3, s: 3, stride: (2, 2), pad: (1, 1)),
+    ConvCase("implicit 3x3/2 rows of 5", n: 1, c: 4, h: 12, w: 10, k: 7, r: 3, s: 3, stride: (2, 2), pad: (1, 1)),
+    ConvCase("implicit 3x3/2 rows of 1", n: 1, c: 3, h: 9, w: 2, k: 5, r: 3, s: 3, stride: (2, 2), pad: (1, 1)),
+    convImplicitBlockedCase,
 ]
+
+/// 3x3/2 at batch 1 with 520 output channels and 64 input channels (576 column rows, 3 K blocks
+/// of 192 on AVX2): 15 x 15 = 225 output pixels, 15 panels of 16.
+private let convImplicitBlockedCase = ConvCase("implicit 3x3/2, blocks of B panels", n: 1, c: 64, h: 30, w: 30, k: 520,
+                                               r: 3, s: 3, stride: (2, 2), pad: (1, 1))
 
 /// With 2 threads each takes whole chunks (1 and 2 of them), with 3 one each.
 private let convImageChunkCase = ConvCase("image chunks 3+3+1, groups 2", n: 7, c: 4, h: 30, w: 30, k: 6, r: 3, s: 3,
@@ -269,7 +284,9 @@ private let convForwardBound = 1e-5
     /// every ISA, planned and one-shot: the same answer as the reference and, bit for bit, as
     /// 1 thread (the same GEMMs either way).
     @Test func im2colThreadWorkMatchesReference() throws {
-        for cs in [convThreadBandCase, convImageChunkCase, convImplicitCase] { try im2colThreadCheck(cs) }
+        for cs in [convThreadBandCase, convImageChunkCase, convImplicitCase, convImplicitBlockedCase] {
+            try im2colThreadCheck(cs)
+        }
     }
 
     private func im2colThreadCheck(_ cs: ConvCase) throws {

@@ -785,6 +785,8 @@ typedef struct implicit_b {
 /* A panel's columns [j0, j0 + nr) as runs of one output row each: run u puts n[u] floats from
  * offset src[u] (relative to a row's t[k]) at panel column dst[u]. */
 enum { IMPLICIT_MAX_RUNS = 64 };
+/* Floats of zeros before and after d (the AVX2 fill's shifted loads). */
+enum { IMPLICIT_SLACK = 16 };
 static int implicit_runs(const implicit_b *b, size_t j0, size_t nr, int64_t *src, int64_t *dst, int64_t *n) {
     int runs = 0;
     int64_t p = (int64_t)j0 / b->Q, q = (int64_t)j0 % b->Q;
@@ -815,17 +817,26 @@ static void implicit_fill_generic(const void *ctx, size_t k0, size_t kc, size_t 
 }
 
 #if CNN_X86
-/* AVX2 (16-column panels): a panel inside one output row (the stem's 112 columns are 7 of them)
- * is two vector copies per row k; other panels take the generic runs. Zen 3 class, 2 threads:
- * the generic fill cost about half as much as the microkernel on the ResNet stem. */
+/* AVX2 (16-column panels). A panel inside one output row (the stem's 112 columns are 7 of them)
+ * is two vector copies per row k. Zen 3 class, 2 threads: the generic fill cost about half as much
+ * as the microkernel on the ResNet stem. Other panels span 2-3 output rows (Q = 28, 14, 7 on the
+ * 3x3/2 layers): each of the two output vectors is cut once per panel into at most 3 segments of
+ * lanes, one per run; per row k each segment is an unaligned load shifted so that its lanes line
+ * up, blended into the vector. Lanes outside a segment may read up to 8 floats beyond its run,
+ * never beyond d's IMPLICIT_SLACK floats on either side, and the blend drops them unused (NaN
+ * or not). Lanes past nr stay zero. */
 CNN_TARGET_AVX2
 static void implicit_fill_avx2(const void *ctx, size_t k0, size_t kc, size_t j0, size_t nr, size_t width,
                                float *panel) {
     const implicit_b *b = (const implicit_b *)ctx;
-    if (nr == 16 && width == 16 && (int64_t)(j0 % (size_t)b->Q) + 16 <= b->Q) {
+    const float *d = b->d;
+    const int64_t *t = b->t + k0;
+    if (width != 16) {
+        implicit_fill_generic(ctx, k0, kc, j0, nr, width, panel);
+        return;
+    }
+    if (nr == 16 && (int64_t)(j0 % (size_t)b->Q) + 16 <= b->Q) {
         const int64_t src = (int64_t)(j0 / (size_t)b->Q) * b->row_step + (int64_t)(j0 % (size_t)b->Q);
-        const float *d = b->d;
-        const int64_t *t = b->t + k0;
         for (size_t k = 0; k < kc; k++) {
             const float *row = d + t[k] + src;
             _mm256_storeu_ps(panel + k * 16, _mm256_loadu_ps(row));
@@ -833,7 +844,35 @@ static void implicit_fill_avx2(const void *ctx, size_t k0, size_t kc, size_t j0,
         }
         return;
     }
-    implicit_fill_generic(ctx, k0, kc, j0, nr, width, panel);
+    int64_t src[IMPLICIT_MAX_RUNS], dst[IMPLICIT_MAX_RUNS], n[IMPLICIT_MAX_RUNS];
+    const int runs = implicit_runs(b, j0, nr, src, dst, n);
+    /* Segment (v, s): lanes of output vector v taken from row + off[v][s] + lane. */
+    int64_t off[2][3];
+    __m256 sel[2][3];
+    int ns[2] = {0, 0};
+    for (int v = 0; v < 2; v++)
+        for (int u = 0; u < runs; u++) {
+            const int64_t lo = CNN_MAX(dst[u], 8 * v), hi = CNN_MIN(dst[u] + n[u], 8 * v + 8);
+            if (lo >= hi) continue;
+            if (ns[v] == 3) { /* Q < 7: more runs than this path takes */
+                implicit_fill_generic(ctx, k0, kc, j0, nr, width, panel);
+                return;
+            }
+            int32_t m[8];
+            for (int l = 0; l < 8; l++) m[l] = 8 * v + l >= lo && 8 * v + l < hi ? -1 : 0;
+            off[v][ns[v]] = src[u] - dst[u] + 8 * v;
+            sel[v][ns[v]] = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)m));
+            ns[v]++;
+        }
+    for (size_t k = 0; k < kc; k++) {
+        const float *row = d + t[k];
+        float *out = panel + k * 16;
+        for (int v = 0; v < 2; v++) {
+            __m256 y = _mm256_setzero_ps();
+            for (int s = 0; s < ns[v]; s++) y = _mm256_blendv_ps(y, _mm256_loadu_ps(row + off[v][s]), sel[v][s]);
+            _mm256_storeu_ps(out + 8 * v, y);
+        }
+    }
 }
 
 /* The runs cut into masked vectors of 16 once per panel; per row k only the copies are left. */
@@ -879,15 +918,30 @@ static void implicit_fill_avx512(const void *ctx, size_t k0, size_t kc, size_t j
 }
 #endif
 
+/* The layers the implicit path takes: those of the strided column layout, and on AVX2 also the
+ * 3x3/2 layers the explicit path keeps gathering (ResNet's downsampling 3x3s). There the
+ * explicit path's scalar gather and the GEMM's packing of its column matrix took 14 % and 16 % of
+ * a 128 -> 128, 56x56 layer's samples (Zen 3 class, 1 thread). C harness, 2 threads, old and new
+ * builds called in turn 60 times, median of the per-call ratios new / old, ResNet-50's 3x3/2
+ * layers: 128 at 56x56 0.80, 256 at 28x28 0.95, 512 at 14x14 1.00 (with the blocked fill of
+ * cnn_sgemm_packed_a_fill_b; 0.89, 1.00 and 1.02 without it). */
+static int implicit_layout(const conv_geom *g, int64_t *omin, int64_t *len) {
+    if (strided_layout(g, omin, len)) return 1;
+    if (g->sw != 2 || cnn_isa_active() != CNN_ISA_AVX2) return 0;
+    *omin = floor_div(-g->pw, g->sw);
+    *len = g->Q + floor_div((g->S - 1) * g->dw - g->pw, g->sw) - *omin;
+    return g->sw * *len <= STRIDED_ROW_MAX;
+}
+
 /* Rows of d per image and group: input rows -ph .. (P-1)*sh - ph + (R-1)*dh. */
 static int64_t implicit_rows(const conv_geom *g) { return (g->P - 1) * g->sh + (g->R - 1) * g->dh + 1; }
 
 /* Bytes of the offsets table, rounded to a cache line, and of d; 0 when the path does not apply. */
 static int implicit_sizes(const conv_geom *g, size_t *tbytes, size_t *dbytes) {
     int64_t omin, len;
-    if (cnn_conv_batch_images(g) > 1 || !strided_layout(g, &omin, &len)) return 0;
+    if (cnn_conv_batch_images(g) > 1 || !implicit_layout(g, &omin, &len)) return 0;
     *tbytes = ((size_t)(g->Cg * g->R * g->S) * sizeof(int64_t) + 63) & ~(size_t)63;
-    *dbytes = (size_t)(g->Cg * implicit_rows(g) * g->sw * len) * sizeof(float);
+    *dbytes = (size_t)(g->Cg * implicit_rows(g) * g->sw * len + 2 * IMPLICIT_SLACK) * sizeof(float);
     return *dbytes <= CNN_CONV_COL_BYTES;
 }
 
@@ -900,11 +954,13 @@ static cnn_status im2col_forward_implicit(const conv_geom *g, const float *x, co
     if (!packed || !implicit_sizes(g, &tbytes, &dbytes) || !cnn_sgemm_packed_a_usable(packed, (size_t)g->Kg, (size_t)crs))
         return CNN_ERR_UNSUPPORTED;
     int64_t omin, len;
-    strided_layout(g, &omin, &len);
+    implicit_layout(g, &omin, &len);
     char *ws = (char *)cnn_workspace(CNN_CONV_SLOT_COL, tbytes + dbytes);
     if (!ws) return CNN_ERR_OUT_OF_MEMORY;
     int64_t *t = (int64_t *)ws;
-    float *d = (float *)(ws + tbytes);
+    float *d = (float *)(ws + tbytes) + IMPLICIT_SLACK;
+    memset(d - IMPLICIT_SLACK, 0, IMPLICIT_SLACK * sizeof(float)); /* read (and dropped) by the AVX2 fill */
+    memset((char *)(ws + tbytes + dbytes) - IMPLICIT_SLACK * sizeof(float), 0, IMPLICIT_SLACK * sizeof(float));
     const int64_t sw = g->sw, Hd = implicit_rows(g), nrows = g->Cg * Hd;
     for (int64_t k = 0; k < crs; k++) {
         const int64_t c = k / (g->R * g->S), r = k / g->S % g->R, s = k % g->S;

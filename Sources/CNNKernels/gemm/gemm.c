@@ -54,6 +54,22 @@ static const cnn_gemm_variant *variant_for(cnn_isa isa, gemm_blocking *blk) {
     return &cnn_gemm_variant_generic;
 }
 
+/* The nc above were chosen with 1 MiB of L2 per core. With less, the kc x nc block of B would no
+ * longer stay in L2 next to the streamed C and A: nc shrinks in proportion (whole panels, at least
+ * one), and never grows past the tuned value. Zen 3 class (512 KiB L2), AVX2, nc 512 -> 256,
+ * C harness, the two builds called in turn 20-100 times, median of the per-call ratios new / old:
+ * ResNet-50's 1x1 convolutions 0.92-0.97 (256 -> 64 at 56x56 0.92, 1024 -> 256 at 14x14 0.94,
+ * 2048 -> 512 at 7x7 0.93), 1024^3 0.93-0.95 on 2 threads and 0.95-1.00 on one, 64 x 3136 x 576
+ * 0.92-0.97, 256 x 196 x 2304 0.95-1.02, 2048^3 1.03 (4 calls). */
+#define TUNED_L2_BYTES ((size_t)1 << 20)
+
+static size_t nc_for_l2(size_t nc, size_t nr) {
+    const size_t l2 = cnn_l2_cache_bytes();
+    if (l2 == 0 || l2 >= TUNED_L2_BYTES) return nc;
+    const size_t fit = (size_t)((double)nc * (double)l2 / (double)TUNED_L2_BYTES) / nr * nr;
+    return fit < nr ? nr : fit;
+}
+
 static size_t round_up(size_t x, size_t q) { return (x + q - 1) / q * q; }
 static size_t ceil_div(size_t x, size_t q) { return (x + q - 1) / q; }
 
@@ -125,7 +141,8 @@ static cnn_status gemm_block(const gemm_problem *pr, size_t i0, size_t i1, size_
     const size_t MR = v->mr, NR = v->nr, K = pr->K;
     const size_t nkb = k_blocks(K, pr->blk.kc);
     const size_t mc_max = CNN_MIN(pr->blk.mc, round_up(i1 - i0, MR));
-    const size_t nc_max = CNN_MIN(pr->blk.nc, round_up(j1 - j0, NR));
+    const size_t nc_blk = nc_for_l2(pr->blk.nc, NR);
+    const size_t nc_max = CNN_MIN(nc_blk, round_up(j1 - j0, NR));
     const size_t kc_max = ceil_div(K, nkb);
     const size_t m_pad = round_up(pr->M, MR), n_pad = round_up(pr->N, NR);
     /* Few rows (conv-like: M = 64 channels, N = thousands of pixels) reuse each B element only
@@ -159,8 +176,8 @@ static cnn_status gemm_block(const gemm_problem *pr, size_t i0, size_t i1, size_
                             CNN_MIN(MR, mc - ir), kc, MR, abuf + ir * kc);
                 ablk = abuf;
             }
-            for (size_t jc = j0; jc < j1; jc += pr->blk.nc) {
-                const size_t nc = CNN_MIN(pr->blk.nc, j1 - jc);
+            for (size_t jc = j0; jc < j1; jc += nc_blk) {
+                const size_t nc = CNN_MIN(nc_blk, j1 - jc);
                 const float *bblk = pr->pb ? pr->pb + k0 * n_pad + jc * kc : bbuf;
                 if (!pr->pb) {
                     const size_t jr0 = direct_b ? nc / NR * NR : 0; /* full panels are read in place */
@@ -614,13 +631,27 @@ cnn_status cnn_sgemm_packed_b(cnn_transpose ta, size_t M, size_t N, size_t K, fl
 /* ---- implicit B ---------------------------------------------------------------------------- */
 
 /* Panels [jp0, jp1) of the N / NR panel grid, every K block, on the calling thread. */
+/* Panel by panel, A (M x kc) is read once per panel: fine while it stays in L2 (the stems: 64
+ * rows). Past FILL_A_L2_BYTES (ResNet's 3x3/2 layers on AVX2: 256-512 rows x 256) it would come
+ * from L3 for every panel, so panels are then filled FILL_B_BLOCK_BYTES at a time and each A
+ * micro-panel runs across the block from L2, as in gemm_block. Zen 3 class, 2 threads, C
+ * harness, three builds called in turn 60 times, median of the per-call ratios against the
+ * explicit column matrix, ResNet-50's 3x3/2 layers run implicitly (128 at 56x56, 256 at 28x28,
+ * 512 at 14x14): panel by panel 0.84, 1.02, 1.04; in blocks 0.80, 0.95, 1.00. */
+#define FILL_A_L2_BYTES ((size_t)256 << 10)
+#define FILL_B_BLOCK_BYTES ((size_t)128 << 10)
+
 static cnn_status fill_b_block(const cnn_gemm_variant *v, size_t kc_max, const float *pa, size_t M, size_t K,
                                cnn_gemm_b_fill_fn fill, const void *ctx, size_t N, size_t jp0, size_t jp1,
                                const cnn_gemm_tile *base) {
     if (jp0 >= jp1) return CNN_OK;
     const size_t MR = v->mr, NR = v->nr, nkb = k_blocks(K, kc_max), m_pad = round_up(M, MR);
-    float *panel = cnn_workspace(SLOT_B, ceil_div(K, nkb) * NR * sizeof(float));
-    if (!panel) return CNN_ERR_OUT_OF_MEMORY;
+    const size_t kcm = ceil_div(K, nkb), panel_floats = kcm * NR;
+    const size_t nb = m_pad * kcm * sizeof(float) <= FILL_A_L2_BYTES
+                          ? 1
+                          : CNN_MAX(1, FILL_B_BLOCK_BYTES / (panel_floats * sizeof(float)));
+    float *panels = cnn_workspace(SLOT_B, nb * panel_floats * sizeof(float));
+    if (!panels) return CNN_ERR_OUT_OF_MEMORY;
     for (size_t p = 0; p < nkb; p++) {
         const size_t k0 = k_start(K, nkb, p), kc = k_start(K, nkb, p + 1) - k0;
         cnn_gemm_tile t = *base;
@@ -631,17 +662,24 @@ static cnn_status fill_b_block(const cnn_gemm_variant *v, size_t kc_max, const f
             t.relu = 0;
         }
         const float *ablk = pa + k0 * m_pad;
-        for (size_t jp = jp0; jp < jp1; jp++) {
-            const size_t j = jp * NR, nr = CNN_MIN(NR, N - j);
-            fill(ctx, k0, kc, j, nr, NR, panel);
+        for (size_t jb = jp0; jb < jp1; jb += nb) {
+            const size_t cnt = CNN_MIN(nb, jp1 - jb);
+            for (size_t q = 0; q < cnt; q++) {
+                const size_t j = (jb + q) * NR;
+                fill(ctx, k0, kc, j, CNN_MIN(NR, N - j), NR, panels + q * panel_floats);
+            }
             for (size_t i = 0; i < M; i += MR) {
                 const size_t mr = CNN_MIN(MR, M - i);
-                cnn_gemm_tile tt = t;
-                tt.c = t.c + i * t.rs_c + j * t.cs_c;
-                if (tt.bias) tt.bias += tt.bias_on_j ? j : i;
-                if (tt.res) tt.res += i * t.rs_r + j * t.cs_r;
-                if (nr <= v->narrow_max) v->narrow(kc, ablk + i * kc, panel, NR, mr, nr, &tt);
-                else v->kernel(kc, ablk + i * kc, panel, NR, mr, nr, &tt);
+                for (size_t q = 0; q < cnt; q++) {
+                    const size_t j = (jb + q) * NR, nr = CNN_MIN(NR, N - j);
+                    const float *panel = panels + q * panel_floats;
+                    cnn_gemm_tile tt = t;
+                    tt.c = t.c + i * t.rs_c + j * t.cs_c;
+                    if (tt.bias) tt.bias += tt.bias_on_j ? j : i;
+                    if (tt.res) tt.res += i * t.rs_r + j * t.cs_r;
+                    if (nr <= v->narrow_max) v->narrow(kc, ablk + i * kc, panel, NR, mr, nr, &tt);
+                    else v->kernel(kc, ablk + i * kc, panel, NR, mr, nr, &tt);
+                }
             }
         }
     }

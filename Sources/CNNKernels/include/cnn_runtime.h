@@ -33,6 +33,9 @@ cnn_isa cnn_isa_active(void);
 cnn_status cnn_isa_set(cnn_isa isa);
 /** "avx512", "avx2" or "generic". */
 const char *cnn_isa_name(cnn_isa isa);
+/** Bytes of level-2 cache per core as the C library reports it (sysconf on glibc), or 0 when it
+ *  does not. The GEMM's B block is sized from it (see gemm/gemm.c). */
+size_t cnn_l2_cache_bytes(void);
 
 /** 1 when built with OpenMP (the `OpenMP` package trait), else 0. */
 int cnn_openmp_enabled(void);

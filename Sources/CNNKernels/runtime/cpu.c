@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdatomic.h>
+#include <unistd.h>
 
 #if CNN_X86
 #include <cpuid.h>
@@ -81,4 +82,20 @@ const char *cnn_isa_name(cnn_isa isa) {
     case CNN_ISA_AVX2: return "avx2";
     default: return "generic";
     }
+}
+
+/* sysconf's figure where the C library has one (glibc reads it from CPUID); 0 elsewhere. */
+static atomic_long l2_bytes = -1;
+
+size_t cnn_l2_cache_bytes(void) {
+    long v = atomic_load_explicit(&l2_bytes, memory_order_relaxed);
+    if (v < 0) {
+        v = 0;
+#ifdef _SC_LEVEL2_CACHE_SIZE
+        const long r = sysconf(_SC_LEVEL2_CACHE_SIZE);
+        if (r > 0) v = r;
+#endif
+        atomic_store(&l2_bytes, v);
+    }
+    return (size_t)v;
 }
