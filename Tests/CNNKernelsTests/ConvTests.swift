@@ -167,7 +167,8 @@ private let convNamedCases: [ConvCase] = [
     // span output rows: 28 columns (runs of 16, then 12 + 4), 7 (three rows per panel, 49 = 3 x 16
     // + 1), 5 (runs 5 + 5 + 5 + 1: three segments in the second vector) and 1 (more runs than the
     // vector path takes: the generic fill). The last has 520 output channels over 3 K blocks: its weights outgrow
-    // FILL_A_L2_BYTES, so the GEMM fills blocks of B panels (15 panels, in blocks of 10).
+    // a quarter of the L2 (400 KiB against 128-256 KiB on 512 KiB-1 MiB L2s), so the GEMM fills
+    // blocks of B panels (15 panels, in blocks of 10).
     ConvCase("implicit 3x3/2 rows of 28", n: 1, c: 5, h: 56, w: 55, k: 9, r: 3, s: 3, stride: (2, 2), pad: (1, 1)),
     ConvCase("implicit 3x3/2 rows of 7", n: 1, c: 6, h: 14, w: 14, k: 13, r: 3, s: 3, stride: (2, 2), pad: (1, 1)),
     ConvCase("implicit 3x3/2 rows of 5", n: 1, c: 4, h: 12, w: 10, k: 7, r: 3, s: 3, stride: (2, 2), pad: (1, 1)),

@@ -632,14 +632,19 @@ cnn_status cnn_sgemm_packed_b(cnn_transpose ta, size_t M, size_t N, size_t K, fl
 
 /* Panels [jp0, jp1) of the N / NR panel grid, every K block, on the calling thread. */
 /* Panel by panel, A (M x kc) is read once per panel: fine while it stays in L2 (the stems: 64
- * rows). Past FILL_A_L2_BYTES (ResNet's 3x3/2 layers on AVX2: 256-512 rows x 256) it would come
+ * rows). Past a quarter of L2 (ResNet's 3x3/2 layers on AVX2: 128-512 rows x 256) it would come
  * from L3 for every panel, so panels are then filled FILL_B_BLOCK_BYTES at a time and each A
  * micro-panel runs across the block from L2, as in gemm_block. Zen 3 class, 2 threads, C
  * harness, three builds called in turn 60 times, median of the per-call ratios against the
  * explicit column matrix, ResNet-50's 3x3/2 layers run implicitly (128 at 56x56, 256 at 28x28,
  * 512 at 14x14): panel by panel 0.84, 1.02, 1.04; in blocks 0.80, 0.95, 1.00. */
-#define FILL_A_L2_BYTES ((size_t)256 << 10)
 #define FILL_B_BLOCK_BYTES ((size_t)128 << 10)
+
+/* A quarter of the L2 (of 1 MiB when the C library does not say). */
+static size_t fill_a_l2_bytes(void) {
+    const size_t l2 = cnn_l2_cache_bytes();
+    return (l2 ? l2 : (size_t)1 << 20) / 4;
+}
 
 static cnn_status fill_b_block(const cnn_gemm_variant *v, size_t kc_max, const float *pa, size_t M, size_t K,
                                cnn_gemm_b_fill_fn fill, const void *ctx, size_t N, size_t jp0, size_t jp1,
@@ -647,7 +652,7 @@ static cnn_status fill_b_block(const cnn_gemm_variant *v, size_t kc_max, const f
     if (jp0 >= jp1) return CNN_OK;
     const size_t MR = v->mr, NR = v->nr, nkb = k_blocks(K, kc_max), m_pad = round_up(M, MR);
     const size_t kcm = ceil_div(K, nkb), panel_floats = kcm * NR;
-    const size_t nb = m_pad * kcm * sizeof(float) <= FILL_A_L2_BYTES
+    const size_t nb = m_pad * kcm * sizeof(float) <= fill_a_l2_bytes()
                           ? 1
                           : CNN_MAX(1, FILL_B_BLOCK_BYTES / (panel_floats * sizeof(float)));
     float *panels = cnn_workspace(SLOT_B, nb * panel_floats * sizeof(float));
