@@ -854,7 +854,7 @@ static void implicit_fill_avx2(const void *ctx, size_t k0, size_t kc, size_t j0,
         for (int u = 0; u < runs; u++) {
             const int64_t lo = CNN_MAX(dst[u], 8 * v), hi = CNN_MIN(dst[u] + n[u], 8 * v + 8);
             if (lo >= hi) continue;
-            if (ns[v] == 3) { /* Q < 7: more runs than this path takes */
+            if (ns[v] == 3) { /* Q <= 3: more runs than this path takes */
                 implicit_fill_generic(ctx, k0, kc, j0, nr, width, panel);
                 return;
             }

@@ -630,7 +630,6 @@ cnn_status cnn_sgemm_packed_b(cnn_transpose ta, size_t M, size_t N, size_t K, fl
 
 /* ---- implicit B ---------------------------------------------------------------------------- */
 
-/* Panels [jp0, jp1) of the N / NR panel grid, every K block, on the calling thread. */
 /* Panel by panel, A (M x kc) is read once per panel: fine while it stays in L2 (the stems: 64
  * rows). Past a quarter of L2 (ResNet's 3x3/2 layers on AVX2: 128-512 rows x 256) it would come
  * from L3 for every panel, so panels are then filled FILL_B_BLOCK_BYTES at a time and each A
@@ -640,12 +639,13 @@ cnn_status cnn_sgemm_packed_b(cnn_transpose ta, size_t M, size_t N, size_t K, fl
  * 512 at 14x14): panel by panel 0.84, 1.02, 1.04; in blocks 0.80, 0.95, 1.00. */
 #define FILL_B_BLOCK_BYTES ((size_t)128 << 10)
 
-/* A quarter of the L2 (of 1 MiB when the C library does not say). */
+/* A quarter of the L2 (of the tuned size when the C library does not say). */
 static size_t fill_a_l2_bytes(void) {
     const size_t l2 = cnn_l2_cache_bytes();
-    return (l2 ? l2 : (size_t)1 << 20) / 4;
+    return (l2 ? l2 : TUNED_L2_BYTES) / 4;
 }
 
+/* Panels [jp0, jp1) of the N / NR panel grid, every K block, on the calling thread. */
 static cnn_status fill_b_block(const cnn_gemm_variant *v, size_t kc_max, const float *pa, size_t M, size_t K,
                                cnn_gemm_b_fill_fn fill, const void *ctx, size_t N, size_t jp0, size_t jp1,
                                const cnn_gemm_tile *base) {

@@ -34,7 +34,7 @@ cnn_status cnn_isa_set(cnn_isa isa);
 /** "avx512", "avx2" or "generic". */
 const char *cnn_isa_name(cnn_isa isa);
 /** Bytes of level-2 cache per core as the C library reports it (sysconf on glibc), or 0 when it
- *  does not. The GEMM's B block is sized from it (see gemm/gemm.c). */
+ *  does not. The GEMM's cache blocking follows it (see gemm/gemm.c). */
 size_t cnn_l2_cache_bytes(void);
 
 /** 1 when built with OpenMP (the `OpenMP` package trait), else 0. */
