@@ -174,7 +174,13 @@ private let convNamedCases: [ConvCase] = [
     ConvCase("implicit 3x3/2 rows of 5", n: 1, c: 4, h: 12, w: 10, k: 7, r: 3, s: 3, stride: (2, 2), pad: (1, 1)),
     ConvCase("implicit 3x3/2 rows of 1", n: 1, c: 3, h: 9, w: 2, k: 5, r: 3, s: 3, stride: (2, 2), pad: (1, 1)),
     convImplicitBlockedCase,
+    // The same blocks of B panels on every ISA (5x5/2 runs implicitly everywhere): 520 output
+    // channels over 600 column rows, 2-3 K blocks of 200-300.
+    convImplicitBlocked5x5Case,
 ]
+
+private let convImplicitBlocked5x5Case = ConvCase("implicit 5x5/2, blocks of B panels", n: 1, c: 24, h: 30, w: 30,
+                                                  k: 520, r: 5, s: 5, stride: (2, 2), pad: (2, 2))
 
 /// 3x3/2 at batch 1 with 520 output channels and 64 input channels (576 column rows, 3 K blocks
 /// of 192 on AVX2): 15 x 15 = 225 output pixels, 15 panels of 16.
@@ -285,7 +291,8 @@ private let convForwardBound = 1e-5
     /// every ISA, planned and one-shot: the same answer as the reference and, bit for bit, as
     /// 1 thread (the same GEMMs either way).
     @Test func im2colThreadWorkMatchesReference() throws {
-        for cs in [convThreadBandCase, convImageChunkCase, convImplicitCase, convImplicitBlockedCase] {
+        for cs in [convThreadBandCase, convImageChunkCase, convImplicitCase, convImplicitBlockedCase,
+                   convImplicitBlocked5x5Case] {
             try im2colThreadCheck(cs)
         }
     }
