@@ -277,12 +277,17 @@ static void col2im_channel(const conv_geom *g, const float *col, int64_t ld, int
  * rows longer than STRIDED_ROW_MAX floats in all keep the gathering path. */
 #define STRIDED_ROW_MAX 4096
 
-/* Index of the first de-interleaved element (*omin, may be negative) and elements per part. */
-static int strided_layout(const conv_geom *g, int64_t *omin, int64_t *len) {
-    if (g->sw < 2 || (g->sw == 2 && g->S < 5)) return 0;
+/* Index of the first de-interleaved element (*omin, may be negative) and elements per part; 0
+ * when the parts would exceed STRIDED_ROW_MAX. strided_layout adds the layers it serves. */
+static int strided_extent(const conv_geom *g, int64_t *omin, int64_t *len) {
     *omin = floor_div(-g->pw, g->sw);
     *len = g->Q + floor_div((g->S - 1) * g->dw - g->pw, g->sw) - *omin;
     return g->sw * *len <= STRIDED_ROW_MAX;
+}
+
+static int strided_layout(const conv_geom *g, int64_t *omin, int64_t *len) {
+    if (g->sw < 2 || (g->sw == 2 && g->S < 5)) return 0;
+    return strided_extent(g, omin, len);
 }
 
 static int implicit_sizes(const conv_geom *g, size_t *tbytes, size_t *dbytes);
@@ -928,9 +933,7 @@ static void implicit_fill_avx512(const void *ctx, size_t k0, size_t kc, size_t j
 static int implicit_layout(const conv_geom *g, int64_t *omin, int64_t *len) {
     if (strided_layout(g, omin, len)) return 1;
     if (g->sw != 2 || cnn_isa_active() != CNN_ISA_AVX2) return 0;
-    *omin = floor_div(-g->pw, g->sw);
-    *len = g->Q + floor_div((g->S - 1) * g->dw - g->pw, g->sw) - *omin;
-    return g->sw * *len <= STRIDED_ROW_MAX;
+    return strided_extent(g, omin, len);
 }
 
 /* Rows of d per image and group: input rows -ph .. (P-1)*sh - ph + (R-1)*dh. */
