@@ -150,7 +150,7 @@ static const float wino_a6[8][6] = {
  * AVX-512: 8 x 32 = 16 zmm accumulators, 2 loads of V and 8 broadcasts of U per 16 FMAs. */
 #define WINO_MR 8
 #define WINO_NR 32
-/* The AVX-512 GEMM takes the last 1..WINO_NARROW tiles of a group with a narrow kernel. */
+/* The x86 GEMMs take the last 1..WINO_NARROW tiles of a group with a narrow kernel. */
 #define WINO_NARROW 12
 /* Bytes of transformed input plus transformed output per tile group. 8 MiB keeps a group mostly in
  * the L3 share of the reference machine (2 cores of a Zen 5 EPYC) while giving a 512x512 layer's U
@@ -711,7 +711,7 @@ WINO_WEIGHT_TRANSFORMS(avx512, CNN_TARGET_AVX512)
 /* ---- GEMM microkernels: c[MR][NR] (row stride ldc) = sum_k a[k][MR] * b[k][NR] (stride ldb) ---- */
 
 // a is a packed U panel [kc][MR], b is a V panel [kc][nr] (nr = 32, or 16 at a group's end),
-// c is M rows [MR][ldc]. The portable and AVX2 kernels compute all nr columns.
+// c is M rows [MR][ldc]. The portable kernel computes all nr columns, the x86 ones the valid ones.
 static void cnn_f32_winograd_gemm_8x32__generic(size_t kc, int nr, int valid, const float *CNN_RESTRICT a,
                                                 const float *CNN_RESTRICT b,
                                                 float *CNN_RESTRICT c, size_t ldc) {
@@ -733,21 +733,100 @@ static void cnn_f32_winograd_gemm_8x32__generic(size_t kc, int nr, int valid, co
 }
 
 #if CNN_X86
+/* The x86 kernels fetch U this many floats (4 KiB, 128 k steps) ahead. A thread's GEMM items
+ * read U front to back (panels of one position are adjacent, positions follow each other), and
+ * with few tiles (batch 1 on 28x28 and 14x14 planes) each U float feeds only 16-32 FMAs, so U
+ * streams from memory: 37.7 MB per call for 512 -> 512 channels at F(4x4), 67 MB at F(6x6). The
+ * hardware prefetcher alone left the 14x14 layer at 18 GB/s and 63 % of the FMA peak. C harness,
+ * 2 threads, caches flushed before each call, minimum of 20 calls, 4 alternated runs, eighth
+ * session: vgg16.conv5_2 (F(4x4)) 2.27-2.34 -> 1.67-1.90 ms, conv4_2 (F(6x6)) 5.93-6.06 ->
+ * 5.48-5.61 ms, conv4_1 3.29 -> 2.86-2.89 ms; 512 and 768 floats ahead measured the same, 2048
+ * and 4096 slightly slower; the layers with many tiles (conv1_2, conv2_2) unchanged. */
+#define WINO_U_PREFETCH 1024
+
+/* Up to 12 valid columns (a small layer's last tiles: 49 F(4x4) tiles are 3 x 16 + 1, 25 F(6x6)
+ * tiles 16 + 9): vectors along the panel's 8 rows instead of along the tiles, one ymm FMA per column
+ * per k with the V entry broadcast from memory, where the 16-tile kernels spend 16 ymm FMAs (AVX2)
+ * or 8 zmm FMAs (AVX-512) per k whatever the count. On the reference machine two ymm FMAs issue per
+ * cycle and one zmm FMA, so n columns cost n / 2 cycles per k against 8. Stamped per ISA: the body
+ * is ymm code, the AVX-512 build only changes the encoding. */
+#define WINO_GEMM_NARROW(ISA, TARGET)                                                              \
+    TARGET WINO_INLINE void wino_gemm_8xn_body__##ISA(size_t kc, const int n, size_t ldb,            \
+                                                      const float *CNN_RESTRICT a,                  \
+                                                      const float *CNN_RESTRICT b,                  \
+                                                      float *CNN_RESTRICT c, size_t ldc) {          \
+        __m256 acc[WINO_NARROW];                                                                   \
+        for (int j = 0; j < n; j++) acc[j] = _mm256_setzero_ps();                                  \
+        for (size_t k = 0; k < kc; k++, a += WINO_MR, b += ldb) {                                  \
+            _mm_prefetch((const char *)(a + WINO_U_PREFETCH), _MM_HINT_T0);                        \
+            const __m256 ak = _mm256_loadu_ps(a);                                                  \
+            for (int j = 0; j < n; j++) acc[j] = _mm256_fmadd_ps(ak, _mm256_broadcast_ss(b + j), acc[j]); \
+        }                                                                                          \
+        float t[WINO_MR * WINO_NARROW] __attribute__((aligned(32)));                               \
+        for (int j = 0; j < n; j++) _mm256_store_ps(t + j * WINO_MR, acc[j]);                       \
+        for (int i = 0; i < WINO_MR; i++)                                                          \
+            for (int j = 0; j < n; j++) c[(size_t)i * ldc + (size_t)j] = t[j * WINO_MR + i];       \
+    }                                                                                              \
+    /* One instance per column count, so the accumulators stay in registers. */                   \
+    TARGET static void cnn_f32_winograd_gemm_8xn__##ISA(size_t kc, int n, size_t ldb,               \
+                                                        const float *CNN_RESTRICT a,                \
+                                                        const float *CNN_RESTRICT b,                \
+                                                        float *CNN_RESTRICT c, size_t ldc) {        \
+        switch (n) {                                                                               \
+        case 1: wino_gemm_8xn_body__##ISA(kc, 1, ldb, a, b, c, ldc); break;                        \
+        case 2: wino_gemm_8xn_body__##ISA(kc, 2, ldb, a, b, c, ldc); break;                        \
+        case 3: wino_gemm_8xn_body__##ISA(kc, 3, ldb, a, b, c, ldc); break;                        \
+        case 4: wino_gemm_8xn_body__##ISA(kc, 4, ldb, a, b, c, ldc); break;                        \
+        case 5: wino_gemm_8xn_body__##ISA(kc, 5, ldb, a, b, c, ldc); break;                        \
+        case 6: wino_gemm_8xn_body__##ISA(kc, 6, ldb, a, b, c, ldc); break;                        \
+        case 7: wino_gemm_8xn_body__##ISA(kc, 7, ldb, a, b, c, ldc); break;                        \
+        case 8: wino_gemm_8xn_body__##ISA(kc, 8, ldb, a, b, c, ldc); break;                        \
+        case 9: wino_gemm_8xn_body__##ISA(kc, 9, ldb, a, b, c, ldc); break;                        \
+        case 10: wino_gemm_8xn_body__##ISA(kc, 10, ldb, a, b, c, ldc); break;                      \
+        case 11: wino_gemm_8xn_body__##ISA(kc, 11, ldb, a, b, c, ldc); break;                      \
+        case 12: wino_gemm_8xn_body__##ISA(kc, 12, ldb, a, b, c, ldc); break;                      \
+        default: break;                                                                            \
+        }                                                                                          \
+    }
+
+WINO_GEMM_NARROW(avx2, CNN_TARGET_AVX2)
+WINO_GEMM_NARROW(avx512, CNN_TARGET_AVX512)
+
 CNN_TARGET_AVX2
 static void cnn_f32_winograd_gemm_8x32__avx2(size_t kc, int nr, int valid, const float *CNN_RESTRICT a,
                                              const float *CNN_RESTRICT b,
                                              float *CNN_RESTRICT c, size_t ldc) {
-    CNN_UNUSED(valid);
     const size_t ldb = (size_t)nr;
-    /* 4 rows x 16 tiles per pass: 8 ymm accumulators + 2 loads + 1 broadcast of 16 registers. */
+    valid = CNN_MIN(valid, nr);
+    /* A 16-tile block with at most WINO_NARROW valid tiles (the group's last) goes narrow; blocks
+     * past the valid tiles are skipped. */
+    int full = nr;
+    if (valid < nr) {
+        const int j0 = valid / 16 * 16, n = valid - j0;
+        if (n > 0 && n <= WINO_NARROW) {
+            cnn_f32_winograd_gemm_8xn__avx2(kc, n, ldb, a, b + j0, c + j0, ldc);
+            full = j0;
+        } else {
+            full = (valid + 15) / 16 * 16;
+        }
+    }
+    /* 4 rows x 16 tiles per pass: 8 ymm accumulators + 2 loads + 1 broadcast of 16 registers.
+     * The first pass brings the U panel in from memory and prefetches it WINO_U_PREFETCH floats
+     * ahead; the other passes find it in L1. Two builds called in turn 40-60 times, 2 threads,
+     * median of the per-call ratios with / without the prefetch (Zen 3 class AVX2, twelfth
+     * session): 512 -> 512 at 7x7 F(2x2) 0.78-0.88, 256 -> 256 at 14x14 F(4x4) 0.85-0.86,
+     * 128 -> 128 at 28x28 0.95, 64 -> 64 at 56x56 0.99, 256 -> 256 at 56x56 0.92; prefetching
+     * on every pass 0.84-1.02, 512 or 2048 floats ahead 0.92-0.97. */
     for (int i0 = 0; i0 < WINO_MR; i0 += 4)
-        for (int j0 = 0; j0 < nr; j0 += 16) {
+        for (int j0 = 0; j0 < full; j0 += 16) {
+            const int first = i0 == 0 && j0 == 0;
             __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
             __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
             __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
             __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
             const float *ap = a + i0, *bp = b + j0;
             for (size_t k = 0; k < kc; k++, ap += WINO_MR, bp += ldb) {
+                if (first) _mm_prefetch((const char *)(ap + WINO_U_PREFETCH), _MM_HINT_T0);
                 const __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
                 __m256 t = _mm256_broadcast_ss(ap);
                 c00 = _mm256_fmadd_ps(t, b0, c00);
@@ -774,16 +853,6 @@ static void cnn_f32_winograd_gemm_8x32__avx2(size_t kc, int nr, int valid, const
         }
 }
 
-/* The AVX-512 kernels fetch U this many floats (4 KiB, 128 k steps) ahead. A thread's GEMM items
- * read U front to back (panels of one position are adjacent, positions follow each other), and
- * with few tiles (batch 1 on 28x28 and 14x14 planes) each U float feeds only 16-32 FMAs, so U
- * streams from memory: 37.7 MB per call for 512 -> 512 channels at F(4x4), 67 MB at F(6x6). The
- * hardware prefetcher alone left the 14x14 layer at 18 GB/s and 63 % of the FMA peak. C harness,
- * 2 threads, caches flushed before each call, minimum of 20 calls, 4 alternated runs, eighth
- * session: vgg16.conv5_2 (F(4x4)) 2.27-2.34 -> 1.67-1.90 ms, conv4_2 (F(6x6)) 5.93-6.06 ->
- * 5.48-5.61 ms, conv4_1 3.29 -> 2.86-2.89 ms; 512 and 768 floats ahead measured the same, 2048
- * and 4096 slightly slower; the layers with many tiles (conv1_2, conv2_2) unchanged. */
-#define WINO_U_PREFETCH 1024
 
 CNN_TARGET_AVX512
 static void cnn_f32_winograd_gemm_8x16__avx512(size_t kc, size_t ldb, const float *CNN_RESTRICT a,
@@ -797,43 +866,6 @@ static void cnn_f32_winograd_gemm_8x16__avx512(size_t kc, size_t ldb, const floa
         for (int i = 0; i < WINO_MR; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i]), b0, acc[i]);
     }
     for (int i = 0; i < WINO_MR; i++) _mm512_storeu_ps(c + (size_t)i * ldc, acc[i]);
-}
-
-/* Up to 12 valid columns (a small layer's last tiles: 49 F(4x4) tiles are 3 x 16 + 1, 25 F(6x6)
- * tiles 16 + 9): vectors along the panel's 8 rows instead of along the tiles, one ymm FMA per column
- * per k with the V entry broadcast from memory, where the 16-tile kernel spends 8 zmm FMAs per k
- * whatever the count. On the reference machine two ymm FMAs issue per cycle and one zmm FMA, so
- * n columns cost n / 2 cycles per k against 8. */
-CNN_TARGET_AVX512
-WINO_INLINE void wino_gemm_8xn_body(size_t kc, const int n, size_t ldb, const float *CNN_RESTRICT a,
-                                    const float *CNN_RESTRICT b, float *CNN_RESTRICT c, size_t ldc) {
-    __m256 acc[WINO_NARROW];
-    for (int j = 0; j < n; j++) acc[j] = _mm256_setzero_ps();
-    for (size_t k = 0; k < kc; k++, a += WINO_MR, b += ldb) {
-        _mm_prefetch((const char *)(a + WINO_U_PREFETCH), _MM_HINT_T0);
-        const __m256 ak = _mm256_loadu_ps(a);
-        for (int j = 0; j < n; j++) acc[j] = _mm256_fmadd_ps(ak, _mm256_broadcast_ss(b + j), acc[j]);
-    }
-    float t[WINO_MR * WINO_NARROW] __attribute__((aligned(32)));
-    for (int j = 0; j < n; j++) _mm256_store_ps(t + j * WINO_MR, acc[j]);
-    for (int i = 0; i < WINO_MR; i++)
-        for (int j = 0; j < n; j++) c[(size_t)i * ldc + (size_t)j] = t[j * WINO_MR + i];
-}
-
-/* One instance per column count, so the accumulators stay in registers. */
-CNN_TARGET_AVX512
-static void cnn_f32_winograd_gemm_8xn__avx512(size_t kc, int n, size_t ldb, const float *CNN_RESTRICT a,
-                                              const float *CNN_RESTRICT b, float *CNN_RESTRICT c,
-                                              size_t ldc) {
-    switch (n) {
-#define WINO_8XN_CASE(N) \
-    case N: wino_gemm_8xn_body(kc, N, ldb, a, b, c, ldc); break;
-        WINO_8XN_CASE(1) WINO_8XN_CASE(2) WINO_8XN_CASE(3) WINO_8XN_CASE(4) WINO_8XN_CASE(5)
-        WINO_8XN_CASE(6) WINO_8XN_CASE(7) WINO_8XN_CASE(8) WINO_8XN_CASE(9) WINO_8XN_CASE(10)
-        WINO_8XN_CASE(11) WINO_8XN_CASE(12)
-#undef WINO_8XN_CASE
-    default: break;
-    }
 }
 
 /* Columns [0, width) of the tile block, `valid` of them needed: 16 at a time, a narrow tail. */
