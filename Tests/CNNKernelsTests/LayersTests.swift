@@ -355,6 +355,29 @@ private func crossEntropyRef(rows: Int, classes: Int, _ x: [Double], _ labels: [
         }
     }
 
+    /// Inference pooling (no indices) on negative planes wide enough for the separable AVX2 path:
+    /// windows clipped by ceil mode or padding at the right border must not see the zeros a
+    /// masked load leaves past the row. Against the reference, on every variant.
+    @Test func maxPoolWithoutIndicesOnNegativeInputsAtTheBorders() throws {
+        let cases = [PoolCase(N: 1, C: 2, H: 9, W: 21, kh: 3, kw: 3, sh: 2, sw: 2, ph: 0, pw: 0, ceil: true),
+                     PoolCase(N: 1, C: 2, H: 8, W: 19, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1),
+                     PoolCase(N: 1, C: 1, H: 6, W: 30, kh: 2, kw: 5, sh: 1, sw: 1, ph: 1, pw: 2, ceil: true),
+                     PoolCase(N: 1, C: 1, H: 11, W: 17, kh: 3, kw: 3, sh: 2, sw: 2, ph: 1, pw: 1, ceil: true)]
+        var rng = LayersRNG(seed: 9)
+        for c in cases {
+            let (P, Q) = c.outputSize()!
+            let x: [Float] = (0..<(c.N * c.C * c.H * c.W)).map { _ in -rng.float(1, 2) }
+            let (yRef, _) = c.maxRef(dbl(x), P: P, Q: Q)
+            try forEachISA { isa in
+                var s = c.shape
+                var y = [Float](repeating: .nan, count: yRef.count)
+                #expect(cnn_maxpool2d_forward(&s, x, &y, nil) == CNN_OK)
+                let bad = (0..<y.count).first { Double(y[$0]) != yRef[$0] }
+                #expect(bad == nil, "\(isa) \(c) value at \(bad ?? -1)")
+            }
+        }
+    }
+
     /// Windows of -inf (and -inf beside padding) never take a value, so the index stays at the
     /// window's first in-plane cell, as in the reference, on every variant and both column strides.
     @Test func maxPoolAllNegativeInfinityKeepsTheFirstCell() throws {
