@@ -88,6 +88,10 @@ private let convNamedCases: [ConvCase] = [
     ConvCase("depthwise x2 multiplier 5x5", n: 1, c: 5, h: 9, w: 8, k: 10, r: 5, s: 5, pad: (2, 2), groups: 5),
     ConvCase("1x1", n: 2, c: 20, h: 5, w: 7, k: 13, r: 1, s: 1),
     ConvCase("1x1 stride2", n: 2, c: 9, h: 9, w: 8, k: 11, r: 1, s: 1, stride: (2, 2)),
+    // One image per GEMM: the strided 1x1 gathers the subsampled image densely (odd sizes, and
+    // large planes at batch 2).
+    ConvCase("1x1 stride2, one image", n: 1, c: 9, h: 9, w: 8, k: 11, r: 1, s: 1, stride: (2, 2)),
+    ConvCase("1x1 stride 3x2, large planes, batch 2", n: 2, c: 7, h: 100, w: 70, k: 13, r: 1, s: 1, stride: (3, 2)),
     ConvCase("1x1 groups", n: 1, c: 12, h: 6, w: 6, k: 9, r: 1, s: 1, groups: 3),
     ConvCase("1x1 pad1", n: 1, c: 3, h: 4, w: 5, k: 2, r: 1, s: 1, pad: (1, 1)),
     ConvCase("kernel = image", n: 1, c: 3, h: 5, w: 4, k: 4, r: 5, s: 4),
