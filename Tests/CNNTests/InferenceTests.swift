@@ -101,7 +101,30 @@ struct InferenceZooTests {
         let compiled = try S.checkAgainstEager(model, inputShape: [1, 3, 64, 64])
         // Batch 1: every branch writes into its slice of the concatenated output; no copy is left.
         #expect(!compiled.operations.map(\.kind).contains("concat"))
+        // The three 1x1 heads of each of the nine Inception modules run as one convolution.
+        #expect(compiled.operations.filter { $0.detail.contains("+merge3") }.count == 9)
         try S.checkAgainstEager(model, inputShape: [1, 3, 64, 64], algorithm: .winograd4x4)
+    }
+
+    /// Sibling 1x1 convolutions over one input merge into one at batch 1, each head a channel slice
+    /// of the merged output; a head at the front of the concatenation keeps its place there. Where
+    /// the concatenation is the model's output (which must own its buffer) only the other two heads
+    /// merge; at batch 2 nothing does.
+    @Test func siblingPointwiseConvolutionsMerge() throws {
+        GlobalGenerator.seed(15)
+        let block = try Inception(16, 8, 4, 8, 5, 8, 8)
+        try S.randomizeBatchNorms(block)
+        let inner = Sequential(block, try Conv2d(inputChannels: 32, outputChannels: 6, kernelSize: 3, padding: 1))
+        let net = try S.checkAgainstEager(inner, inputShape: [1, 16, 9, 7])
+        let convs = { (m: InferenceModel) in m.operations.filter { $0.kind == "conv2d" } }
+        #expect(convs(net).count == 5)
+        #expect(convs(net).contains { $0.detail.contains("+merge3") && $0.outputShape == [1, 17, 9, 7] })
+        #expect(!net.operations.map(\.kind).contains("concat"))
+        let alone = try S.checkAgainstEager(block, inputShape: [1, 16, 9, 7])
+        #expect(convs(alone).count == 5)
+        #expect(convs(alone).contains { $0.detail.contains("+merge2") && $0.outputShape == [1, 9, 9, 7] })
+        let batch2 = try S.checkAgainstEager(inner, inputShape: [2, 16, 9, 7])
+        #expect(convs(batch2).count == 7)
     }
 
     @Test func inceptionAtBatchTwoConcatenates() throws {
