@@ -303,25 +303,22 @@ struct InferenceGraph {
             defer { i += 1 }
             guard let first = mergeablePointwise(i) else { continue }
             let input = operations[i].inputs[0]
-            var free: [Int] = [], anchored: Int?
+            var free: [(op: Int, conv: Convolution)] = [], anchored: (op: Int, conv: Convolution)?
             for j in i..<operations.count {
                 guard operations[j].inputs == [input], let c = mergeablePointwise(j), c.relu == first.relu,
                       c.requested == first.requested else { continue }
                 let out = values[operations[j].output]
-                let sharers = values.indices.filter { values[$0].storage == out.storage }.count
-                if sharers == 1, out.storage != 0, out.storage != resultStorage {
-                    free.append(j)
-                } else if anchored == nil, out.offset == 0, out.storage != 0, out.storage != resultStorage {
-                    anchored = j
+                guard out.storage != 0, out.storage != resultStorage else { continue }
+                if values.indices.filter({ values[$0].storage == out.storage }).count == 1 {
+                    free.append((j, c))
+                } else if anchored == nil, out.offset == 0 {
+                    anchored = (j, c)
                 }
             }
-            let members = free + (anchored.map { [$0] } ?? [])
+            let chosen = free + (anchored.map { [$0] } ?? [])
+            let members = chosen.map(\.op), convs = chosen.map(\.conv)
             // The merged convolution takes the first member's place, where its input exists.
             guard members.count > 1, members.contains(i) else { continue }
-            let convs = members.map { j -> Convolution in
-                guard case .convolution(let c) = operations[j].kind else { fatalError("unreachable") }
-                return c
-            }
             let g = first.geometry
             let plane = g.height * g.width
             let channels = convs.map(\.geometry.outputChannels)
@@ -339,7 +336,7 @@ struct InferenceGraph {
             // Where the merged output lives: in front of the anchored head, or in a storage of its own.
             let outShape = [1, total, values[operations[i].output].shape[2], values[operations[i].output].shape[3]]
             let mergedValue: Int
-            if let a = anchored {
+            if let a = anchored?.op {
                 let storage = values[operations[a].output].storage
                 let room = (total - channels.last!) * plane
                 for v in values.indices where values[v].storage == storage { values[v].offset += room }

@@ -1071,8 +1071,6 @@ static void gather_strided_1x1(const conv_geom *g, const float *x, float *col) {
 cnn_status cnn_conv_gemm1x1_forward(const conv_geom *g, const float *x, const float *w,
                                     const void *packed, const float *bias, const float *residual,
                                     int relu, float *y) {
-    /* With a stride, the strided gather of a band of output rows is im2col of a 1x1 kernel without
-     * padding: one plain copy per channel row, bounded like im2col. */
     conv_weights cw = {.w = w, .full = g, .w_full = w};
     if (strided_1x1_dense(g)) {
         const int64_t PQ = g->P * g->Q;
@@ -1087,6 +1085,8 @@ cnn_status cnn_conv_gemm1x1_forward(const conv_geom *g, const float *x, const fl
         }
         return CNN_OK;
     }
+    /* Other strided layers (several images per GEMM, groups): the strided gather of a band of
+     * output rows is im2col of a 1x1 kernel without padding, bounded like im2col. */
     if (g->sh != 1 || g->sw != 1) return cnn_conv_im2col_forward(g, x, w, packed, bias, residual, relu, y);
     /* Small planes: several images per GEMM (their gather is a plain copy per channel). */
     const int64_t nb = cnn_conv_batch_images(g);

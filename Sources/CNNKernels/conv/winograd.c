@@ -853,7 +853,6 @@ static void cnn_f32_winograd_gemm_8x32__avx2(size_t kc, int nr, int valid, const
         }
 }
 
-
 CNN_TARGET_AVX512
 static void cnn_f32_winograd_gemm_8x16__avx512(size_t kc, size_t ldb, const float *CNN_RESTRICT a,
                                                const float *CNN_RESTRICT b,

@@ -207,8 +207,8 @@ maxpool_s2_body__avx2(const cnn_pool_shape *s, int64_t P, int64_t Q, const float
  * 3 loads and 2 maxima per input column and 3 loads and 2 maxima per output, against 9 of each and
  * a NaN test per cell. A max instruction drops NaN in one operand, so the path runs only on
  * planes found NaN-free by a scan (one unordered compare per 16 inputs); a plane holding a NaN
- * takes the cell-by-cell bodies below, which propagate it as the reference does. Zero's sign
- * follows the max instruction, as in those bodies. */
+ * takes the cell-by-cell bodies (maxpool_s2_body__avx2 above, maxpool_s1_body__avx2 below), which
+ * propagate it as the reference does. Zero's sign follows the max instruction, as in those bodies. */
 enum { SEP_ROW_MAX = 2048 }; /* floats of the row buffer, on the stack */
 
 CNN_TARGET_AVX2 static int plane_has_nan__avx2(const float *x, int64_t n) {
