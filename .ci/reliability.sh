@@ -25,6 +25,18 @@ quiet_build() {
   tail -1 "$log"; rm -f "$log"
 }
 
+# Runs a test command and shows its last lines; when it fails, also the lines naming what failed
+# (a failed expectation, a sanitizer report), which the last lines alone do not show.
+test_summary() {
+  local log rc=0; log="$(mktemp)"
+  "$@" >"$log" 2>&1 || rc=$?
+  if [[ $rc -ne 0 ]]; then
+    grep -E "✘ Test .*(recorded an issue|failed)|ERROR: [A-Za-z]+Sanitizer|runtime error:|WARNING: ThreadSanitizer" "$log" | head -40 || true
+  fi
+  tail -4 "$log"; rm -f "$log"
+  return $rc
+}
+
 # Sanitizer reports are errors: stop at the first one, fail the run.
 # allocator_may_return_null: a huge allocation must fail like malloc does (the library then throws
 # outOfMemory), not abort inside the sanitizer.
@@ -45,7 +57,7 @@ if [[ "$SKIP" != *" asan "* ]]; then
   echo "== AddressSanitizer + LeakSanitizer: full test suite"
   t=$(date +%s)
   quiet_build swift build --build-tests --sanitize=address --scratch-path .build-asan "${KERNEL_OPT[@]}"
-  swift test --skip-build --no-parallel --sanitize=address --scratch-path .build-asan "${KERNEL_OPT[@]}" 2>&1 | tail -4
+  test_summary swift test --skip-build --no-parallel --sanitize=address --scratch-path .build-asan "${KERNEL_OPT[@]}"
   lap "$t"
 fi
 
@@ -71,7 +83,7 @@ if [[ "$SKIP" != *" tsan "* ]]; then
   echo "== ThreadSanitizer: concurrency tests, serial kernels (--disable-default-traits)"
   t=$(date +%s)
   quiet_build swift build --build-tests --sanitize=thread --disable-default-traits --scratch-path .build-tsan "${KERNEL_OPT[@]}"
-  swift test --skip-build --no-parallel --sanitize=thread --disable-default-traits --scratch-path .build-tsan "${KERNEL_OPT[@]}" --filter Concurrency 2>&1 | tail -4
+  test_summary swift test --skip-build --no-parallel --sanitize=thread --disable-default-traits --scratch-path .build-tsan "${KERNEL_OPT[@]}" --filter Concurrency
   lap "$t"
 fi
 
