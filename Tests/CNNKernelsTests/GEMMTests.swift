@@ -256,6 +256,27 @@ fileprivate func gemmRunOnEveryISA(_ cases: [GEMMCase], seed: UInt64 = 1) throws
         try gemmRunOnEveryISA(cases, seed: 700)
     }
 
+    /// Up to 64 columns per thread, an A contiguous along k is read in place (AVX2), full panels
+    /// of six rows only: row counts with and without an edge panel, column counts with and
+    /// without a narrow tail, several K blocks (A's k offset), leading dimensions past K, the
+    /// swapped orientation (a transposed B becomes the in-place operand) and every epilogue.
+    @Test func aReadInPlace() throws {
+        var cases: [GEMMCase] = []
+        var rng = GEMMRng(state: 13)
+        for (m, n) in [(6, 16), (12, 64), (13, 49), (97, 33), (300, 56), (512, 49), (36, 64), (64, 20)] {
+            for k in [7, 256, 777] {
+                cases.append(GEMMCase(m: m, n: n, k: k, transB: rng.int(2) == 1, alpha: 0.75,
+                                      beta: rng.int(2) == 1 ? 0.5 : 0, pad: rng.int(3), bias: rng.int(3),
+                                      residual: rng.int(2) == 1, relu: rng.int(2) == 1))
+            }
+        }
+        // Nine or eleven columns run as C^T = B^T A^T (less padding): 9 or 11 rows of B^T in place.
+        for (m, n, k) in [(64, 9, 300), (62, 11, 50), (64, 9, 600)] {
+            cases.append(GEMMCase(m: m, n: n, k: k, transA: k == 600, transB: true, pad: 1, bias: 2, relu: true))
+        }
+        try gemmRunOnEveryISA(cases, seed: 800)
+    }
+
     @Test func multiThreadMatchesOneThreadBitForBit() throws {
         let shapes = [(64, 3136, 64), (256, 196, 300), (512, 49, 200), (300, 300, 300), (1000, 8, 512), (1000, 1, 1024),
                       (1, 900, 700)]

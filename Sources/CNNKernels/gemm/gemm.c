@@ -108,6 +108,16 @@ typedef struct gemm_problem {
  * 1.62 ms, 64 x 3136 x 576 5.28 against 3.90, 128 x 784 x 512 2.33 against 1.68), so AVX2 and
  * the portable kernel always pack. */
 
+/* DIRECT_A: reading A in place instead of packing it (cnn_gemm_variant's kernel_a), when a
+ * thread's share of the result has at most this many columns: each A element then serves at
+ * most DIRECT_A_MAX_COLS / NR tiles, and the pack (a read, a transposing write and a read back)
+ * costs more than reading six rows in place. AVX2 only (no AVX-512 host to measure on). Zen 3
+ * class, C harness, the builds called in turn 30-40 times, median of the per-call ratios new /
+ * old: 512 x 49 x 4608 0.85-0.90 on 2 threads, 0.89-0.94 on 1; 2048 x 49 x 512 0.80-0.86. A
+ * limit of 256 or none measured the same on these and 0.99-1.07 on 512 x 256 x 512, 1024^3 and
+ * 64 x 3136 x 576; prefetching the six rows 64-256 floats ahead measured 1.01-1.02. */
+#define DIRECT_A_MAX_COLS 64
+
 /* Packs nc columns of a B' whose rows are contiguous (element (k, j) at b[k*ks + j]) into
  * ceil(nc / NR) panels of kc x NR, zero-padding the last. Row by row rather than panel by panel:
  * each k reads one contiguous run of nc floats, where a panel at a time reads NR floats from kc
@@ -149,6 +159,10 @@ static cnn_status gemm_block(const gemm_problem *pr, size_t i0, size_t i1, size_
      * M times, too few to repay a packing pass over B: full-width panels of a row-major B are
      * then read in place, on the variants where that measured faster (DIRECT_B above). */
     const int direct_b = !pr->pb && pr->b_cs == 1 && i1 - i0 <= v->direct_b_max_rows;
+    /* Few columns (a 7x7 plane: N = 49, four panels) use each A element only a few times, too few
+     * to repay packing A: full MR-row panels of an A contiguous along k are then read in place
+     * (DIRECT_A above), once per K block. */
+    const int direct_a = v->kernel_a && !pr->pa && pr->a_ks == 1 && j1 - j0 <= DIRECT_A_MAX_COLS;
     float *abuf = NULL, *bbuf = NULL;
     if (!pr->pa && !(abuf = cnn_workspace(SLOT_A, mc_max * kc_max * sizeof(float))))
         return CNN_ERR_OUT_OF_MEMORY;
@@ -171,7 +185,7 @@ static cnn_status gemm_block(const gemm_problem *pr, size_t i0, size_t i1, size_
             if (pr->pa) {
                 ablk = pr->pa + k0 * m_pad + ic * kc;
             } else {
-                for (size_t ir = 0; ir < mc; ir += MR)
+                for (size_t ir = direct_a ? mc / MR * MR : 0; ir < mc; ir += MR) /* direct: the edge only */
                     v->pack(pr->a + (ic + ir) * pr->a_rs + k0 * pr->a_ks, pr->a_rs, pr->a_ks,
                             CNN_MIN(MR, mc - ir), kc, MR, abuf + ir * kc);
                 ablk = abuf;
@@ -196,12 +210,15 @@ static cnn_status gemm_block(const gemm_problem *pr, size_t i0, size_t i1, size_
                         tt.c = t.c + i * t.rs_c + j * t.cs_c;
                         if (tt.bias) tt.bias += tt.bias_on_j ? j : i;
                         if (tt.res) tt.res += i * t.rs_r + j * t.cs_r;
-                        if (direct_b && nr == NR)
-                            v->kernel(kc, ablk + ir * kc, pr->b + k0 * pr->b_ks + j, pr->b_ks, mr, nr, &tt);
-                        else if (nr <= v->narrow_max)
-                            v->narrow(kc, ablk + ir * kc, bblk + jr * kc, NR, mr, nr, &tt);
+                        const int in_place = direct_b && nr == NR;
+                        const float *bp = in_place ? pr->b + k0 * pr->b_ks + j : bblk + jr * kc;
+                        const size_t bs = in_place ? pr->b_ks : NR;
+                        const int narrow = nr <= v->narrow_max;
+                        if (direct_a && mr == MR)
+                            (narrow ? v->narrow_a : v->kernel_a)(kc, pr->a + i * pr->a_rs + k0, pr->a_rs, bp, bs,
+                                                                 nr, &tt);
                         else
-                            v->kernel(kc, ablk + ir * kc, bblk + jr * kc, NR, mr, nr, &tt);
+                            (narrow ? v->narrow : v->kernel)(kc, ablk + ir * kc, bp, bs, mr, nr, &tt);
                     }
                 }
             }

@@ -35,6 +35,12 @@ void cnn_gemm_store_tile(const float *acc, size_t ld, size_t mr, size_t nr, cons
 typedef void (*cnn_gemm_kernel_fn)(size_t kc, const float *a, const float *b, size_t bs, size_t mr,
                                    size_t nr, const cnn_gemm_tile *t);
 
+/* The same product with a full MR-row panel of A read in place: A(i, k) at a[i*lda + k] (A
+ * contiguous along k), i < MR. Spares the packing pass over an A that each B panel would use
+ * only a few times (see DIRECT_A in gemm.c). */
+typedef void (*cnn_gemm_kernel_a_fn)(size_t kc, const float *a, size_t lda, const float *b, size_t bs, size_t nr,
+                                     const cnn_gemm_tile *t);
+
 /* Packs an mr x kc block of X (element (i,k) at x[i*rs + k*ks]) into a kc x MR panel, rows >= mr
  * zeroed. Used for A panels (width MR) and, with (rs, ks) = B's (column, row) strides, for B panels
  * (width NR). */
@@ -64,6 +70,8 @@ typedef struct cnn_gemm_variant {
     cnn_gemm_kernel_fn kernel;
     cnn_gemm_kernel_fn narrow; /* NULL, or the kernel for edge tiles of nr <= narrow_max columns */
     size_t narrow_max;
+    cnn_gemm_kernel_a_fn kernel_a; /* NULL, or kernel and narrow reading full A panels in place */
+    cnn_gemm_kernel_a_fn narrow_a;
     cnn_gemm_pack_fn pack;
     cnn_gemv_dot_fn gemv_dot;
     cnn_gemv_axpy_fn gemv_axpy;

@@ -12,19 +12,21 @@
 #define AVX2_MR 6
 #define AVX2_NR 16
 
-static CNN_TARGET_AVX2 void cnn_f32_gemm_6x16__avx2(size_t kc, const float *a, const float *b, size_t bs,
-                                                    size_t mr, size_t nr, const cnn_gemm_tile *t) {
-    // a is (kc, 6) packed, b is (kc, 16) packed; tile (mr <= 6, nr <= 16)
+/* The 6 x 16 tile with A(i, k) at a[i*a_rs + k*a_ks]: a packed panel (1, 6) or, for a full
+ * panel read in place, six rows of a row-major A (lda, 1); see cnn_gemm_variant.kernel_a. */
+static inline __attribute__((always_inline)) CNN_TARGET_AVX2 void
+gemm_6x16__avx2(size_t kc, const float *a, size_t a_rs, size_t a_ks, const float *b, size_t bs, size_t mr,
+                size_t nr, const cnn_gemm_tile *t) {
     __m256 acc[AVX2_MR][2];
     for (int i = 0; i < AVX2_MR; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
     for (size_t k = 0; k < kc; k++) {
         const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
         for (int i = 0; i < AVX2_MR; i++) {
-            const __m256 ai = _mm256_broadcast_ss(a + i);
+            const __m256 ai = _mm256_broadcast_ss(a + (size_t)i * a_rs);
             acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
             acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
         }
-        a += AVX2_MR;
+        a += a_ks;
         b += bs;
     }
     if (mr == AVX2_MR && nr == AVX2_NR && t->cs_c == 1 && (!t->res || t->cs_r == 1)) {
@@ -59,25 +61,50 @@ static CNN_TARGET_AVX2 void cnn_f32_gemm_6x16__avx2(size_t kc, const float *a, c
     }
 }
 
+static CNN_TARGET_AVX2 void cnn_f32_gemm_6x16__avx2(size_t kc, const float *a, const float *b, size_t bs,
+                                                    size_t mr, size_t nr, const cnn_gemm_tile *t) {
+    // a is (kc, 6) packed, b is (kc, 16) packed; tile (mr <= 6, nr <= 16)
+    gemm_6x16__avx2(kc, a, 1, AVX2_MR, b, bs, mr, nr, t);
+}
+
+static CNN_TARGET_AVX2 void cnn_f32_gemm_6x16_a__avx2(size_t kc, const float *a, size_t lda, const float *b,
+                                                      size_t bs, size_t nr, const cnn_gemm_tile *t) {
+    // a is (6, kc) with leading dimension lda, read in place; b is (kc, 16) packed; tile (6, nr <= 16)
+    gemm_6x16__avx2(kc, a, lda, 1, b, bs, AVX2_MR, nr, t);
+}
+
 /* Edge panels of at most 8 columns (49 = 3 x 16 + 1, 196 = 12 x 16 + 4: the 7x7 and 14x14 planes
  * at batch 1): one ymm per row, half the FMAs of the full kernel, which would compute all 16
  * columns. Each element sums over k in the full kernel's order, so a column's result does not
  * depend on which kernel ran it (thread counts that cut the panels differently agree bit for
  * bit); 6 chains of 4-cycle FMAs keep the pipes 3/4 busy. */
-static CNN_TARGET_AVX2 void cnn_f32_gemm_6x8_narrow__avx2(size_t kc, const float *a, const float *b, size_t bs,
-                                                          size_t mr, size_t nr, const cnn_gemm_tile *t) {
-    // a is (kc, 6) packed, b is (kc, >= 8) with row stride bs; tile (mr <= 6, nr <= 8)
+static inline __attribute__((always_inline)) CNN_TARGET_AVX2 void
+gemm_6x8_narrow__avx2(size_t kc, const float *a, size_t a_rs, size_t a_ks, const float *b, size_t bs, size_t mr,
+                      size_t nr, const cnn_gemm_tile *t) {
     __m256 acc[AVX2_MR];
     for (int i = 0; i < AVX2_MR; i++) acc[i] = _mm256_setzero_ps();
     for (size_t k = 0; k < kc; k++) {
         const __m256 b0 = _mm256_loadu_ps(b);
-        for (int i = 0; i < AVX2_MR; i++) acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(a + i), b0, acc[i]);
-        a += AVX2_MR;
+        for (int i = 0; i < AVX2_MR; i++)
+            acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(a + (size_t)i * a_rs), b0, acc[i]);
+        a += a_ks;
         b += bs;
     }
     float buf[AVX2_MR * 8];
     for (int i = 0; i < AVX2_MR; i++) _mm256_storeu_ps(buf + i * 8, acc[i]);
     cnn_gemm_store_tile(buf, 8, mr, nr, t);
+}
+
+static CNN_TARGET_AVX2 void cnn_f32_gemm_6x8_narrow__avx2(size_t kc, const float *a, const float *b, size_t bs,
+                                                          size_t mr, size_t nr, const cnn_gemm_tile *t) {
+    // a is (kc, 6) packed, b is (kc, >= 8) with row stride bs; tile (mr <= 6, nr <= 8)
+    gemm_6x8_narrow__avx2(kc, a, 1, AVX2_MR, b, bs, mr, nr, t);
+}
+
+static CNN_TARGET_AVX2 void cnn_f32_gemm_6x8_narrow_a__avx2(size_t kc, const float *a, size_t lda, const float *b,
+                                                            size_t bs, size_t nr, const cnn_gemm_tile *t) {
+    // a is (6, kc) with leading dimension lda, read in place; b is (kc, >= 8) with row stride bs; tile (6, nr <= 8)
+    gemm_6x8_narrow__avx2(kc, a, lda, 1, b, bs, AVX2_MR, nr, t);
 }
 
 static CNN_TARGET_AVX2 void cnn_f32_gemm_pack__avx2(const float *x, size_t rs, size_t ks, size_t mr,
@@ -199,6 +226,8 @@ const cnn_gemm_variant cnn_gemm_variant_avx2 = {
     .kernel = cnn_f32_gemm_6x16__avx2,
     .narrow = cnn_f32_gemm_6x8_narrow__avx2,
     .narrow_max = 8,
+    .kernel_a = cnn_f32_gemm_6x16_a__avx2,
+    .narrow_a = cnn_f32_gemm_6x8_narrow_a__avx2,
     .pack = cnn_f32_gemm_pack__avx2,
     .gemv_dot = cnn_f32_gemv_dot__avx2,
     .gemv_axpy = cnn_f32_gemv_axpy__avx2,
