@@ -237,9 +237,10 @@ fileprivate func gemmRunOnEveryISA(_ cases: [GEMMCase], seed: UInt64 = 1) throws
         try gemmRunOnEveryISA(cases, seed: 600)
     }
 
-    /// Edge tiles of 1-4 columns after full 48-column tiles (AVX-512 runs them on the narrow
-    /// kernel: vectors along the rows, two k steps per register): every column count, odd K tails,
-    /// several K blocks, every epilogue, plain and pre-packed paths.
+    /// Edge tiles of 1-4 columns after full tiles (AVX-512 runs them on the narrow kernel: vectors
+    /// along the rows, two k steps per register; AVX2 runs 1-2 columns with four k steps in three
+    /// registers): every column count, K tails of every residue mod 4, several K blocks, every
+    /// epilogue, plain and pre-packed paths.
     @Test func narrowEdgeTiles() throws {
         var cases: [GEMMCase] = []
         var rng = GEMMRng(state: 11)
@@ -279,7 +280,7 @@ fileprivate func gemmRunOnEveryISA(_ cases: [GEMMCase], seed: UInt64 = 1) throws
 
     @Test func multiThreadMatchesOneThreadBitForBit() throws {
         let shapes = [(64, 3136, 64), (256, 196, 300), (512, 49, 200), (300, 300, 300), (1000, 8, 512), (1000, 1, 1024),
-                      (1, 900, 700)]
+                      (1, 900, 700), (40, 97, 301), (96, 50, 203)]
         let all = ComputeRuntime.threadCount
         defer { try? ComputeRuntime.setThreadCount(nil) }
         for isa in ComputeRuntime.supportedISAs {

@@ -108,9 +108,10 @@ typedef struct gemm_problem {
  * 1.62 ms, 64 x 3136 x 576 5.28 against 3.90, 128 x 784 x 512 2.33 against 1.68), so AVX2 and
  * the portable kernel always pack. */
 
-/* DIRECT_A: reading A in place instead of packing it (cnn_gemm_variant's kernel_a), when a
- * thread's share of the result has at most this many columns: each A element then serves at
- * most DIRECT_A_MAX_COLS / NR tiles, and the pack (a read, a transposing write and a read back)
+/* DIRECT_A: reading A in place instead of packing it (cnn_gemm_variant's kernel_a), when the
+ * result has at most this many columns (the whole result, not a thread's share: the narrow
+ * kernels for 1-2 columns sum in another order than narrow_a, and the choice must not depend on
+ * the thread count): each A element then serves at most DIRECT_A_MAX_COLS / NR tiles, and the pack (a read, a transposing write and a read back)
  * costs more than reading six rows in place. AVX2 only (no AVX-512 host to measure on). Zen 3
  * class, C harness, the builds called in turn 30-40 times, median of the per-call ratios new /
  * old: 512 x 49 x 4608 0.85-0.90 on 2 threads, 0.89-0.94 on 1; 2048 x 49 x 512 0.80-0.86. A
@@ -162,7 +163,7 @@ static cnn_status gemm_block(const gemm_problem *pr, size_t i0, size_t i1, size_
     /* Few columns (a 7x7 plane: N = 49, four panels) use each A element only a few times, too few
      * to repay packing A: full MR-row panels of an A contiguous along k are then read in place
      * (DIRECT_A above), once per K block. */
-    const int direct_a = v->kernel_a && !pr->pa && pr->a_ks == 1 && j1 - j0 <= DIRECT_A_MAX_COLS;
+    const int direct_a = v->kernel_a && !pr->pa && pr->a_ks == 1 && pr->N <= DIRECT_A_MAX_COLS;
     float *abuf = NULL, *bbuf = NULL;
     if (!pr->pa && !(abuf = cnn_workspace(SLOT_A, mc_max * kc_max * sizeof(float))))
         return CNN_ERR_OUT_OF_MEMORY;
