@@ -257,14 +257,16 @@ fileprivate func gemmRunOnEveryISA(_ cases: [GEMMCase], seed: UInt64 = 1) throws
         try gemmRunOnEveryISA(cases, seed: 700)
     }
 
-    /// Up to 64 columns per thread, an A contiguous along k is read in place (AVX2), full panels
-    /// of six rows only: row counts with and without an edge panel, column counts with and
-    /// without a narrow tail, several K blocks (A's k offset), leading dimensions past K, the
-    /// swapped orientation (a transposed B becomes the in-place operand) and every epilogue.
+    /// Up to 64 columns, an A contiguous along k is read in place (AVX2), full panels of six rows
+    /// only: row counts with and without an edge panel, column counts with and without a narrow
+    /// tail (1-2 columns as dot products along k, 3-8 on the narrow kernel), K blocks with and
+    /// without a k % 8 tail (A's k offset), leading dimensions past K, the swapped orientation (a
+    /// transposed B becomes the in-place operand) and every epilogue.
     @Test func aReadInPlace() throws {
         var cases: [GEMMCase] = []
         var rng = GEMMRng(state: 13)
-        for (m, n) in [(6, 16), (12, 64), (13, 49), (97, 33), (300, 56), (512, 49), (36, 64), (64, 20)] {
+        for (m, n) in [(6, 16), (12, 64), (13, 49), (97, 33), (300, 56), (512, 49), (36, 64), (64, 20), (30, 50),
+                       (64, 34), (18, 18)] {
             for k in [7, 256, 777] {
                 cases.append(GEMMCase(m: m, n: n, k: k, transB: rng.int(2) == 1, alpha: 0.75,
                                       beta: rng.int(2) == 1 ? 0.5 : 0, pad: rng.int(3), bias: rng.int(3),

@@ -119,6 +119,9 @@ typedef struct gemm_problem {
  * 64 x 3136 x 576; prefetching the six rows 64-256 floats ahead measured 1.01-1.02. */
 #define DIRECT_A_MAX_COLS 64
 
+/* The longest K block whose 1-2 edge columns cols_a takes (a stack copy of them). */
+#define COLS_A_MAX_KC 512
+
 /* Packs nc columns of a B' whose rows are contiguous (element (k, j) at b[k*ks + j]) into
  * ceil(nc / NR) panels of kc x NR, zero-padding the last. Row by row rather than panel by panel:
  * each k reads one contiguous run of nc floats, where a panel at a time reads NR floats from kc
@@ -203,6 +206,14 @@ static cnn_status gemm_block(const gemm_problem *pr, size_t i0, size_t i1, size_
                             v->pack(pr->b + k0 * pr->b_ks + (jc + jr) * pr->b_cs, pr->b_cs, pr->b_ks,
                                     CNN_MIN(NR, nc - jr), kc, NR, bbuf + jr * kc);
                 }
+                /* In place, an edge of 1-2 columns runs as dot products along k (cols_a): its
+                 * columns are copied out contiguous once per block. */
+                const size_t full = nc / NR * NR, tail = nc - full;
+                float bcol[2 * COLS_A_MAX_KC];
+                const int use_cols = direct_a && v->cols_a && tail >= 1 && tail <= 2 && kc <= COLS_A_MAX_KC;
+                if (use_cols)
+                    for (size_t c = 0; c < tail; c++)
+                        for (size_t k = 0; k < kc; k++) bcol[c * kc + k] = bblk[full * kc + k * NR + c];
                 for (size_t ir = 0; ir < mc; ir += MR) {
                     const size_t i = ic + ir, mr = CNN_MIN(MR, mc - ir);
                     for (size_t jr = 0; jr < nc; jr += NR) {
@@ -215,7 +226,9 @@ static cnn_status gemm_block(const gemm_problem *pr, size_t i0, size_t i1, size_
                         const float *bp = in_place ? pr->b + k0 * pr->b_ks + j : bblk + jr * kc;
                         const size_t bs = in_place ? pr->b_ks : NR;
                         const int narrow = nr <= v->narrow_max;
-                        if (direct_a && mr == MR)
+                        if (direct_a && mr == MR && use_cols && narrow)
+                            v->cols_a(kc, pr->a + i * pr->a_rs + k0, pr->a_rs, bcol, nr, &tt);
+                        else if (direct_a && mr == MR)
                             (narrow ? v->narrow_a : v->kernel_a)(kc, pr->a + i * pr->a_rs + k0, pr->a_rs, bp, bs,
                                                                  nr, &tt);
                         else

@@ -41,6 +41,11 @@ typedef void (*cnn_gemm_kernel_fn)(size_t kc, const float *a, const float *b, si
 typedef void (*cnn_gemm_kernel_a_fn)(size_t kc, const float *a, size_t lda, const float *b, size_t bs, size_t nr,
                                      const cnn_gemm_tile *t);
 
+/* nr <= 2 columns against a full MR-row panel of A read in place (A(i, k) at a[i*lda + k]), B's
+ * columns contiguous: B(k, c) at bcol[c*kc + k]. */
+typedef void (*cnn_gemm_cols_a_fn)(size_t kc, const float *a, size_t lda, const float *bcol, size_t nr,
+                                   const cnn_gemm_tile *t);
+
 /* Packs an mr x kc block of X (element (i,k) at x[i*rs + k*ks]) into a kc x MR panel, rows >= mr
  * zeroed. Used for A panels (width MR) and, with (rs, ks) = B's (column, row) strides, for B panels
  * (width NR). */
@@ -72,6 +77,7 @@ typedef struct cnn_gemm_variant {
     size_t narrow_max;
     cnn_gemm_kernel_a_fn kernel_a; /* NULL, or kernel and narrow reading full A panels in place */
     cnn_gemm_kernel_a_fn narrow_a;
+    cnn_gemm_cols_a_fn cols_a;     /* NULL, or 1-2 columns against a full A panel in place */
     cnn_gemm_pack_fn pack;
     cnn_gemv_dot_fn gemv_dot;
     cnn_gemv_axpy_fn gemv_axpy;
