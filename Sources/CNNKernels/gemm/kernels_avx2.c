@@ -80,11 +80,10 @@ static CNN_TARGET_AVX2 void cnn_f32_gemm_6x16_a__avx2(size_t kc, const float *a,
     gemm_6x16__avx2(kc, a, lda, 1, b, bs, AVX2_MR, nr, t);
 }
 
-/* Edge panels of at most 8 columns (49 = 3 x 16 + 1, 196 = 12 x 16 + 4: the 7x7 and 14x14 planes
- * at batch 1): one ymm per row, half the FMAs of the full kernel, which would compute all 16
- * columns. Each element sums over k in the full kernel's order, so a column's result does not
- * depend on which kernel ran it (thread counts that cut the panels differently agree bit for
- * bit); 6 chains of 4-cycle FMAs keep the pipes 3/4 busy. */
+/* Edge panels of 3-8 columns (196 = 12 x 16 + 4: the 14x14 planes at batch 1; 1-2 columns take
+ * gemm_6xcols below): one ymm per row, half the FMAs of the full kernel, which would compute all
+ * 16 columns. Each element sums over k in the full kernel's order; 6 chains of 4-cycle FMAs keep
+ * the pipes 3/4 busy. */
 static inline __attribute__((always_inline)) CNN_TARGET_AVX2 void
 gemm_6x8_narrow__avx2(size_t kc, const float *a, size_t a_rs, size_t a_ks, const float *b, size_t bs, size_t mr,
                       size_t nr, const cnn_gemm_tile *t) {
