@@ -352,7 +352,7 @@ static void deinterleave_row(const float *src, int64_t sw, int64_t omin, int64_t
         for (int64_t i = 0; i < a; i++) d[i] = 0.0f;
 #if CNN_X86
         if (isa == CNN_ISA_AVX512 && sw == 2 && b > a) deinterleave2_avx512(src + (a + omin) * 2 + pi, b - a, d + a);
-        else if (isa == CNN_ISA_AVX2 && sw == 2) deinterleave2_avx2(src + (a + omin) * 2 + pi, b - a, d + a);
+        else if (isa == CNN_ISA_AVX2 && sw == 2 && b > a) deinterleave2_avx2(src + (a + omin) * 2 + pi, b - a, d + a);
         else
 #endif
             for (int64_t i = a; i < b; i++) d[i] = src[(i + omin) * sw + pi];
