@@ -501,8 +501,20 @@ private let convForwardBound = 1e-5
         #expect(cnn_conv_auto_algorithm(&alex) == CNN_CONV_DIRECT)
         var small = ConvCase("7x7/2 at 32", n: 8, c: 3, h: 32, w: 32, k: 64, r: 7, s: 7, stride: (2, 2), pad: (3, 3)).shape
         #expect(cnn_conv_auto_algorithm(&small) == CNN_CONV_IM2COL)
+        // Stride 1 with 25 taps or more and 16 output channels or more: direct on AVX2 and the
+        // portable build, im2col on AVX-512 (measured only there).
         var fiveByFive = ConvCase("5x5", n: 1, c: 16, h: 28, w: 28, k: 32, r: 5, s: 5, pad: (2, 2)).shape
-        #expect(cnn_conv_auto_algorithm(&fiveByFive) == CNN_CONV_IM2COL)
+        let wide = cnn_isa_active() == CNN_ISA_AVX512 ? CNN_CONV_IM2COL : CNN_CONV_DIRECT
+        #expect(cnn_conv_auto_algorithm(&fiveByFive) == wide)
+        var lenet = ConvCase("LeNet-5 conv2", n: 64, c: 6, h: 14, w: 14, k: 16, r: 5, s: 5).shape
+        #expect(cnn_conv_auto_algorithm(&lenet) == wide)
+        var sevenBySeven = ConvCase("7x7", n: 1, c: 32, h: 28, w: 28, k: 64, r: 7, s: 7, pad: (3, 3)).shape
+        #expect(cnn_conv_auto_algorithm(&sevenBySeven) == wide)
+        // Fewer than 16 output channels (LeNet-5's conv1), or dilated taps: im2col everywhere.
+        var lenetFirst = ConvCase("LeNet-5 conv1", n: 64, c: 1, h: 28, w: 28, k: 6, r: 5, s: 5, pad: (2, 2)).shape
+        #expect(cnn_conv_auto_algorithm(&lenetFirst) == CNN_CONV_IM2COL)
+        var dilated = ConvCase("5x5 d2", n: 1, c: 16, h: 28, w: 28, k: 32, r: 5, s: 5, pad: (4, 4), dilation: (2, 2)).shape
+        #expect(cnn_conv_auto_algorithm(&dilated) == CNN_CONV_IM2COL)
     }
 }
 
