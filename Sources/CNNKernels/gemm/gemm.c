@@ -132,7 +132,7 @@ typedef struct gemm_problem {
  * more, on a page of its own, so the hardware prefetchers never get going: the copy waited on
  * every row. The rows PACK_B_PREFETCH_ROWS ahead are fetched while a row is copied. Zen 3 class,
  * AVX2, C harness, the builds called in turn 30 times, median per-call ratio new / old:
- * 64 x 3136 x 256 0.91-0.97 on 1 thread and 0.94-0.95 on 2, 128 x 784 x 512 0.97-0.98; ResNet-50's
+ * 64 x 3136 x 256 0.91-0.97 on 1 thread and 0.94-0.95 on 2, 128 x 784 x 512 0.96-0.98; ResNet-50's
  * 1x1 convolutions (pre-packed weights, 2 threads) 256 -> 64 at 56x56 0.94, 512 -> 128 at 28x28
  * 0.93, 64 -> 256 0.98; the layers with many output channels (B reused across them) 0.99-1.02,
  * 1024^3 0.99-1.00. 2, 4 and 8 rows ahead measured the same. */
