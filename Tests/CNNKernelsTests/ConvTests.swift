@@ -502,7 +502,7 @@ private let convForwardBound = 1e-5
         var small = ConvCase("7x7/2 at 32", n: 8, c: 3, h: 32, w: 32, k: 64, r: 7, s: 7, stride: (2, 2), pad: (3, 3)).shape
         #expect(cnn_conv_auto_algorithm(&small) == CNN_CONV_IM2COL)
         // Stride 1 with 25 taps or more and 16 output channels or more: direct on AVX2 and the
-        // portable build, im2col on AVX-512 (measured only there).
+        // portable build, where it was measured faster; im2col on AVX-512.
         var fiveByFive = ConvCase("5x5", n: 1, c: 16, h: 28, w: 28, k: 32, r: 5, s: 5, pad: (2, 2)).shape
         let wide = cnn_isa_active() == CNN_ISA_AVX512 ? CNN_CONV_IM2COL : CNN_CONV_DIRECT
         #expect(cnn_conv_auto_algorithm(&fiveByFive) == wide)

@@ -113,9 +113,9 @@ int cnn_conv_algorithm_applies(cnn_conv_algorithm algorithm, const cnn_conv_shap
  *    im2col's 1.30, AlexNet's conv1 1.04-1.06 against 1.18 (AVX2: 2.13 / 1.67 against 2.42 /
  *    2.17; portable: 5.2 / 5.4 against 7.4 / 6.6).
  *  - stride 1, kernels of 25 taps or more, groups 1, at least 16 output channels, on AVX2 and the
- *    portable build (not AVX-512, where no session has measured them: its GEMM kernel is the
- *    stronger, and LeNet-5's conv2 at batch 64 read 0.57 ms by im2col against direct's 0.80 on
- *    one thread there, 0.45 against 0.41 on two): direct. With 16-32 output channels the im2col
+ *    portable build (not AVX-512: its GEMM kernel is the stronger, LeNet-5's conv2 at batch 64
+ *    read 0.57 ms by im2col against direct's 0.80 on one thread there, 0.45 against 0.41 on two,
+ *    and no other such layer was measured there): direct. With 16-32 output channels the im2col
  *    GEMM fills two or three 6-row register panels and packs a column matrix that each column
  *    uses that few times; direct holds 16 channels per vector and reads the image in place.
  *    Zen 3 class, AVX2, the C harness (batch 1, 2 threads, both algorithms called in turn 15-30
@@ -133,12 +133,11 @@ static cnn_conv_algorithm auto_algorithm(const conv_geom *g, const cnn_conv_shap
      * im2col + GEMM measured 0.55 ms against direct's 1.35 ms (lenet5.conv1.batch64, 1 thread). */
     if (g->Cg == 1 && g->G > 1) return CNN_CONV_DIRECT;
     if (applies(CNN_CONV_GEMM1X1, g)) return CNN_CONV_GEMM1X1;
-    if (g->G == 1 && g->Kg >= 16 && (g->sh > 1 || g->sw > 1) && g->R * g->S >= 25 &&
-        5 * g->Q >= 4 * ((g->Q + 27) / 28 * 28))
-        return CNN_CONV_DIRECT;
-    if (g->G == 1 && g->Kg >= 16 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 && g->R * g->S >= 25 &&
-        cnn_isa_active() != CNN_ISA_AVX512)
-        return CNN_CONV_DIRECT;
+    if (g->G == 1 && g->Kg >= 16 && g->R * g->S >= 25) { /* large kernels, a full channel vector */
+        const int strided = g->sh > 1 || g->sw > 1;
+        if (strided && 5 * g->Q >= 4 * ((g->Q + 27) / 28 * 28)) return CNN_CONV_DIRECT;
+        if (!strided && g->dh == 1 && g->dw == 1 && cnn_isa_active() != CNN_ISA_AVX512) return CNN_CONV_DIRECT;
+    }
     if (applies(CNN_CONV_WINOGRAD_4X4, g) && g->C >= 16 && g->K >= 16) {
         /* A tile m is usable with at least 16 tiles (one vector of lanes) and when at least half
          * of the tile area is real outputs: a tile computes m x m outputs whether or not they

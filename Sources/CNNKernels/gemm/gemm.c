@@ -123,21 +123,21 @@ typedef struct gemm_problem {
 /* The longest K block whose 1-2 edge columns cols_a takes (a stack copy of them). */
 #define COLS_A_MAX_KC 512
 
+#define PACK_B_PREFETCH_ROWS 4
+
 /* Packs nc columns of a B' whose rows are contiguous (element (k, j) at b[k*ks + j]) into
  * ceil(nc / NR) panels of kc x NR, zero-padding the last. Row by row rather than panel by panel:
  * each k reads one contiguous run of nc floats, where a panel at a time reads NR floats from kc
  * rows ks apart (a new page per row when ks is 1,024 floats or more, out of the prefetchers'
- * reach). AVX2, 1 thread, 1024^3: packing was 29 % of the samples panel by panel. */
-/* Each row's run is short (nc floats: 1 KiB at nc 256) and, for an image plane of 1,024 floats or
- * more, on a page of its own, so the hardware prefetchers never get going: the copy waited on
- * every row. The rows PACK_B_PREFETCH_ROWS ahead are fetched while a row is copied. Zen 3 class,
+ * reach). AVX2, 1 thread, 1024^3: packing was 29 % of the samples panel by panel.
+ * A row's run is still short (nc floats: 1 KiB at nc 256) and, for an image plane of 1,024 floats
+ * or more, on a page of its own, so the hardware prefetchers never got going and the copy waited on
+ * every row: the rows PACK_B_PREFETCH_ROWS ahead are fetched while a row is copied. Zen 3 class,
  * AVX2, C harness, the builds called in turn 30 times, median per-call ratio new / old:
  * 64 x 3136 x 256 0.91-0.97 on 1 thread and 0.94-0.95 on 2, 128 x 784 x 512 0.96-0.98; ResNet-50's
  * 1x1 convolutions (pre-packed weights, 2 threads) 256 -> 64 at 56x56 0.94, 512 -> 128 at 28x28
  * 0.93, 64 -> 256 0.98; the layers with many output channels (B reused across them) 0.99-1.02,
  * 1024^3 0.99-1.00. 2, 4 and 8 rows ahead measured the same. */
-#define PACK_B_PREFETCH_ROWS 4
-
 static inline __attribute__((always_inline)) void pack_b_rows_nr(const float *b, size_t ks, size_t nc, size_t kc,
                                                                  const size_t NR, float *dst) {
     const size_t full = nc / NR * NR, tail = nc - full;
@@ -145,7 +145,8 @@ static inline __attribute__((always_inline)) void pack_b_rows_nr(const float *b,
         const float *src = b + k * ks;
         float *d = dst + k * NR;
         if (k + PACK_B_PREFETCH_ROWS < kc)
-            for (size_t j = 0; j < nc; j += 16) __builtin_prefetch(src + PACK_B_PREFETCH_ROWS * ks + j, 0, 3);
+            for (size_t j = 0; j < nc; j += 16) /* a 64-byte line per prefetch */
+                __builtin_prefetch(src + PACK_B_PREFETCH_ROWS * ks + j, 0, 3);
         for (size_t jr = 0; jr < full; jr += NR) memcpy(d + jr * kc, src + jr, NR * sizeof(float));
         if (tail) {
             memcpy(d + full * kc, src + full, tail * sizeof(float));
