@@ -477,14 +477,87 @@ static ALWAYS_INLINE void wide_tile_store(const direct_vec *acc, const int NP, i
     }
 }
 
+typedef float direct_v8 __attribute__((vector_size(8 * sizeof(float)), aligned(4)));
+typedef int32_t direct_iv8 __attribute__((vector_size(8 * sizeof(int32_t)), aligned(4)));
+
+/* r (8 vectors of 8) transposed into t: the AVX 8x8 transpose, each step one instruction's
+ * pattern: interleave pairs of rows within 128-bit halves (unpcklps / unpckhps), pair those
+ * (shufps), then join halves (vperm2f128). 24 shuffles. */
+static ALWAYS_INLINE void transpose8(const direct_v8 *r, direct_v8 *t) {
+    direct_v8 u[8], v[8];
+    for (int i = 0; i < 4; i++) {
+        u[2 * i] = __builtin_shufflevector(r[2 * i], r[2 * i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+        u[2 * i + 1] = __builtin_shufflevector(r[2 * i], r[2 * i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+    }
+    for (int h = 0; h < 2; h++) /* rows 0-3, then 4-7 */
+        for (int i = 0; i < 2; i++) {
+            const direct_v8 a = u[4 * h + i], b = u[4 * h + 2 + i];
+            v[4 * h + 2 * i] = __builtin_shufflevector(a, b, 0, 1, 8, 9, 4, 5, 12, 13);
+            v[4 * h + 2 * i + 1] = __builtin_shufflevector(a, b, 2, 3, 10, 11, 6, 7, 14, 15);
+        }
+    for (int j = 0; j < 4; j++) {
+        t[j] = __builtin_shufflevector(v[j], v[4 + j], 0, 1, 2, 3, 8, 9, 10, 11);
+        t[4 + j] = __builtin_shufflevector(v[j], v[4 + j], 4, 5, 6, 7, 12, 13, 14, 15);
+    }
+}
+
+/* *v = relu?(*v + residual) over the first n lanes (NaN passed through, as epilogue_vec). */
+static ALWAYS_INLINE void narrow_epilogue(direct_v8 *v, const float *res, int n, int relu) {
+    if (res) {
+        direct_v8 r = {0};
+        for (int i = 0; i < n; i++) r[i] = res[i];
+        *v += r;
+    }
+    if (relu) *v = (direct_v8)((direct_iv8)*v & ~(direct_iv8)(*v < (direct_v8){0}));
+}
+
+/* The epilogue of a narrow tile (4 < NP <= 8 positions, AVX2's 6) of kb channels, its first nq
+ * positions outputs: each half of the 16 channels transposed 8 x 8 (positions past NP zero) into
+ * one vector of positions per channel, then y[j * plane + i] = relu?(v + bias + residual) for
+ * i < nq. Through store_tile instead (a scalar extract, add and store per output), the code
+ * outside the FMA loop took about 15 % of the AVX2 stem's samples (perf, 1 thread). Pointwise
+ * 64 -> 256 at 56x56 0.82-0.85 against store_tile. Not used by flat_item: there the compiler then
+ * spilled an accumulator inside the FMA loop (3x3 and 5x5 layers 1.13-1.27 slower). */
+static ALWAYS_INLINE void narrow_tile_store(const direct_vec *acc, const int NP, int64_t nq, int64_t kb,
+                                            const float *bias, const float *residual, int relu, float *y,
+                                            int64_t plane) {
+    direct_v8 rows[2][8], cols[2][8];
+    for (int i = 0; i < 8; i++) {
+        const direct_vec a = i < NP ? acc[i] : (direct_vec){0};
+        rows[0][i] = __builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7);
+        rows[1][i] = __builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15);
+    }
+    transpose8(rows[0], cols[0]);
+    transpose8(rows[1], cols[1]);
+#pragma clang loop unroll(full)
+    for (int j = 0; j < DK; j++) { /* unrolled: each channel's vector stays in its register */
+        if (j >= kb) break;
+        direct_v8 v = cols[j >> 3][j & 7] + (bias ? bias[j] : 0.0f);
+        float *yo = y + j * plane;
+        const float *res = residual ? residual + j * plane : NULL;
+        if (nq == NP) { /* the common case, with constant trip counts */
+            narrow_epilogue(&v, res, NP, relu);
+            for (int i = 0; i < NP; i++) yo[i] = v[i];
+        } else {
+            narrow_epilogue(&v, res, (int)nq, relu);
+            for (int i = 0; i < nq; i++) yo[i] = v[i];
+        }
+    }
+}
+
 /* A wide kernel's tile of nq positions x kb channels into y (positions consecutive, channels
- * plane floats apart) with the epilogue: through the in-register transpose when the tile is wider
- * than a vector of channels, else through store_tile. */
+ * plane floats apart) with the epilogue: through an in-register transpose when the tile is wider
+ * than a vector of channels (16 x 16 blocks) or 5-8 positions wide (8 x 8 blocks), else through
+ * store_tile. */
 static ALWAYS_INLINE void wide_item_store(const direct_vec *acc, const int NP, int64_t nq, int64_t kb,
                                           const float *bias, const float *residual, int relu, float *y,
                                           int64_t plane) {
     if (NP > DK) {
         wide_tile_store(acc, NP, nq, kb, bias, residual, relu, y, plane);
+        return;
+    }
+    if (NP > 4 && NP <= 8) {
+        narrow_tile_store(acc, NP, nq, kb, bias, residual, relu, y, plane);
         return;
     }
     float out[DIRECT_FLAT_NP_MAX][DK];
@@ -731,6 +804,9 @@ static int64_t direct_items(const conv_geom *g);
  *   233 GFLOP/s peak).
  * - AlexNet's conv1 (no padding: the copy only gives the tiles their slack): 1.22-1.25 -> 1.01-1.05
  *   ms.
+ * - AVX2 (Zen 3 class, the dlopen harness, median per-call ratio of 30 alternated calls): the
+ *   6-column tiles stored through the 8 x 8 transpose (narrow_tile_store) against store_tile, the
+ *   stem 0.81-0.94, AlexNet's conv1 0.91-0.95, over 1 and 2 threads and four runs.
  * - a 3x3/2 layer (64 -> 128 channels, 56x56, batch 4), whose 9 taps are cheap to check: on the
  *   padded copy 2.64-3.01 -> 2.87-2.89 ms, hence the 25 taps.
  * At stride 1 the planes the flat tiles leave are tiny (ResNet-18's 1x1 plane at CIFAR size), where
