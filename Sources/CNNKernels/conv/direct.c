@@ -358,11 +358,17 @@ static ALWAYS_INLINE void tile_accumulate(const conv_geom *g, const float *CNN_R
         }
 }
 
+/* The out-of-line narrow store of the active ISA (narrow_tile_store, below), for flat_item. */
+typedef void (*direct_narrow_store_fn)(const void *acc, int64_t kb, const float *bias, const float *residual,
+                                       int relu, float *y, int64_t plane);
+
 // xp is the padded copy of output rows [p0, p0 + rows) of image n (C, hp, Wp); item = (group, block
-// of 16 channels, tile of NP flat positions); writes those rows of image n of y (N, K, P, Q)
+// of 16 channels, tile of NP flat positions); writes those rows of image n of y (N, K, P, Q);
+// narrow_store: NULL, or the narrow store for NP
 static ALWAYS_INLINE void flat_item(const conv_geom *g, const float *xp, int64_t hp, int64_t p0, int64_t rows,
                                     const float *wp, const float *bias, const float *residual, int relu,
-                                    float *y, int64_t n, int64_t item, const int NP) {
+                                    float *y, int64_t n, int64_t item, const int NP,
+                                    direct_narrow_store_fn narrow_store) {
     const int64_t kbs = kblocks16(g), F = flat_positions_rows(g, rows);
     const int64_t tiles = (F + NP - 1) / NP, blocks = g->G * kbs;
     /* Consecutive items share what is larger: the weights of a channel block (deep layers) or the
@@ -383,6 +389,15 @@ static ALWAYS_INLINE void flat_item(const conv_geom *g, const float *xp, int64_t
     const float *CNN_RESTRICT wb = wp + (grp * kbs + b) * g->Cg * g->R * g->S * DK;
     direct_vec acc[DIRECT_FLAT_NP_MAX];
     tile_accumulate(g, xg, hp * Wp, Wp, wb, NP, 1, acc);
+    /* A narrow tile (AVX2's 6 positions) whose positions are all outputs of one row (a tile starts
+     * before the band's last output, so its row is one of the band's): the transposed store, out of
+     * line. Inlined, it made the compiler spill an accumulator inside the FMA loop. */
+    const int64_t fp = f0 / Wp, fq = f0 - fp * Wp;
+    if (narrow_store && fq + NP <= g->Q) {
+        const int64_t o = ((n * g->K + k0) * g->P + p0 + fp) * g->Q + fq;
+        narrow_store(acc, kb, bias ? bias + k0 : NULL, residual ? residual + o : NULL, relu, y + o, g->P * g->Q);
+        return;
+    }
     /* Epilogue: the positions that are outputs, y = relu?(acc + bias + residual), channel by
      * channel so that each channel's stores are consecutive floats of its plane. */
     int64_t at[DIRECT_FLAT_NP_MAX]; /* offset in the output plane, -1: a dropped position */
@@ -516,8 +531,10 @@ static ALWAYS_INLINE void narrow_epilogue(direct_v8 *v, const float *res, int n,
  * one vector of positions per channel, then y[j * plane + i] = relu?(v + bias + residual) for
  * i < nq. Through store_tile instead (a scalar extract, add and store per output), the code
  * outside the FMA loop took about 15 % of the AVX2 stem's samples (perf, 1 thread). Pointwise
- * 64 -> 256 at 56x56 0.82-0.85 against store_tile. Not used by flat_item: there the compiler then
- * spilled an accumulator inside the FMA loop (3x3 and 5x5 layers 1.13-1.27 slower). */
+ * 64 -> 256 at 56x56 0.82-0.85 against store_tile. flat_item calls it out of line (inlined there,
+ * an accumulator spilled inside the FMA loop and 3x3 and 5x5 layers ran 1.13-1.27x slower); out of
+ * line against flat_item's scalar store: LeNet-5's conv2 at batch 64 0.87-0.96, 5x5 16 -> 32 and
+ * 16 -> 48 0.95-0.97 (1 and 2 threads, two runs; the same build against itself 0.98-1.01). */
 static ALWAYS_INLINE void narrow_tile_store(const direct_vec *acc, const int NP, int64_t nq, int64_t kb,
                                             const float *bias, const float *residual, int relu, float *y,
                                             int64_t plane) {
@@ -633,11 +650,20 @@ typedef void (*direct_flat_fn)(const conv_geom *, const float *, int64_t, int64_
                                const float *, const float *, int, float *, int64_t, int64_t);
 
 #define DEFINE_DIRECT(isa, attr, qb, np)                                                            \
+    attr __attribute__((noinline)) static void cnn_f32_conv_direct_narrow_store__##isa(             \
+        const void *acc, int64_t kb, const float *bias, const float *residual, int relu, float *y,   \
+        int64_t plane) {                                                                              \
+        /* Only AVX2's 6-position tiles call it; the 8 keeps the others' dead body valid. */        \
+        if (np > 4 && np <= 8)                                                                        \
+            narrow_tile_store((const direct_vec *)acc, np > 4 && np <= 8 ? np : 8, np, kb, bias,      \
+                              residual, relu, y, plane);                                              \
+    }                                                                                                 \
     attr static void cnn_f32_conv_direct_flat__##isa(const conv_geom *g, const float *xp, int64_t hp, \
                                                      int64_t p0, int64_t rows, const float *wp,      \
                                                      const float *bias, const float *residual,       \
                                                      int relu, float *y, int64_t n, int64_t item) {  \
-        flat_item(g, xp, hp, p0, rows, wp, bias, residual, relu, y, n, item, np);                     \
+        flat_item(g, xp, hp, p0, rows, wp, bias, residual, relu, y, n, item, np,                      \
+                  np > 4 && np <= 8 ? cnn_f32_conv_direct_narrow_store__##isa : NULL);                \
     }                                                                                                 \
     attr static void cnn_f32_conv_direct_pointwise__##isa(const conv_geom *g, const float *x,        \
                                                           const float *wp, const float *bias,        \
@@ -678,7 +704,7 @@ CNN_TARGET_AVX512 static void cnn_f32_conv_direct_flat21__avx512(const conv_geom
                                                                 int64_t p0, int64_t rows, const float *wp,
                                                                 const float *bias, const float *residual,
                                                                 int relu, float *y, int64_t n, int64_t item) {
-    flat_item(g, xp, hp, p0, rows, wp, bias, residual, relu, y, n, item, 21);
+    flat_item(g, xp, hp, p0, rows, wp, bias, residual, relu, y, n, item, 21, NULL);
 }
 #endif
 
