@@ -181,6 +181,13 @@ private let convNamedCases: [ConvCase] = [
     // The same blocks of B panels on every ISA (5x5/2 runs implicitly everywhere): 520 output
     // channels over 600 column rows, 2-3 K blocks of 200-300.
     convImplicitBlocked5x5Case,
+    // The weight gradient without a column matrix (stride 1 along columns, rows of 24 or more
+    // columns): LeNet-5's conv1 at batch 9 (partial sums over 8 + 1 images); groups of 2 input and
+    // 5 output channels (an odd count: half a register tile), 18 taps per group (not a multiple of
+    // the 5-tap tile), row stride 2, column dilation 2 and 27 output columns (a partial vector).
+    ConvCase("dW direct: lenet5.conv1, batch 9", n: 9, c: 1, h: 28, w: 28, k: 6, r: 5, s: 5, pad: (2, 2)),
+    ConvCase("dW direct: groups 2, stride (2, 1), dilation (1, 2)", n: 3, c: 4, h: 11, w: 29, k: 10, r: 3, s: 3,
+             stride: (2, 1), pad: (1, 1), dilation: (1, 2), groups: 2),
 ]
 
 private let convImplicitBlocked5x5Case = ConvCase("implicit 5x5/2, blocks of B panels", n: 1, c: 24, h: 30, w: 30,
@@ -571,6 +578,31 @@ extension ConvTests {
             }
         }
         print("conv backward: \(cases.count) cases x \(ComputeRuntime.supportedISAs.count) ISAs; worst error data \(worst.data), weight \(worst.weight), bias \(worst.bias)")
+    }
+
+    /// The direct weight gradient's vectors run past a row's last output column (26 columns: the
+    /// fourth vector holds 2); those lanes are masked, so a NaN in input column 26, which taps 1 and
+    /// 2 read and tap 0 never does, reaches the gradients of taps 1 and 2 only, as in the reference.
+    @Test func directWeightGradientKeepsNaNToTheTapsThatReadIt() throws {
+        let cs = ConvCase("1x3 at 3x28", n: 1, c: 1, h: 3, w: 28, k: 2, r: 1, s: 3)
+        var shape = cs.shape
+        var rng = ConvRNG(state: 0xD1CE)
+        var x = rng.floats(cs.xCount)
+        x[28 + 26] = .nan // row 1, column 26
+        let dy = rng.floats(cs.yCount)
+        var ref = [Float](repeating: 0, count: cs.wCount)
+        #expect(cnn_conv2d_backward_weight_reference(&shape, x, dy, &ref, nil) == CNN_OK)
+        #expect(!ref[0].isNaN && ref[1].isNaN && ref[2].isNaN)
+        for isa in ComputeRuntime.supportedISAs {
+            try ComputeRuntime.withISA(isa) {
+                var dw = [Float](repeating: 0, count: cs.wCount)
+                #expect(cnn_conv2d_backward_weight(&shape, x, dy, &dw, nil) == CNN_OK)
+                for i in 0..<cs.wCount {
+                    #expect(dw[i].isNaN == ref[i].isNaN, "\(isa) tap \(i): \(dw[i]) against \(ref[i])")
+                    if !ref[i].isNaN { #expect(abs(dw[i] - ref[i]) <= 1e-5 * max(1, abs(ref[i])), "\(isa) tap \(i)") }
+                }
+            }
+        }
     }
 
     /// Large stride-1 3x3 layers take their data gradient through the forward Winograd kernels (the

@@ -5,7 +5,9 @@
  *     data:   col (CgRS x band) = W_g^T (CgRS x Kg) * dy_g (Kg x band), then dx_g += col2im(col)
  *     weight: dW_g (Kg x CgRS) += dy_g (Kg x band) * col^T, col = im2col(x_g) of the band
  * Depthwise convolutions (one input channel per group) use direct loops over each channel's plane:
- * a GEMM with a single row or column per group would run at a fraction of its speed. */
+ * a GEMM with a single row or column per group would run at a fraction of its speed. So does the
+ * weight gradient of a small layer with rows of 24 or more columns (LeNet-5's conv1): see
+ * backward_weight_direct.c. */
 #include "conv_internal.h"
 #include "winograd.h"
 
@@ -114,7 +116,8 @@ static int auto_winograd_tile(const cnn_conv_shape *s) {
  * path), s being the forward shape whose transforms they reuse: AUTO takes the tile AUTO picks
  * for s; an explicit Winograd algorithm its own tile; direct, im2col and 1x1 GEMM layers none, so
  * a layer pinned to one of them gets the GEMM's rounding in both directions (the same for any
- * split of the batch). */
+ * split of the batch), or for the weight gradient of a small layer with wide rows the direct sum
+ * of cnn_conv_backward_weight_direct (chosen by the layer's shape alone, never its batch). */
 static int gradient_tile(cnn_conv_algorithm algorithm, const conv_geom *g, const cnn_conv_shape *s) {
     if (!winograd_shape(g)) return 0;
     switch (algorithm) {
@@ -273,6 +276,7 @@ cnn_status cnn_conv2d_backward_weight_for(cnn_conv_algorithm algorithm, const cn
      * gradient_tile). */
     const int m = gradient_tile(algorithm, &g, shape);
     if (m > 0) return cnn_winograd_backward_weight(m, shape, x, dy, dw);
+    if (cnn_conv_backward_weight_direct_applies(&g)) return cnn_conv_backward_weight_direct(&g, x, dy, dw);
     /* Taps that only read padding (see cnn_conv_trim_taps) have a zero gradient: the GEMM runs
      * with the trimmed kernel into a zeroed buffer, which is then added into dw's window. */
     conv_geom t;

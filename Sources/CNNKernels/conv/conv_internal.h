@@ -71,6 +71,11 @@ static inline int64_t conv_band_rows(int64_t row_floats, int64_t P) {
 void cnn_conv_im2col(const conv_geom *g, const float *x, int64_t p0, int64_t rows, float *col);
 /* The adjoint: dx (Cg, H, W) += col2im(col) for output rows [p0, p0 + rows). */
 void cnn_conv_col2im(const conv_geom *g, const float *col, int64_t p0, int64_t rows, float *dx);
+/* The weight gradient without a column matrix (backward_weight_direct.c): 1 when it takes g
+ * (stride 1 along columns, not depthwise, few output channels and weights), and
+ * dw (K, Cg, R, S) += the gradient; OUT_OF_MEMORY if a buffer cannot be had (dw untouched). */
+int cnn_conv_backward_weight_direct_applies(const conv_geom *g);
+cnn_status cnn_conv_backward_weight_direct(const conv_geom *g, const float *x, const float *dy, float *dw);
 /* Images per column matrix (>= 1): above 1 when the output plane is small, so that one GEMM covers
  * several images (see im2col.c). Forward and both backward passes use the same count. */
 int64_t cnn_conv_batch_images(const conv_geom *g);

@@ -1,0 +1,218 @@
+/* Weight gradient of small stride-1 layers without a column matrix (LeNet-5's convolutions):
+ *
+ *     dW[k][c][r][s] += sum over n, p, q of dy[n][k][p][q] * x[n][c][p*sh - ph + r*dh][q - pw + s*dw]
+ *
+ * The GEMM path builds the column matrix (Cg R S x N P Q: 5 MiB for LeNet-5's conv1 at batch 64),
+ * then multiplies a few output channels (6 or 16 rows) into it with a reduction over N P Q: the
+ * pass over that matrix, written once and read back transposed, is most of the time. Here each
+ * image is copied once, zero-padded, into a per-thread buffer that stays in L1, and the sum runs
+ * with vectors along the output row q:
+ *   - a register tile of 2 output channels x 5 taps (c, r, s) holds 10 vector accumulators; per
+ *     output row and vector of 8 columns it loads the 2 output-gradient vectors and the 5 input
+ *     vectors (at column offsets s*dw, contiguous because the stride along columns is 1) for 10
+ *     FMAs;
+ *   - the accumulators are kept per (channel, tap) across the images of a chunk and summed across
+ *     their 8 lanes at the chunk's end;
+ *   - chunks are DWD_CHUNK consecutive images, their partial sums added into dW in chunk order, so
+ *     the result does not depend on the thread count.
+ * The vector's lanes past Q read input columns that output column never pairs with: the output
+ * gradient's copy is zero there and the input vector is masked to zero too (a NaN or infinity in
+ * such a column would otherwise turn 0 * x into NaN).
+ * Plain C on the compiler's vector type, compiled once per ISA (AVX-512 and AVX2 run 8-lane ymm,
+ * the portable build two xmm). */
+#include "conv_internal.h"
+
+#include <string.h>
+
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+#define DWD_LANES 8
+#define DWD_KB 2  /* output channels per register tile */
+#define DWD_TB 5  /* taps per register tile */
+#define DWD_CHUNK 8 /* images per partial sum */
+/* The layers it takes: output rows of at least DWD_MIN_Q columns (three or more vectors, most
+ * lanes used), at most DWD_MAX_KG output channels per group and DWD_MAX_WEIGHTS weights per group.
+ * Zen 3 class, AVX2, C harness, batch 64 unless noted, the builds called in turn 20-30 times,
+ * median per-call ratio direct / GEMM path, 2 threads: LeNet-5's conv1 (1 -> 6, 5x5 pad 2 at 28x28)
+ * 0.27 (1 thread 0.43); 16 -> 32 5x5 at 28x28 0.74; 3 -> 16 3x3 at 32x32 0.46; 3 -> 64 5x5 at
+ * 32x32 0.81; 3 -> 32 7x7 at 64x64, batch 16, 0.73. Narrow rows lose: 8 -> 32 3x3 at 16x16 0.97,
+ * LeNet-5's conv2 (10 columns in two vectors) 1.18-1.22. */
+#define DWD_MIN_Q 24
+#define DWD_MAX_KG 64
+#define DWD_MAX_WEIGHTS 16384
+
+typedef float dwd_vec __attribute__((vector_size(DWD_LANES * sizeof(float)), aligned(4)));
+typedef int32_t dwd_ivec __attribute__((vector_size(DWD_LANES * sizeof(int32_t)), aligned(4)));
+
+/* The padded copy's geometry: rows Hp = H + 2 ph; columns Wp wide enough for every lane of the
+ * last vector at the widest tap offset. */
+typedef struct dwd_geom {
+    int64_t Qv;         /* vectors per output row, ceil(Q / 8) */
+    int64_t Hp, Wp;     /* padded image rows and columns */
+    int64_t taps, tapsp; /* Cg R S, and rounded up to DWD_TB */
+    int64_t kgp;        /* Kg rounded up to DWD_KB */
+} dwd_geom;
+
+static dwd_geom dwd_geometry(const conv_geom *g) {
+    dwd_geom d;
+    d.Qv = (g->Q + DWD_LANES - 1) / DWD_LANES;
+    d.Hp = g->H + 2 * g->ph;
+    d.Wp = CNN_MAX(g->W + 2 * g->pw, d.Qv * DWD_LANES + (g->S - 1) * g->dw);
+    d.taps = g->Cg * g->R * g->S;
+    d.tapsp = (d.taps + DWD_TB - 1) / DWD_TB * DWD_TB;
+    d.kgp = (g->Kg + DWD_KB - 1) / DWD_KB * DWD_KB;
+    return d;
+}
+
+/* Per-thread floats: the padded image (Cg Hp Wp), the output gradient's rows padded to Qv vectors
+ * (kgp P Qv 8, zero past Q and past Kg), the vector accumulators (kgp tapsp 8). */
+static size_t dwd_thread_floats(const conv_geom *g, const dwd_geom *d) {
+    return (size_t)(g->Cg * d->Hp * d->Wp + d->kgp * g->P * d->Qv * DWD_LANES + d->kgp * d->tapsp * DWD_LANES);
+}
+
+/* acc[j][t] += sum over rows p and vectors v of dy_j[p][v] * x at tap t; `mask` clears the lanes
+ * past Q of the last vector. */
+static ALWAYS_INLINE void dwd_tile(const float *CNN_RESTRICT xb, const int64_t *off, const float *CNN_RESTRICT d0,
+                                   const float *CNN_RESTRICT d1, int64_t P, int64_t Qv, int64_t xrow, int64_t drow,
+                                   const dwd_ivec *mask, dwd_vec *CNN_RESTRICT acc) {
+    dwd_vec a0[DWD_TB], a1[DWD_TB];
+    for (int t = 0; t < DWD_TB; t++) {
+        a0[t] = acc[t];
+        a1[t] = acc[DWD_TB + t];
+    }
+    const int64_t o0 = off[0], o1 = off[1], o2 = off[2], o3 = off[3], o4 = off[4];
+    for (int64_t p = 0; p < P; p++) {
+        const float *CNN_RESTRICT xp = xb + p * xrow;
+        const float *CNN_RESTRICT e0 = d0 + p * drow, *CNN_RESTRICT e1 = d1 + p * drow;
+        for (int64_t v = 0; v < Qv; v++) {
+            const dwd_vec y0 = *(const dwd_vec *)(e0 + v * DWD_LANES), y1 = *(const dwd_vec *)(e1 + v * DWD_LANES);
+            const float *CNN_RESTRICT xv = xp + v * DWD_LANES;
+            dwd_vec x[DWD_TB] = {*(const dwd_vec *)(xv + o0), *(const dwd_vec *)(xv + o1), *(const dwd_vec *)(xv + o2),
+                                 *(const dwd_vec *)(xv + o3), *(const dwd_vec *)(xv + o4)};
+            if (v == Qv - 1)
+                for (int t = 0; t < DWD_TB; t++) x[t] = (dwd_vec)((dwd_ivec)x[t] & *mask);
+            for (int t = 0; t < DWD_TB; t++) {
+                a0[t] += y0 * x[t];
+                a1[t] += y1 * x[t];
+            }
+        }
+    }
+    for (int t = 0; t < DWD_TB; t++) {
+        acc[t] = a0[t];
+        acc[DWD_TB + t] = a1[t];
+    }
+}
+
+/* One item: group grp, images [n0, n0 + cnt) into part (Kg x taps, written). buf: the thread's
+ * dwd_thread_floats. */
+static ALWAYS_INLINE void dwd_item(const conv_geom *g, const dwd_geom *d, const float *x, const float *dy,
+                                   int64_t grp, int64_t n0, int64_t cnt, float *part, float *buf) {
+    float *xb = buf, *db = xb + g->Cg * d->Hp * d->Wp, *ab = db + d->kgp * g->P * d->Qv * DWD_LANES;
+    const int64_t HW = g->H * g->W, PQ = g->P * g->Q, drow = d->Qv * DWD_LANES, dplane = g->P * drow;
+    const int64_t xplane = d->Hp * d->Wp;
+    dwd_ivec mask;
+    for (int l = 0; l < DWD_LANES; l++) mask[l] = (d->Qv - 1) * DWD_LANES + l < g->Q ? -1 : 0;
+    /* Tap t = (c, r, s) at offset c Hp Wp + r dh Wp + s dw of the padded copy; the padding taps
+     * past `taps` read offset 0 and are dropped. */
+    int64_t off[DWD_TB];
+    memset(ab, 0, (size_t)(d->kgp * d->tapsp * DWD_LANES) * sizeof(float));
+    memset(db, 0, (size_t)(d->kgp * dplane) * sizeof(float)); /* the lanes past Q and rows past Kg stay 0 */
+    memset(xb, 0, (size_t)(g->Cg * xplane) * sizeof(float)); /* the padding stays 0 */
+    for (int64_t n = n0; n < n0 + cnt; n++) {
+        const float *xn = x + (n * g->C + grp * g->Cg) * HW, *dn = dy + (n * g->K + grp * g->Kg) * PQ;
+        for (int64_t c = 0; c < g->Cg; c++)
+            for (int64_t h = 0; h < g->H; h++)
+                memcpy(xb + c * xplane + (h + g->ph) * d->Wp + g->pw, xn + c * HW + h * g->W,
+                       (size_t)g->W * sizeof(float));
+        for (int64_t k = 0; k < g->Kg; k++)
+            for (int64_t p = 0; p < g->P; p++)
+                memcpy(db + k * dplane + p * drow, dn + k * PQ + p * g->Q, (size_t)g->Q * sizeof(float));
+        for (int64_t t0 = 0; t0 < d->tapsp; t0 += DWD_TB) {
+            for (int i = 0; i < DWD_TB; i++) {
+                const int64_t t = t0 + i, c = t / (g->R * g->S), r = t / g->S % g->R, s = t % g->S;
+                off[i] = t < d->taps ? c * xplane + r * g->dh * d->Wp + s * g->dw : 0;
+            }
+            for (int64_t k0 = 0; k0 < d->kgp; k0 += DWD_KB)
+                dwd_tile(xb, off, db + k0 * dplane, db + (k0 + 1) * dplane, g->P, d->Qv, g->sh * d->Wp, drow, &mask,
+                         (dwd_vec *)ab + (k0 / DWD_KB * d->tapsp + t0) * DWD_KB);
+        }
+    }
+    /* The lanes of each accumulator summed in a fixed order. */
+    for (int64_t k = 0; k < g->Kg; k++)
+        for (int64_t t = 0; t < d->taps; t++) {
+            const int64_t t0 = t / DWD_TB * DWD_TB;
+            const dwd_vec a = ((const dwd_vec *)ab)[(k / DWD_KB * d->tapsp + t0) * DWD_KB + (k % DWD_KB) * DWD_TB +
+                                                    (t - t0)];
+            part[k * d->taps + t] = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+        }
+}
+
+typedef void (*dwd_fn)(const conv_geom *, const dwd_geom *, const float *, const float *, int64_t, int64_t,
+                       int64_t, float *, float *);
+
+#define DEFINE_DWD(isa, attr)                                                                                  \
+    attr static void cnn_f32_conv_dw_direct__##isa(const conv_geom *g, const dwd_geom *d, const float *x,     \
+                                                   const float *dy, int64_t grp, int64_t n0, int64_t cnt,     \
+                                                   float *part, float *buf) {                                 \
+        dwd_item(g, d, x, dy, grp, n0, cnt, part, buf);                                                       \
+    }
+
+DEFINE_DWD(generic, )
+#if CNN_X86
+DEFINE_DWD(avx2, CNN_TARGET_AVX2)
+DEFINE_DWD(avx512, CNN_TARGET_AVX512)
+#endif
+
+static dwd_fn dwd_variant(void) {
+#if CNN_X86
+    switch (cnn_isa_active()) {
+    case CNN_ISA_AVX512: return cnn_f32_conv_dw_direct__avx512;
+    case CNN_ISA_AVX2: return cnn_f32_conv_dw_direct__avx2;
+    default: break;
+    }
+#endif
+    return cnn_f32_conv_dw_direct__generic;
+}
+
+int cnn_conv_backward_weight_direct_applies(const conv_geom *g) {
+    if (g->sw != 1 || g->N == 0 || (g->Cg == 1 && g->G > 1)) return 0;
+    return g->Q >= DWD_MIN_Q && g->Kg <= DWD_MAX_KG && g->Kg * g->Cg * g->R * g->S <= DWD_MAX_WEIGHTS;
+}
+
+cnn_status cnn_conv_backward_weight_direct(const conv_geom *g, const float *x, const float *dy, float *dw) {
+    const dwd_geom d = dwd_geometry(g);
+    const int64_t chunks = (g->N + DWD_CHUNK - 1) / DWD_CHUNK, items = g->G * chunks, per = g->Kg * d.taps;
+    float *part = (float *)cnn_workspace(CNN_CONV_SLOT_TRIM_DW, (size_t)(items * per) * sizeof(float));
+    if (!part) return CNN_ERR_OUT_OF_MEMORY;
+    const dwd_fn fn = dwd_variant();
+    const int nt = cnn_threads_for(items);
+    cnn_status status = CNN_OK;
+    CNN_UNUSED(nt);
+#if CNN_OMP
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+    {
+        /* Items split evenly by hand: a thread whose buffer failed skips its share without
+         * leaving the others at a worksharing barrier. */
+        float *buf = (float *)cnn_workspace(CNN_CONV_SLOT_COL, dwd_thread_floats(g, &d) * sizeof(float));
+        const int64_t t = CNN_OMP_NUM_THREADS(), id = CNN_OMP_THREAD_NUM();
+        if (!buf) {
+            CNN_PRAGMA(omp atomic write)
+            status = CNN_ERR_OUT_OF_MEMORY;
+        } else {
+            for (int64_t i = items * id / t; i < items * (id + 1) / t; i++) {
+                const int64_t grp = i / chunks, n0 = i % chunks * DWD_CHUNK;
+                fn(g, &d, x, dy, grp, n0, CNN_MIN(DWD_CHUNK, g->N - n0), part + i * per, buf);
+            }
+        }
+    }
+    if (status != CNN_OK) return status;
+    /* dw += the chunks' sums, added in chunk order. */
+    for (int64_t grp = 0; grp < g->G; grp++)
+        for (int64_t e = 0; e < per; e++) {
+            float s = part[grp * chunks * per + e];
+            for (int64_t ch = 1; ch < chunks; ch++) s += part[(grp * chunks + ch) * per + e];
+            dw[grp * per + e] += s;
+        }
+    return CNN_OK;
+}
