@@ -188,6 +188,12 @@ private let convNamedCases: [ConvCase] = [
     ConvCase("dW direct: lenet5.conv1, batch 9", n: 9, c: 1, h: 28, w: 28, k: 6, r: 5, s: 5, pad: (2, 2)),
     ConvCase("dW direct: groups 2, stride (2, 1), dilation (1, 2)", n: 3, c: 4, h: 11, w: 29, k: 10, r: 3, s: 3,
              stride: (2, 1), pad: (1, 1), dilation: (1, 2), groups: 2),
+    // Channel vectors (16 output channels per vector): LeNet-5's conv2 at batch 9; groups of 3
+    // input and 32 output channels (two vectors) with 27 taps (not a multiple of the 6-tap tile),
+    // stride 2, dilation (2, 1).
+    ConvCase("dW direct: lenet5.conv2, batch 9", n: 9, c: 6, h: 14, w: 14, k: 16, r: 5, s: 5),
+    ConvCase("dW direct: 32-channel groups, stride 2, dilation (2, 1)", n: 3, c: 6, h: 13, w: 12, k: 64, r: 3, s: 3,
+             stride: (2, 2), pad: (1, 2), dilation: (2, 1), groups: 2),
 ]
 
 private let convImplicitBlocked5x5Case = ConvCase("implicit 5x5/2, blocks of B panels", n: 1, c: 24, h: 30, w: 30,

@@ -275,8 +275,8 @@ extension Functional {
             ?? ConvolutionPlan(algorithm: alg, geometry: g, weight: weight.value)
         let y = try plan.forward(x.value, bias: bias?.value, residual: residual, relu: relu)
         // The gradients follow the forward: AUTO's Winograd layers take Winograd gradients, a layer
-        // pinned to direct, im2col or 1x1 GEMM takes the GEMM path (a small layer with wide rows
-        // its weight gradient by the direct sum; both chosen by the layer's shape, so the rounding
+        // pinned to direct, im2col or 1x1 GEMM takes the GEMM path (a small layer its weight
+        // gradient by the direct sum; both chosen by the layer's shape, so the rounding
         // does not depend on the batch size), an autotuned one whatever its table picked.
         let backwardAlgorithm = alg == .auto ? CNN_CONV_AUTO : plan.algorithm.cValue
         let xv = x.value, wv = weight.value

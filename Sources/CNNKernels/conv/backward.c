@@ -6,8 +6,7 @@
  *     weight: dW_g (Kg x CgRS) += dy_g (Kg x band) * col^T, col = im2col(x_g) of the band
  * Depthwise convolutions (one input channel per group) use direct loops over each channel's plane:
  * a GEMM with a single row or column per group would run at a fraction of its speed. So does the
- * weight gradient of a small layer with rows of 24 or more columns (LeNet-5's conv1): see
- * backward_weight_direct.c. */
+ * weight gradient of a small layer (LeNet-5's two): see backward_weight_direct.c. */
 #include "conv_internal.h"
 #include "winograd.h"
 
@@ -116,8 +115,8 @@ static int auto_winograd_tile(const cnn_conv_shape *s) {
  * path), s being the forward shape whose transforms they reuse: AUTO takes the tile AUTO picks
  * for s; an explicit Winograd algorithm its own tile; direct, im2col and 1x1 GEMM layers none, so
  * a layer pinned to one of them gets the GEMM's rounding in both directions (the same for any
- * split of the batch), or for the weight gradient of a small layer with wide rows the direct sum
- * of cnn_conv_backward_weight_direct (chosen by the layer's shape alone, never its batch). */
+ * split of the batch), or for the weight gradient of a small layer the direct sum of
+ * cnn_conv_backward_weight_direct (chosen by the layer's shape alone, never its batch). */
 static int gradient_tile(cnn_conv_algorithm algorithm, const conv_geom *g, const cnn_conv_shape *s) {
     if (!winograd_shape(g)) return 0;
     switch (algorithm) {

@@ -1,25 +1,24 @@
-/* Weight gradient of small stride-1 layers without a column matrix (LeNet-5's convolutions):
+/* Weight gradient of small layers without a column matrix (LeNet-5's convolutions):
  *
- *     dW[k][c][r][s] += sum over n, p, q of dy[n][k][p][q] * x[n][c][p*sh - ph + r*dh][q - pw + s*dw]
+ *     dW[k][c][r][s] += sum over n, p, q of dy[n][k][p][q] * x[n][c][p*sh - ph + r*dh][q*sw - pw + s*dw]
  *
  * The GEMM path builds the column matrix (Cg R S x N P Q: 5 MiB for LeNet-5's conv1 at batch 64),
  * then multiplies a few output channels (6 or 16 rows) into it with a reduction over N P Q: the
  * pass over that matrix, written once and read back transposed, is most of the time. Here each
- * image is copied once, zero-padded, into a per-thread buffer that stays in L1, and the sum runs
- * with vectors along the output row q:
- *   - a register tile of 2 output channels x 5 taps (c, r, s) holds 10 vector accumulators; per
- *     output row and vector of 8 columns it loads the 2 output-gradient vectors and the 5 input
- *     vectors (at column offsets s*dw, contiguous because the stride along columns is 1) for 10
- *     FMAs;
- *   - the accumulators are kept per (channel, tap) across the images of a chunk and summed across
- *     their 8 lanes at the chunk's end;
- *   - chunks are DWD_CHUNK consecutive images, their partial sums added into dW in chunk order, so
- *     the result does not depend on the thread count.
- * The vector's lanes past Q read input columns that output column never pairs with: the output
- * gradient's copy is zero there and the input vector is masked to zero too (a NaN or infinity in
- * such a column would otherwise turn 0 * x into NaN).
- * Plain C on the compiler's vector type, compiled once per ISA (AVX-512 and AVX2 run 8-lane ymm,
- * the portable build two xmm). */
+ * image is copied once, zero-padded, into a per-thread buffer that stays in L1, and one of two
+ * register tiles runs over it:
+ *   - whole vectors of output channels (Kg a multiple of 16): 16 channels x 6 taps, the output
+ *     gradient copied channels-last, one broadcast input per tap and position (dwk_item below);
+ *   - otherwise, at column stride 1 with rows of 24 or more columns: vectors along the output row
+ *     q, 2 output channels x 5 taps (c, r, s), per row and vector of 8 columns the 2 output-
+ *     gradient vectors and the 5 input vectors at column offsets s*dw for 10 FMAs (dwd_item). The
+ *     lanes past Q read input columns that output column never pairs with: the output gradient's
+ *     copy is zero there and the input vector is masked to zero too (a NaN or infinity in such a
+ *     column would otherwise turn 0 * x into NaN).
+ * The accumulators are kept per (channel, tap) across the images of a chunk (the row vectors' 8
+ * lanes summed at its end); chunks are DWD_CHUNK consecutive images, their partial sums added into
+ * dW in chunk order, so the result does not depend on the thread count. Plain C on the compiler's
+ * vector types, compiled once per ISA. */
 #include "conv_internal.h"
 
 #include <string.h>
@@ -30,14 +29,20 @@
 #define DWD_KB 2  /* output channels per register tile */
 #define DWD_TB 5  /* taps per register tile */
 #define DWD_CHUNK 8 /* images per partial sum */
-/* The layers it takes: output rows of at least DWD_MIN_Q columns (three or more vectors, most
- * lanes used), at most DWD_MAX_KG output channels per group and DWD_MAX_WEIGHTS weights per group.
- * Zen 3 class, AVX2, C harness, batch 64 unless noted, the builds called in turn 20-30 times,
- * median per-call ratio direct / GEMM path, 2 threads: LeNet-5's conv1 (1 -> 6, 5x5 pad 2 at 28x28)
- * 0.27 (1 thread 0.43); 16 -> 32 5x5 at 28x28 0.74; 3 -> 16 3x3 at 32x32 0.46; 3 -> 64 5x5 at
- * 32x32 0.81; 3 -> 32 7x7 at 64x64, batch 16, 0.73. Narrow rows lose: 8 -> 32 3x3 at 16x16 0.97,
- * LeNet-5's conv2 (10 columns in two vectors) 1.18-1.22. */
+/* The layers it takes: at most DWD_MAX_KG output channels and DWD_MAX_WEIGHTS weights per group,
+ * and either Kg a multiple of 16 (the channel vectors) or rows of at least DWD_MIN_Q columns at
+ * column stride 1 (the row vectors: three or more vectors, most lanes used). Zen 3 class, AVX2, C
+ * harness, batch 64 unless noted, the builds called in turn 20-30 times, median per-call ratio
+ * against the GEMM path, 2 threads:
+ *   - channel vectors: LeNet-5's conv2 (6 -> 16, 5x5 at 14x14) 0.41 (1 thread 0.44); 16 -> 32 5x5
+ *     at 14x14 0.48; 8 -> 64 5x5 at 7x7 0.67; 3 -> 16 5x5/2 at 32x32 0.30; 16 -> 16 3x3/2 at
+ *     16x16 0.39; 16 -> 32 5x5 at 28x28 0.55; 3 -> 16 3x3 at 32x32 0.50; 3 -> 32 7x7 at 64x64,
+ *     batch 16, 0.71; 3 -> 64 5x5 at 32x32 0.89 (the row vectors on these four: 0.92, 0.50, 0.84,
+ *     0.94);
+ *   - row vectors: LeNet-5's conv1 (1 -> 6, 5x5 pad 2 at 28x28) 0.27 (1 thread 0.43); with rows
+ *     of 16 columns they measured 0.97, LeNet-5's conv2 (10 columns) 1.18-1.22. */
 #define DWD_MIN_Q 24
+#define DWK_MIN_KG 16
 #define DWD_MAX_KG 64
 #define DWD_MAX_WEIGHTS 16384
 
@@ -147,6 +152,80 @@ static ALWAYS_INLINE void dwd_item(const conv_geom *g, const dwd_geom *d, const 
         }
 }
 
+/* ---- Rows too narrow for vectors along q: vectors along the output channels -----------------
+ * LeNet-5's conv2 (10 output columns: two 8-lane vectors, 62 % of the lanes used) runs 16 output
+ * channels per vector instead: the output gradient copied channels-last (position-major, 16
+ * floats per position, zero past Kg), and a register tile of 16 channels x DWK_TB taps
+ *     acc[t] += dy_cl[p][q] * x[c_t][p sh + r_t dh][q sw + s_t dw]   (one broadcast per tap)
+ * over the valid positions only, so no lane ever pairs with a position that does not exist. */
+#define DWK_LANES 16
+#define DWK_TB 6
+typedef float dwk_vec __attribute__((vector_size(DWK_LANES * sizeof(float)), aligned(4)));
+
+/* Per-thread floats: the padded image (Cg Hp Wp, Wp = W + 2 pw here), the channels-last output
+ * gradient (kblocks P Q 16) and the accumulators (kblocks x taps rounded up to 6, 16 each). */
+static int64_t dwk_tapsp(const dwd_geom *d) { return (d->taps + DWK_TB - 1) / DWK_TB * DWK_TB; }
+static int64_t dwk_kblocks(const conv_geom *g) { return (g->Kg + DWK_LANES - 1) / DWK_LANES; }
+static size_t dwk_thread_floats(const conv_geom *g, const dwd_geom *d) {
+    return (size_t)(g->Cg * d->Hp * (g->W + 2 * g->pw) +
+                    dwk_kblocks(g) * (g->P * g->Q + dwk_tapsp(d)) * DWK_LANES);
+}
+
+static ALWAYS_INLINE void dwk_tile(const conv_geom *g, const float *CNN_RESTRICT xb, int64_t Wp,
+                                   const int64_t *off, const float *CNN_RESTRICT dcl, dwk_vec *CNN_RESTRICT acc) {
+    dwk_vec a[DWK_TB];
+    for (int t = 0; t < DWK_TB; t++) a[t] = acc[t];
+    const int64_t o0 = off[0], o1 = off[1], o2 = off[2], o3 = off[3], o4 = off[4], o5 = off[5], sw = g->sw;
+    for (int64_t p = 0; p < g->P; p++) {
+        const float *CNN_RESTRICT xp = xb + p * g->sh * Wp;
+        const float *CNN_RESTRICT dp = dcl + p * g->Q * DWK_LANES;
+        for (int64_t q = 0; q < g->Q; q++) {
+            const dwk_vec y = *(const dwk_vec *)(dp + q * DWK_LANES);
+            const float *CNN_RESTRICT xq = xp + q * sw;
+            a[0] += y * xq[o0];
+            a[1] += y * xq[o1];
+            a[2] += y * xq[o2];
+            a[3] += y * xq[o3];
+            a[4] += y * xq[o4];
+            a[5] += y * xq[o5];
+        }
+    }
+    for (int t = 0; t < DWK_TB; t++) acc[t] = a[t];
+}
+
+static ALWAYS_INLINE void dwk_item(const conv_geom *g, const dwd_geom *d, const float *x, const float *dy,
+                                   int64_t grp, int64_t n0, int64_t cnt, float *part, float *buf) {
+    const int64_t Wp = g->W + 2 * g->pw, xplane = d->Hp * Wp, HW = g->H * g->W, PQ = g->P * g->Q;
+    const int64_t kbs = dwk_kblocks(g), tapsp = dwk_tapsp(d);
+    float *xb = buf, *dcl = xb + g->Cg * xplane, *ab = dcl + kbs * PQ * DWK_LANES;
+    int64_t off[DWK_TB];
+    memset(ab, 0, (size_t)(kbs * tapsp * DWK_LANES) * sizeof(float));
+    memset(dcl, 0, (size_t)(kbs * PQ * DWK_LANES) * sizeof(float)); /* channels past Kg stay 0 */
+    memset(xb, 0, (size_t)(g->Cg * xplane) * sizeof(float));         /* the padding stays 0 */
+    for (int64_t n = n0; n < n0 + cnt; n++) {
+        const float *xn = x + (n * g->C + grp * g->Cg) * HW, *dn = dy + (n * g->K + grp * g->Kg) * PQ;
+        for (int64_t c = 0; c < g->Cg; c++)
+            for (int64_t h = 0; h < g->H; h++)
+                memcpy(xb + c * xplane + (h + g->ph) * Wp + g->pw, xn + c * HW + h * g->W,
+                       (size_t)g->W * sizeof(float));
+        for (int64_t k = 0; k < g->Kg; k++) { /* (Kg, PQ) -> (kblock, PQ, 16) */
+            float *dst = dcl + (k / DWK_LANES * PQ) * DWK_LANES + k % DWK_LANES;
+            for (int64_t f = 0; f < PQ; f++) dst[f * DWK_LANES] = dn[k * PQ + f];
+        }
+        for (int64_t t0 = 0; t0 < tapsp; t0 += DWK_TB) {
+            for (int i = 0; i < DWK_TB; i++) {
+                const int64_t t = t0 + i, c = t / (g->R * g->S), r = t / g->S % g->R, s = t % g->S;
+                off[i] = t < d->taps ? c * xplane + r * g->dh * Wp + s * g->dw : 0;
+            }
+            for (int64_t b = 0; b < kbs; b++)
+                dwk_tile(g, xb, Wp, off, dcl + b * PQ * DWK_LANES, (dwk_vec *)ab + b * tapsp + t0);
+        }
+    }
+    for (int64_t k = 0; k < g->Kg; k++)
+        for (int64_t t = 0; t < d->taps; t++)
+            part[k * d->taps + t] = ab[((k / DWK_LANES) * tapsp + t) * DWK_LANES + k % DWK_LANES];
+}
+
 typedef void (*dwd_fn)(const conv_geom *, const dwd_geom *, const float *, const float *, int64_t, int64_t,
                        int64_t, float *, float *);
 
@@ -155,6 +234,11 @@ typedef void (*dwd_fn)(const conv_geom *, const dwd_geom *, const float *, const
                                                    const float *dy, int64_t grp, int64_t n0, int64_t cnt,     \
                                                    float *part, float *buf) {                                 \
         dwd_item(g, d, x, dy, grp, n0, cnt, part, buf);                                                       \
+    }                                                                                                          \
+    attr static void cnn_f32_conv_dw_kvec__##isa(const conv_geom *g, const dwd_geom *d, const float *x,       \
+                                                 const float *dy, int64_t grp, int64_t n0, int64_t cnt,       \
+                                                 float *part, float *buf) {                                   \
+        dwk_item(g, d, x, dy, grp, n0, cnt, part, buf);                                                       \
     }
 
 DEFINE_DWD(generic, )
@@ -163,20 +247,24 @@ DEFINE_DWD(avx2, CNN_TARGET_AVX2)
 DEFINE_DWD(avx512, CNN_TARGET_AVX512)
 #endif
 
-static dwd_fn dwd_variant(void) {
+/* Whole vectors of output channels: the channel vectors; else the row vectors. */
+static int dwd_kvec(const conv_geom *g) { return g->Kg >= DWK_MIN_KG && g->Kg % DWK_LANES == 0; }
+
+static dwd_fn dwd_variant(int kvec) {
 #if CNN_X86
     switch (cnn_isa_active()) {
-    case CNN_ISA_AVX512: return cnn_f32_conv_dw_direct__avx512;
-    case CNN_ISA_AVX2: return cnn_f32_conv_dw_direct__avx2;
+    case CNN_ISA_AVX512: return kvec ? cnn_f32_conv_dw_kvec__avx512 : cnn_f32_conv_dw_direct__avx512;
+    case CNN_ISA_AVX2: return kvec ? cnn_f32_conv_dw_kvec__avx2 : cnn_f32_conv_dw_direct__avx2;
     default: break;
     }
 #endif
-    return cnn_f32_conv_dw_direct__generic;
+    return kvec ? cnn_f32_conv_dw_kvec__generic : cnn_f32_conv_dw_direct__generic;
 }
 
 int cnn_conv_backward_weight_direct_applies(const conv_geom *g) {
-    if (g->sw != 1 || g->N == 0 || (g->Cg == 1 && g->G > 1)) return 0;
-    return g->Q >= DWD_MIN_Q && g->Kg <= DWD_MAX_KG && g->Kg * g->Cg * g->R * g->S <= DWD_MAX_WEIGHTS;
+    if (g->N == 0 || (g->Cg == 1 && g->G > 1)) return 0;
+    if (g->Kg > DWD_MAX_KG || g->Kg * g->Cg * g->R * g->S > DWD_MAX_WEIGHTS) return 0;
+    return dwd_kvec(g) || (g->sw == 1 && g->Q >= DWD_MIN_Q);
 }
 
 cnn_status cnn_conv_backward_weight_direct(const conv_geom *g, const float *x, const float *dy, float *dw) {
@@ -184,7 +272,8 @@ cnn_status cnn_conv_backward_weight_direct(const conv_geom *g, const float *x, c
     const int64_t chunks = (g->N + DWD_CHUNK - 1) / DWD_CHUNK, items = g->G * chunks, per = g->Kg * d.taps;
     float *part = (float *)cnn_workspace(CNN_CONV_SLOT_TRIM_DW, (size_t)(items * per) * sizeof(float));
     if (!part) return CNN_ERR_OUT_OF_MEMORY;
-    const dwd_fn fn = dwd_variant();
+    const int kvec = dwd_kvec(g);
+    const dwd_fn fn = dwd_variant(kvec);
     const int nt = cnn_threads_for(items);
     cnn_status status = CNN_OK;
     CNN_UNUSED(nt);
@@ -194,7 +283,8 @@ cnn_status cnn_conv_backward_weight_direct(const conv_geom *g, const float *x, c
     {
         /* Items split evenly by hand: a thread whose buffer failed skips its share without
          * leaving the others at a worksharing barrier. */
-        float *buf = (float *)cnn_workspace(CNN_CONV_SLOT_COL, dwd_thread_floats(g, &d) * sizeof(float));
+        float *buf = (float *)cnn_workspace(CNN_CONV_SLOT_COL,
+                                            (kvec ? dwk_thread_floats(g, &d) : dwd_thread_floats(g, &d)) * sizeof(float));
         const int64_t t = CNN_OMP_NUM_THREADS(), id = CNN_OMP_THREAD_NUM();
         if (!buf) {
             CNN_PRAGMA(omp atomic write)
