@@ -194,6 +194,10 @@ private let convNamedCases: [ConvCase] = [
     ConvCase("dW direct: lenet5.conv2, batch 9", n: 9, c: 6, h: 14, w: 14, k: 16, r: 5, s: 5),
     ConvCase("dW direct: 32-channel groups, stride 2, dilation (2, 1)", n: 3, c: 6, h: 13, w: 12, k: 64, r: 3, s: 3,
              stride: (2, 2), pad: (1, 2), dilation: (2, 1), groups: 2),
+    // Batches of more than 32 chunks of 8 images are summed 32 chunks at a time: 265 images make
+    // 34 chunks in two rounds, for each kernel.
+    ConvCase("dW direct: channel vectors, batch 265", n: 265, c: 2, h: 6, w: 9, k: 16, r: 3, s: 3),
+    ConvCase("dW direct: row vectors, batch 265", n: 265, c: 1, h: 4, w: 28, k: 3, r: 3, s: 3),
 ]
 
 private let convImplicitBlocked5x5Case = ConvCase("implicit 5x5/2, blocks of B panels", n: 1, c: 24, h: 30, w: 30,

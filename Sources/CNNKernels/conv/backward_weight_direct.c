@@ -45,6 +45,11 @@
 #define DWK_MIN_KG 16
 #define DWD_MAX_KG 64
 #define DWD_MAX_WEIGHTS 16384
+/* A thread's buffers scale with the image: larger planes keep the GEMM path's bounded bands. */
+#define DWD_MAX_THREAD_FLOATS ((size_t)1 << 20)
+/* Chunks whose partial sums are held at once: larger batches are summed DWD_ROUND_CHUNKS chunks at
+ * a time (a fixed grouping, so still independent of the thread count). */
+#define DWD_ROUND_CHUNKS 32
 
 typedef float dwd_vec __attribute__((vector_size(DWD_LANES * sizeof(float)), aligned(4)));
 typedef int32_t dwd_ivec __attribute__((vector_size(DWD_LANES * sizeof(int32_t)), aligned(4)));
@@ -152,10 +157,11 @@ static ALWAYS_INLINE void dwd_item(const conv_geom *g, const dwd_geom *d, const 
         }
 }
 
-/* ---- Rows too narrow for vectors along q: vectors along the output channels -----------------
- * LeNet-5's conv2 (10 output columns: two 8-lane vectors, 62 % of the lanes used) runs 16 output
- * channels per vector instead: the output gradient copied channels-last (position-major, 16
- * floats per position, zero past Kg), and a register tile of 16 channels x DWK_TB taps
+/* ---- Vectors along the output channels -------------------------------------------------------
+ * With whole vectors of output channels (LeNet-5's conv2, whose 10 output columns would fill 62 %
+ * of two 8-lane row vectors) the lanes are 16 output channels: the output gradient copied
+ * channels-last (position-major, 16 floats per position), and a register tile of 16 channels x
+ * DWK_TB taps
  *     acc[t] += dy_cl[p][q] * x[c_t][p sh + r_t dh][q sw + s_t dw]   (one broadcast per tap)
  * over the valid positions only, so no lane ever pairs with a position that does not exist. */
 #define DWK_LANES 16
@@ -261,48 +267,63 @@ static dwd_fn dwd_variant(int kvec) {
     return kvec ? cnn_f32_conv_dw_kvec__generic : cnn_f32_conv_dw_direct__generic;
 }
 
+static size_t dwd_floats(const conv_geom *g, const dwd_geom *d, int kvec) {
+    return kvec ? dwk_thread_floats(g, d) : dwd_thread_floats(g, d);
+}
+
 int cnn_conv_backward_weight_direct_applies(const conv_geom *g) {
-    if (g->N == 0 || (g->Cg == 1 && g->G > 1)) return 0;
+    if (g->Cg == 1 && g->G > 1) return 0; /* depthwise: its own loops */
     if (g->Kg > DWD_MAX_KG || g->Kg * g->Cg * g->R * g->S > DWD_MAX_WEIGHTS) return 0;
-    return dwd_kvec(g) || (g->sw == 1 && g->Q >= DWD_MIN_Q);
+    const int kvec = dwd_kvec(g);
+    if (!kvec && !(g->sw == 1 && g->Q >= DWD_MIN_Q)) return 0;
+    const dwd_geom d = dwd_geometry(g);
+    return dwd_floats(g, &d, kvec) <= DWD_MAX_THREAD_FLOATS;
 }
 
 cnn_status cnn_conv_backward_weight_direct(const conv_geom *g, const float *x, const float *dy, float *dw) {
     const dwd_geom d = dwd_geometry(g);
-    const int64_t chunks = (g->N + DWD_CHUNK - 1) / DWD_CHUNK, items = g->G * chunks, per = g->Kg * d.taps;
-    float *part = (float *)cnn_workspace(CNN_CONV_SLOT_TRIM_DW, (size_t)(items * per) * sizeof(float));
-    if (!part) return CNN_ERR_OUT_OF_MEMORY;
+    const int64_t chunks = (g->N + DWD_CHUNK - 1) / DWD_CHUNK, per = g->Kg * d.taps;
+    const int64_t round = CNN_MIN(chunks, (int64_t)DWD_ROUND_CHUNKS);
+    /* The rounds' chunk sums (slot 5), and their total (slot 4: the trimmed weights of the data
+     * gradient, never in the same call), added into dw only once every round has succeeded. */
+    float *part = (float *)cnn_workspace(CNN_CONV_SLOT_TRIM_DW, (size_t)(g->G * round * per) * sizeof(float));
+    float *total = (float *)cnn_workspace(CNN_CONV_SLOT_TRIM_W, (size_t)(g->G * per) * sizeof(float));
+    if (!part || !total) return CNN_ERR_OUT_OF_MEMORY;
+    memset(total, 0, (size_t)(g->G * per) * sizeof(float));
     const int kvec = dwd_kvec(g);
     const dwd_fn fn = dwd_variant(kvec);
-    const int nt = cnn_threads_for(items);
-    cnn_status status = CNN_OK;
-    CNN_UNUSED(nt);
+    for (int64_t c0 = 0; c0 < chunks; c0 += round) { /* chunks [c0, c0 + cn), every group */
+        const int64_t cn = CNN_MIN(round, chunks - c0), items = g->G * cn;
+        const int nt = cnn_threads_for(items);
+        cnn_status status = CNN_OK;
+        CNN_UNUSED(nt);
 #if CNN_OMP
 #pragma omp parallel num_threads(nt) if (nt > 1)
 #endif
-    {
-        /* Items split evenly by hand: a thread whose buffer failed skips its share without
-         * leaving the others at a worksharing barrier. */
-        float *buf = (float *)cnn_workspace(CNN_CONV_SLOT_COL,
-                                            (kvec ? dwk_thread_floats(g, &d) : dwd_thread_floats(g, &d)) * sizeof(float));
-        const int64_t t = CNN_OMP_NUM_THREADS(), id = CNN_OMP_THREAD_NUM();
-        if (!buf) {
-            CNN_PRAGMA(omp atomic write)
-            status = CNN_ERR_OUT_OF_MEMORY;
-        } else {
-            for (int64_t i = items * id / t; i < items * (id + 1) / t; i++) {
-                const int64_t grp = i / chunks, n0 = i % chunks * DWD_CHUNK;
-                fn(g, &d, x, dy, grp, n0, CNN_MIN(DWD_CHUNK, g->N - n0), part + i * per, buf);
+        {
+            /* Items split evenly by hand: a thread whose buffer failed skips its share without
+             * leaving the others at a worksharing barrier. */
+            float *buf = (float *)cnn_workspace(CNN_CONV_SLOT_COL, dwd_floats(g, &d, kvec) * sizeof(float));
+            const int64_t t = CNN_OMP_NUM_THREADS(), id = CNN_OMP_THREAD_NUM();
+            if (!buf) {
+                CNN_PRAGMA(omp atomic write)
+                status = CNN_ERR_OUT_OF_MEMORY;
+            } else {
+                for (int64_t i = items * id / t; i < items * (id + 1) / t; i++) {
+                    const int64_t grp = i / cn, n0 = (c0 + i % cn) * DWD_CHUNK;
+                    fn(g, &d, x, dy, grp, n0, CNN_MIN(DWD_CHUNK, g->N - n0), part + i * per, buf);
+                }
             }
         }
+        if (status != CNN_OK) return status; /* dw untouched */
+        /* total += the round's chunk sums, added in chunk order. */
+        for (int64_t grp = 0; grp < g->G; grp++)
+            for (int64_t e = 0; e < per; e++) {
+                float s = part[grp * cn * per + e];
+                for (int64_t ch = 1; ch < cn; ch++) s += part[(grp * cn + ch) * per + e];
+                total[grp * per + e] += s;
+            }
     }
-    if (status != CNN_OK) return status;
-    /* dw += the chunks' sums, added in chunk order. */
-    for (int64_t grp = 0; grp < g->G; grp++)
-        for (int64_t e = 0; e < per; e++) {
-            float s = part[grp * chunks * per + e];
-            for (int64_t ch = 1; ch < chunks; ch++) s += part[(grp * chunks + ch) * per + e];
-            dw[grp * per + e] += s;
-        }
+    for (int64_t e = 0; e < g->G * per; e++) dw[e] += total[e];
     return CNN_OK;
 }

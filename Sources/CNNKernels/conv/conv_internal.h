@@ -30,7 +30,8 @@ cnn_status cnn_conv_geom_init(const cnn_conv_shape *s, conv_geom *g);
 #define CNN_CONV_SLOT_TMP 3
 
 /* Tap trimming (im2col.c) keeps the trimmed weights in slot 4 and backward-weight's trimmed
- * gradient in slot 5: Winograd (their other user) never runs in the same call. */
+ * gradient in slot 5: Winograd (their other user) never runs in the same call. The direct weight
+ * gradient (backward_weight_direct.c) holds its total in 4 and its chunk sums in 5. */
 #define CNN_CONV_SLOT_TRIM_W 4
 #define CNN_CONV_SLOT_TRIM_DW 5
 /* Backward data through the Winograd kernels keeps the transformed, flipped kernel in slot 1
