@@ -23,8 +23,6 @@
 
 #include <string.h>
 
-#define ALWAYS_INLINE inline __attribute__((always_inline))
-
 #define DWD_LANES 8
 #define DWD_KB 2  /* output channels per register tile */
 #define DWD_TB 5  /* taps per register tile */

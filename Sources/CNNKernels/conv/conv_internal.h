@@ -5,6 +5,10 @@
 
 #include "../internal.h"
 
+/* Register-tile helpers written once and inlined into each ISA's compiled copy (direct.c,
+ * backward_weight_direct.c), so they take that copy's target. */
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
 /* A validated convolution shape with the derived sizes every algorithm needs.
  * x is (N, C, H, W), w is (K, Cg, R, S), y is (N, K, P, Q); G groups of Cg = C/G input and
  * Kg = K/G output channels each. */

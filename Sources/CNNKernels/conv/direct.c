@@ -26,8 +26,6 @@
 static inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 static inline int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
 
-#define ALWAYS_INLINE inline __attribute__((always_inline))
-
 // x is (N,C,H,W), w is (K,C/groups,R,S), y is (N,K,P,Q); item = (n, group, channel block, row p)
 static ALWAYS_INLINE void direct_item(const conv_geom *g, const float *x, const float *w,
                                       const float *bias, const float *residual, int relu, float *y,
