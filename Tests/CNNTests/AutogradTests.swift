@@ -40,7 +40,64 @@ private func gradientCheck(_ params: [(String, Variable)], samples: Int = 6, ste
     #expect(Double(outliers.count) <= allowedOutliers * Double(checked), "\(outliers.count) of \(checked) samples off: \(outliers)")
 }
 
+/// y = relu?(conv(x, w) + bias + residual) summed in Double, straight from the definition.
+private func referenceConvolution(_ x: Tensor, _ w: Tensor, bias: Tensor, residual: Tensor?, relu: Bool,
+                                  stride: Int, padding: Int) -> [Float] {
+    let (n, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    let (k, r, s) = (w.shape[0], w.shape[2], w.shape[3])
+    let p = (h + 2 * padding - r) / stride + 1, q = (wd + 2 * padding - s) / stride + 1
+    let xs = x.scalars, ws = w.scalars, bs = bias.scalars, rs = residual?.scalars
+    var out = [Float](repeating: 0, count: n * k * p * q)
+    for img in 0..<n { for o in 0..<k { for i in 0..<p { for j in 0..<q {
+        var acc = Double(bs[o])
+        for ch in 0..<c { for u in 0..<r { for v in 0..<s {
+            let hh = i * stride - padding + u, ww = j * stride - padding + v
+            guard hh >= 0, hh < h, ww >= 0, ww < wd else { continue }
+            acc += Double(xs[((img * c + ch) * h + hh) * wd + ww]) * Double(ws[((o * c + ch) * r + u) * s + v])
+        } } }
+        let at = ((img * k + o) * p + i) * q + j
+        if let rs { acc += Double(rs[at]) }
+        out[at] = Float(relu ? max(acc, 0) : acc)
+    } } } }
+    return out
+}
+
 @Suite struct AutogradTests {
+    /// A layer whose weights are being trained runs direct, im2col and 1x1 GEMM one-shot (no plan:
+    /// the weights change after the step); Winograd keeps its cached plan. Either way the output
+    /// matches the float64 definition, with and without gradients, with the fused residual and ReLU.
+    @Test(arguments: [(ConvolutionAlgorithm.auto, 3, 2), (.direct, 3, 2), (.im2col, 3, 1), (.gemm1x1, 1, 2),
+                      (.winograd2x2, 3, 1)])
+    func trainedConvolutionsSkipThePlanAndMatchTheDefinition(_ algorithm: ConvolutionAlgorithm, _ kernel: Int, _ stride: Int) throws {
+        let conv = try Conv2d(inputChannels: 5, outputChannels: 7, kernelSize: kernel, stride: stride,
+                              padding: kernel / 2, algorithm: algorithm)
+        var g = SeededGenerator(seed: 21)
+        let x = try Tensor.uniform(shape: [2, 5, 9, 9], lower: -1, upper: 1, generator: &g)
+        let q = (9 + 2 * (kernel / 2) - kernel) / stride + 1
+        let residual = try Tensor.uniform(shape: [2, 7, q, q], lower: -1, upper: 1, generator: &g)
+        let bias = try #require(conv.bias).value
+        for (res, relu) in [(nil, false), (residual, true)] as [(Tensor?, Bool)] {
+            let expected = referenceConvolution(x, conv.weight.value, bias: bias, residual: res, relu: relu,
+                                                stride: stride, padding: kernel / 2)
+            func run() throws -> Tensor {
+                try Functional.conv2d(Variable(x), weight: conv.weight, bias: conv.bias, stride: (stride, stride),
+                                      padding: (kernel / 2, kernel / 2), dilation: (1, 1), groups: 1,
+                                      algorithm: algorithm, cache: conv._cache, residual: res, relu: relu).value
+            }
+            conv._cache.removeAll()
+            let trained = try run()
+            #expect(conv._cache.count == (algorithm.isWinograd ? 1 : 0))
+            let frozen = try GradientMode.withoutGradients { try run() }
+            #expect(conv._cache.count == 1)
+            let scale = max(expected.map(abs).max() ?? 0, 1e-30)
+            for y in [trained, frozen] {
+                #expect(y.shape == [2, 7, q, q])
+                let error = zip(y.scalars, expected).map { abs($0 - $1) }.max() ?? .infinity
+                #expect(error / scale < 1e-5, "\(algorithm) residual \(res != nil): relative error \(error / scale)")
+            }
+        }
+    }
+
     @Test func elementwiseAndBroadcastGradients() throws {
         let a = Variable(try Tensor(shape: [2, 3], scalars: [1, 2, 3, 4, 5, 6]), requiresGradient: true)
         let b = Variable(try Tensor(shape: [3], scalars: [1, -1, 2]), requiresGradient: true)

@@ -47,6 +47,9 @@ public enum ConvolutionAlgorithm: String, CaseIterable, Sendable, Codable {
         }
     }
 
+    /// Whether this is one of the Winograd algorithms.
+    var isWinograd: Bool { self == .winograd2x2 || self == .winograd4x4 || self == .winograd6x6 }
+
     /// The concrete algorithms (neither `auto` nor `autotune`).
     public static var concrete: [ConvolutionAlgorithm] {
         [.direct, .im2col, .gemm1x1, .winograd2x2, .winograd4x4, .winograd6x6]
@@ -156,6 +159,23 @@ public final class ConvolutionPlan: @unchecked Sendable {
     /// - Throws: ``CNNError/unsupported(_:)`` naming the geometry and the algorithms that do apply
     ///   when `algorithm` does not apply; ``CNNError/shapeMismatch(_:)`` for a weight of the wrong shape.
     public init(algorithm requested: ConvolutionAlgorithm, geometry: ConvolutionGeometry, weight: Tensor) throws {
+        let algorithm = try Self.validated(requested, geometry: geometry, weight: weight)
+        var shape = geometry.cShape
+        var status = CNN_OK
+        guard let plan = cnn_conv_plan_create(algorithm.cValue, &shape, weight.basePointer, &status) else {
+            try check(status, "conv2d: cannot prepare \(algorithm.rawValue) for \(geometry)")
+            throw CNNError.outOfMemory("conv2d: cannot prepare \(algorithm.rawValue) for \(geometry)")
+        }
+        self.pointer = plan
+        self.geometry = geometry
+        self.algorithm = ConvolutionAlgorithm(cnn_conv_plan_algorithm(plan))
+    }
+
+    deinit { cnn_conv_plan_destroy(pointer) }
+
+    /// `requested` checked against the geometry and the weight's shape, with `autotune` resolved to
+    /// the measured best (`auto` stays `auto`).
+    static func validated(_ requested: ConvolutionAlgorithm, geometry: ConvolutionGeometry, weight: Tensor) throws -> ConvolutionAlgorithm {
         _ = try geometry.outputSize()
         let expected = [geometry.outputChannels, geometry.inputChannels / geometry.groups, geometry.kernelHeight, geometry.kernelWidth]
         guard weight.shape == expected else {
@@ -169,17 +189,8 @@ public final class ConvolutionPlan: @unchecked Sendable {
         if algorithm != .auto, cnn_conv_algorithm_applies(algorithm.cValue, &shape) == 0 {
             throw CNNError.unsupported("conv2d: algorithm \(algorithm.rawValue) does not apply to \(geometry); applicable: \(geometry.applicableAlgorithms.map(\.rawValue).joined(separator: ", "))")
         }
-        var status = CNN_OK
-        guard let plan = cnn_conv_plan_create(algorithm.cValue, &shape, weight.basePointer, &status) else {
-            try check(status, "conv2d: cannot prepare \(algorithm.rawValue) for \(geometry)")
-            throw CNNError.outOfMemory("conv2d: cannot prepare \(algorithm.rawValue) for \(geometry)")
-        }
-        self.pointer = plan
-        self.geometry = geometry
-        self.algorithm = ConvolutionAlgorithm(cnn_conv_plan_algorithm(plan))
+        return algorithm
     }
-
-    deinit { cnn_conv_plan_destroy(pointer) }
 
     /// Bytes of prepared weights the plan holds.
     public var weightBytes: Int { cnn_conv_plan_weight_bytes(pointer) }
@@ -226,6 +237,9 @@ final class ConvolutionPlanCache: @unchecked Sendable {
     }
 
     func removeAll() { entries.withLock { $0.removeAll() } }
+
+    /// The plans held (for tests).
+    var count: Int { entries.withLock { $0.count } }
 }
 
 extension Functional {
@@ -263,22 +277,48 @@ extension Functional {
         if let bias, bias.shape != [g.outputChannels] {
             throw CNNError.shapeMismatch("conv2d: bias shape \(bias.shape) does not match [\(g.outputChannels)] output channels")
         }
-        // In training the weights change every step, so a plan (and, for Winograd, its weight
-        // transform) is rebuilt every step. Sessions 1-3 resolved AUTO's Winograd choices to im2col
+        // In training the weights change every step, so a Winograd plan (its weight transform) is
+        // rebuilt every step, and the other algorithms run without one (below). Sessions 1-3 resolved AUTO's Winograd choices to im2col
         // there (a ResNet-18 step at 32x32, batch 64: forward 40.3-40.8 ms with im2col against
         // 42.8-42.9 with Winograd). Since the weight transform runs in float on vectors (session
         // 6), Winograd wins in training too, so AUTO is taken as it is: forward 40.5-41.3 -> 29.5-
         // 35.6 ms, step 110-112 -> 101-104 ms (median of 15, three alternated runs, 2 threads; the
         // third Winograd run, 122 ms, fell in one of the VM's slow stretches).
         let alg = algorithm ?? ConvolutionAlgorithm.defaultAlgorithm
-        let plan = try cache?.plan(geometry: g, algorithm: alg, weight: weight)
-            ?? ConvolutionPlan(algorithm: alg, geometry: g, weight: weight.value)
-        let y = try plan.forward(x.value, bias: bias?.value, residual: residual, relu: relu)
+        let y: Tensor
+        let ran: ConvolutionAlgorithm
+        let resolved = try ConvolutionPlan.validated(alg, geometry: g, weight: weight.value)
+        var cShape = g.cShape
+        let runs = resolved == .auto ? ConvolutionAlgorithm(cnn_conv_auto_algorithm(&cShape)) : resolved
+        if weight.requiresGradient, GradientMode.isEnabled, !runs.isWinograd {
+            // Weights being trained change after this step, so a plan would serve one call: its
+            // copy of the weights and its packed panels (written to fresh memory) are pure cost.
+            // Direct, im2col and 1x1 GEMM run one-shot on the weights as they are. ResNet-18 at
+            // 32x32, batch 64, plan-and-run against one-shot (session 16, C harness, alternated):
+            // layer4's 3x3 layers at 1x1 2.22 -> 0.91 ms, 256 -> 512 3x3/2 0.67x, 128 -> 256 0.85x,
+            // the 1x1 downsample 0.84x; LeNet-5's layers unchanged (0.99). Winograd layers keep the
+            // cache: their weight transform is the plan.
+            let (p, q) = try g.outputSize()
+            if let residual, residual.shape != [g.batch, g.outputChannels, p, q] {
+                throw CNNError.shapeMismatch("conv2d: residual shape \(residual.shape) does not match the output \([g.batch, g.outputChannels, p, q])")
+            }
+            let out = try Tensor(uninitializedShape: [g.batch, g.outputChannels, p, q])
+            try check(cnn_conv2d_forward(resolved.cValue, &cShape, x.value.basePointer, weight.value.basePointer,
+                                         bias?.value.basePointer, residual?.basePointer, relu ? 1 : 0, out.basePointer),
+                      "conv2d \(runs.rawValue) on \(g)")
+            y = out
+            ran = runs
+        } else {
+            let plan = try cache?.plan(geometry: g, algorithm: alg, weight: weight)
+                ?? ConvolutionPlan(algorithm: alg, geometry: g, weight: weight.value)
+            y = try plan.forward(x.value, bias: bias?.value, residual: residual, relu: relu)
+            ran = plan.algorithm
+        }
         // The gradients follow the forward: AUTO's Winograd layers take Winograd gradients, a layer
         // pinned to direct, im2col or 1x1 GEMM takes the GEMM path (a small layer its weight
         // gradient by the direct sum; both chosen by the layer's shape, so the rounding
         // does not depend on the batch size), an autotuned one whatever its table picked.
-        let backwardAlgorithm = alg == .auto ? CNN_CONV_AUTO : plan.algorithm.cValue
+        let backwardAlgorithm = alg == .auto ? CNN_CONV_AUTO : ran.cValue
         let xv = x.value, wv = weight.value
         var inputs = [x, weight]
         if let bias { inputs.append(bias) }
