@@ -198,6 +198,15 @@ private let convNamedCases: [ConvCase] = [
     // 34 chunks in two rounds, for each kernel.
     ConvCase("dW direct: channel vectors, batch 265", n: 265, c: 2, h: 6, w: 9, k: 16, r: 3, s: 3),
     ConvCase("dW direct: row vectors, batch 265", n: 265, c: 1, h: 4, w: 28, k: 3, r: 3, s: 3),
+    // One pixel in and out per plane: the gradients are single GEMMs on (N, C) and (N, K). A 3x3
+    // layer at 1x1 (ResNet's layer4 at 32x32 input) and a 3x3/2 one, both trimmed to the centre
+    // tap; a 1x1 layer; and two that must not take that path: a 1x1/3 layer whose padding puts
+    // its only tap outside the image (zero gradients), and two groups.
+    ConvCase("dense: 3x3 at 1x1", n: 66, c: 70, h: 1, w: 1, k: 41, r: 3, s: 3, pad: (1, 1)),
+    ConvCase("dense: 3x3/2 at 1x1", n: 5, c: 19, h: 1, w: 1, k: 23, r: 3, s: 3, stride: (2, 2), pad: (1, 1)),
+    ConvCase("dense: 1x1 at 1x1", n: 7, c: 33, h: 1, w: 1, k: 17, r: 1, s: 1),
+    ConvCase("dense: 1x1/3 reading padding only", n: 4, c: 6, h: 1, w: 1, k: 5, r: 1, s: 1, stride: (3, 3), pad: (1, 1)),
+    ConvCase("dense: two groups at 1x1", n: 9, c: 12, h: 1, w: 1, k: 10, r: 3, s: 3, pad: (1, 1), groups: 2),
 ]
 
 private let convImplicitBlocked5x5Case = ConvCase("implicit 5x5/2, blocks of B panels", n: 1, c: 24, h: 30, w: 30,
@@ -271,8 +280,8 @@ private let convForwardBound = 1e-5
 /// Every test that switches the process-wide ISA lives in this one serialized suite (forward here,
 /// backward in the extension below), so two of them never interleave their save/restore.
 @Suite(.serialized) struct ConvTests {
-    /// Every strategy, every ISA, the named and random cases, with the epilogue combinations cycled
-    /// through (bias, residual, ReLU each on and off).
+    /// Every strategy, every ISA, the named and random cases, planned and one-shot, with the
+    /// epilogue combinations cycled through (bias, residual, ReLU each on and off).
     @Test func everyStrategyMatchesReference() throws {
         var rng = ConvRNG(state: 0xC0FFEE)
         let cases = convNamedCases + convRandomCases(count: 60, seed: 7)
@@ -295,7 +304,12 @@ private let convForwardBound = 1e-5
                         #expect(status == CNN_OK, "\(name) \(isa) \(cs)")
                         let err = convRelativeError(y, ref)
                         #expect(err <= convForwardBound, "\(name) \(isa) \(cs): error \(err)")
-                        worst["\(name)/\(isa)"] = max(worst["\(name)/\(isa)"] ?? 0, err)
+                        // The one-shot call runs on the caller's weights without a plan.
+                        var once = [Float](repeating: .nan, count: cs.yCount)
+                        #expect(cnn_conv2d_forward(algorithm, &shape, x, w, bias, residual, relu ? 1 : 0, &once) == CNN_OK)
+                        let errOnce = convRelativeError(once, ref)
+                        #expect(errOnce <= convForwardBound, "\(name) one-shot \(isa) \(cs): error \(errOnce)")
+                        worst["\(name)/\(isa)"] = max(worst["\(name)/\(isa)"] ?? 0, err, errOnce)
                         checked += 1
                     }
                 }

@@ -190,8 +190,32 @@ struct cnn_conv_plan {
     float *packed;                /* direct: weights packed for the channel-vectorised kernel */
     void *packed_a;               /* im2col, gemm1x1: W_g packed as GEMM panels, per group */
     cnn_winograd_weights *wino;   /* Winograd's transformed weights */
+    int dense;                    /* im2col, gemm1x1 of a dense layer: weight holds (K, C) of dense_g */
+    conv_geom dense_g;
     size_t weight_bytes, workspace_bytes;
 };
+
+/* The dense form of g (see conv_is_dense), trimmed to its one tap when its other taps read only
+ * padding; 0 when g has none. */
+static int dense_form(const conv_geom *g, conv_geom *d, int64_t *r0, int64_t *s0) {
+    *r0 = *s0 = 0;
+    if (conv_is_dense(g)) {
+        *d = *g;
+        return 1;
+    }
+    return cnn_conv_trim_taps(g, d, r0, s0) && conv_is_dense(d);
+}
+
+/* y (N x K) = relu?(x (N x C) * W^T + bias + residual), W (K x C): the forward pass of a dense
+ * layer as one GEMM, the bias along the columns (256 -> 64 1x1 at 1x1, batch 64: one GEMM
+ * instead of 64 matrix-vector products). */
+static cnn_status dense_forward(const conv_geom *d, const float *x, const float *w, const float *bias,
+                                const float *residual, int relu, float *y) {
+    cnn_epilogue ep = {.bias = bias, .bias_per_column = 1, .residual = residual, .residual_ld = (size_t)d->K,
+                       .relu = relu};
+    return cnn_sgemm(CNN_NO_TRANS, CNN_TRANS, (size_t)d->N, (size_t)d->K, (size_t)d->C, 1.0f, x, (size_t)d->C, w,
+                     (size_t)d->C, 0.0f, y, (size_t)d->K, &ep);
+}
 
 static size_t workspace_bytes(cnn_conv_algorithm a, const conv_geom *g) {
     switch (a) {
@@ -240,6 +264,23 @@ cnn_conv_plan *cnn_conv_plan_create(cnn_conv_algorithm algorithm, const cnn_conv
             plan->weight_bytes = cnn_winograd_weights_bytes(plan->wino);
             plan->workspace_bytes = cnn_winograd_workspace_bytes(plan->wino, shape);
         }
+    }
+    int64_t r0, s0;
+    if (!plan->wino && (algorithm == CNN_CONV_IM2COL || algorithm == CNN_CONV_GEMM1X1) &&
+        dense_form(&g, &plan->dense_g, &r0, &s0)) {
+        /* Only the (K, C) matrix of the one tap that reads the image is kept. */
+        const size_t bytes = (size_t)(g.K * g.C) * sizeof(float);
+        if (!(plan->weight = (float *)cnn_aligned_alloc(bytes))) {
+            free(plan);
+            *status = CNN_ERR_OUT_OF_MEMORY;
+            return NULL;
+        }
+        cnn_conv_trim_weights(&g, &plan->dense_g, r0, s0, weight, plan->weight);
+        plan->dense = 1;
+        plan->weight_bytes = bytes;
+        plan->algorithm = algorithm;
+        *status = CNN_OK;
+        return plan;
     }
     if (!plan->wino) {
         const size_t bytes = (size_t)(g.K * g.Cg * g.R * g.S) * sizeof(float);
@@ -306,6 +347,17 @@ size_t cnn_conv_plan_workspace_bytes(const cnn_conv_plan *plan) {
 static cnn_status run_algorithm(cnn_conv_algorithm a, const conv_geom *g, const float *x,
                                 const float *w, const float *packed, const void *packed_a,
                                 const float *bias, const float *residual, int relu, float *y) {
+    conv_geom d;
+    int64_t r0, s0;
+    if ((a == CNN_CONV_IM2COL || a == CNN_CONV_GEMM1X1) && dense_form(g, &d, &r0, &s0)) {
+        if (d.R != g->R || d.S != g->S) { /* trimmed: the one tap's weights gathered first */
+            float *wt = (float *)cnn_workspace(CNN_CONV_SLOT_TRIM_W, (size_t)(g->K * g->C) * sizeof(float));
+            if (!wt) return CNN_ERR_OUT_OF_MEMORY;
+            cnn_conv_trim_weights(g, &d, r0, s0, w, wt);
+            w = wt;
+        }
+        return dense_forward(&d, x, w, bias, residual, relu, y);
+    }
     switch (a) {
     case CNN_CONV_DIRECT: return cnn_conv_direct_forward(g, x, w, packed, bias, residual, relu, y);
     case CNN_CONV_IM2COL: return cnn_conv_im2col_forward(g, x, w, packed_a, bias, residual, relu, y);
@@ -321,6 +373,7 @@ cnn_status cnn_conv_plan_forward(const cnn_conv_plan *plan, const float *x, cons
     if (!x || !y) return CNN_ERR_INVALID_ARGUMENT;
     if (plan->wino)
         return cnn_winograd_forward(plan->wino, &plan->shape, x, bias, residual, relu ? 1 : 0, y);
+    if (plan->dense) return dense_forward(&plan->dense_g, x, plan->weight, bias, residual, relu ? 1 : 0, y);
     return run_algorithm(plan->algorithm, &plan->g, x, plan->weight, plan->packed, plan->packed_a,
                          bias, residual, relu ? 1 : 0, y);
 }

@@ -51,6 +51,16 @@ cnn_status cnn_conv_geom_init(const cnn_conv_shape *s, conv_geom *g);
  * R x S (and the moved padding is not negative), else 0 and `t` untouched. Dropped taps contribute
  * exact zeros, so results are those of the full kernel up to summation order. */
 int cnn_conv_trim_taps(const conv_geom *g, conv_geom *t, int64_t *r0, int64_t *s0);
+
+/* One input and one output pixel per plane and a 1x1 kernel that reads it (no padding), in one
+ * group: a fully connected layer over the batch, so the forward pass and both gradients are one
+ * GEMM each on the tensors as they lie, (N, C) and (N, K), with no im2col, gather or col2im. A 3x3
+ * layer at 1x1 comes here once trimmed to its centre tap (ResNet's layer4 at 32x32 input), as do
+ * the 1x1 layers of squeeze-and-excitation blocks. */
+static inline int conv_is_dense(const conv_geom *g) {
+    return g->H == 1 && g->W == 1 && g->P == 1 && g->Q == 1 && g->R == 1 && g->S == 1 && g->ph == 0 &&
+           g->pw == 0 && g->G == 1;
+}
 /* wt (K, Cg, t->R, t->S) = the window [r0, r0 + t->R) x [s0, s0 + t->S) of w (K, Cg, g->R, g->S). */
 void cnn_conv_trim_weights(const conv_geom *g, const conv_geom *t, int64_t r0, int64_t s0, const float *w,
                            float *wt);
