@@ -198,13 +198,18 @@ private let convNamedCases: [ConvCase] = [
     // 34 chunks in two rounds, for each kernel.
     ConvCase("dW direct: channel vectors, batch 265", n: 265, c: 2, h: 6, w: 9, k: 16, r: 3, s: 3),
     ConvCase("dW direct: row vectors, batch 265", n: 265, c: 1, h: 4, w: 28, k: 3, r: 3, s: 3),
-    // One pixel in and out per plane: the gradients are single GEMMs on (N, C) and (N, K). A 3x3
-    // layer at 1x1 (ResNet's layer4 at 32x32 input) and a 3x3/2 one, both trimmed to the centre
-    // tap; a 1x1 layer; and two that must not take that path: a 1x1/3 layer whose padding puts
-    // its only tap outside the image (zero gradients), and two groups.
+    // One output pixel whose window is the whole image: forward and gradients are single GEMMs
+    // on (N, CHW) and (N, K). A 3x3 layer at 1x1 (ResNet's layer4 at 32x32 input) and a 3x3/2
+    // one, both trimmed to the centre tap; a 1x1 layer; a 3x3/2 layer at 2x2 (trimmed to its
+    // lower-right 2x2); a 6x6 kernel over a 6x6 map; and three that must not take that path: a
+    // 1x1/3 layer whose padding puts its only tap outside the image (zero gradients), a 3x3/3 one
+    // at 3x3 whose window misses the last row and column, and two groups.
     ConvCase("dense: 3x3 at 1x1", n: 66, c: 70, h: 1, w: 1, k: 41, r: 3, s: 3, pad: (1, 1)),
     ConvCase("dense: 3x3/2 at 1x1", n: 5, c: 19, h: 1, w: 1, k: 23, r: 3, s: 3, stride: (2, 2), pad: (1, 1)),
     ConvCase("dense: 1x1 at 1x1", n: 7, c: 33, h: 1, w: 1, k: 17, r: 1, s: 1),
+    ConvCase("dense: 3x3/2 at 2x2", n: 6, c: 9, h: 2, w: 2, k: 11, r: 3, s: 3, stride: (2, 2), pad: (1, 1)),
+    ConvCase("dense: 6x6 over 6x6", n: 3, c: 5, h: 6, w: 6, k: 7, r: 6, s: 6),
+    ConvCase("dense: 3x3/3 at 3x3 missing a row", n: 4, c: 3, h: 3, w: 3, k: 5, r: 3, s: 3, stride: (3, 3), pad: (1, 1)),
     ConvCase("dense: 1x1/3 reading padding only", n: 4, c: 6, h: 1, w: 1, k: 5, r: 1, s: 1, stride: (3, 3), pad: (1, 1)),
     ConvCase("dense: two groups at 1x1", n: 9, c: 12, h: 1, w: 1, k: 10, r: 3, s: 3, pad: (1, 1), groups: 2),
 ]

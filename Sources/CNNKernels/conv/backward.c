@@ -183,10 +183,12 @@ cnn_status cnn_conv2d_backward_data_for(cnn_conv_algorithm algorithm, const cnn_
         g = t;
         w = wt;
     }
-    /* dx (N x C) = dy (N x K) * W (K x C). */
-    if (conv_is_dense(&g))
-        return cnn_sgemm(CNN_NO_TRANS, CNN_NO_TRANS, (size_t)g.N, (size_t)g.C, (size_t)g.K, 1.0f, dy, (size_t)g.K,
-                         w, (size_t)g.C, 0.0f, dx, (size_t)g.C, NULL);
+    /* dx (N x CHW) = dy (N x K) * W (K x CRS), CRS = CHW. */
+    if (conv_is_dense(&g)) {
+        const size_t chw = (size_t)(g.C * g.H * g.W);
+        return cnn_sgemm(CNN_NO_TRANS, CNN_NO_TRANS, (size_t)g.N, chw, (size_t)g.K, 1.0f, dy, (size_t)g.K, w, chw,
+                         0.0f, dx, chw, NULL);
+    }
     const int64_t crs = g.Cg * g.R * g.S, PQ = g.P * g.Q, HW = g.H * g.W;
     const int64_t nb = cnn_conv_batch_images(&g);
     if (nb > 1) {
@@ -284,9 +286,10 @@ cnn_status cnn_conv2d_backward_weight_for(cnn_conv_algorithm algorithm, const cn
      * with the trimmed kernel into a zeroed buffer, which is then added into dw's window. */
     conv_geom t;
     int64_t r0, s0;
-    /* A dense 1x1 layer (see conv_is_dense) is one GEMM, even when small enough for the direct sum
-     * (256 -> 64 at batch 64: 0.58x). A 3x3 one at 1x1 keeps the direct sum where it applies:
-     * through the GEMM it pays the trimmed buffer and the scatter (16 -> 64: 1.13x). */
+    /* A dense layer (see conv_is_dense) is one GEMM, even when small enough for the direct sum
+     * (1x1 256 -> 64 at 1x1, batch 64: 0.58x). One that is dense only once trimmed (3x3 at 1x1)
+     * keeps the direct sum where it applies: through the GEMM it pays the trimmed buffer and the
+     * scatter (16 -> 64: 1.13x). */
     if (!conv_is_dense(&g) && cnn_conv_backward_weight_direct_applies(&g))
         return cnn_conv_backward_weight_direct(&g, x, dy, dw);
     if (cnn_conv_trim_taps(&g, &t, &r0, &s0)) {
@@ -310,10 +313,12 @@ cnn_status cnn_conv2d_backward_weight_for(cnn_conv_algorithm algorithm, const cn
 static cnn_status backward_weight_gemm(const conv_geom *gp, const float *x, const float *dy, float *dw) {
     const conv_geom g = *gp;
     cnn_status st;
-    /* dW (K x C) += dy^T (K x N) * x (N x C). */
-    if (conv_is_dense(&g))
-        return cnn_sgemm(CNN_TRANS, CNN_NO_TRANS, (size_t)g.K, (size_t)g.C, (size_t)g.N, 1.0f, dy, (size_t)g.K, x,
-                         (size_t)g.C, 1.0f, dw, (size_t)g.C, NULL);
+    /* dW (K x CRS) += dy^T (K x N) * x (N x CHW), CRS = CHW. */
+    if (conv_is_dense(&g)) {
+        const size_t chw = (size_t)(g.C * g.H * g.W);
+        return cnn_sgemm(CNN_TRANS, CNN_NO_TRANS, (size_t)g.K, chw, (size_t)g.N, 1.0f, dy, (size_t)g.K, x, chw,
+                         1.0f, dw, chw, NULL);
+    }
     const int64_t crs = g.Cg * g.R * g.S, PQ = g.P * g.Q, HW = g.H * g.W;
     const int64_t nb = cnn_conv_batch_images(&g);
     if (nb > 1) {

@@ -95,11 +95,23 @@ int cnn_conv_algorithm_applies(cnn_conv_algorithm algorithm, const cnn_conv_shap
     return applies(algorithm, &g);
 }
 
+/* The dense form of g (see conv_is_dense), trimmed to the taps that read the image when the others
+ * read only padding; 0 when g has none. */
+static int dense_form(const conv_geom *g, conv_geom *d, int64_t *r0, int64_t *s0) {
+    *r0 = *s0 = 0;
+    if (conv_is_dense(g)) {
+        *d = *g;
+        return 1;
+    }
+    return cnn_conv_trim_taps(g, d, r0, s0) && conv_is_dense(d);
+}
+
 /*
  * AUTO, for 2 cores of an AMD EPYC (Zen 5, AVX-512), 2 threads:
  *  - one input channel per group, several groups (depthwise): the direct loop; a GEMM with one
  *    row per group cannot use its register tile.
  *  - 1x1, pad 0: GEMM1X1 (the input image is already the column matrix at stride 1).
+ *  - dense layers (see conv_is_dense; trimmed or not): IM2COL, which runs them as one GEMM.
  *  - 3x3 stride 1 with C, K >= 16: Winograd, the tile m in {2, 4, 6} with the lowest estimated time
  *    (cnn_winograd_estimate_ns: GEMM lanes including padding, transformed entries, the stream of
  *    the transformed weights per tile group), among the tiles that are usable on the plane (below).
@@ -128,11 +140,17 @@ int cnn_conv_algorithm_applies(cnn_conv_algorithm algorithm, const cnn_conv_shap
  *  - everything else (first layers with C = 3, 5x5 on AVX-512, grouped, small strided planes):
  *    im2col + GEMM.
  */
+
 static cnn_conv_algorithm auto_algorithm(const conv_geom *g, const cnn_conv_shape *s) {
     /* Depthwise: the direct loop. A single-channel image (LeNet's conv1) is not depthwise: there
      * im2col + GEMM measured 0.55 ms against direct's 1.35 ms (lenet5.conv1.batch64, 1 thread). */
     if (g->Cg == 1 && g->G > 1) return CNN_CONV_DIRECT;
     if (applies(CNN_CONV_GEMM1X1, g)) return CNN_CONV_GEMM1X1;
+    /* A dense layer is one GEMM under im2col (a 6x6 kernel over a 6x6 map, 256 -> 4096, batch
+     * 64: 38 ms against direct's 301, which the large-kernel rule below would pick). */
+    conv_geom d;
+    int64_t r0, s0;
+    if (dense_form(g, &d, &r0, &s0)) return CNN_CONV_IM2COL;
     if (g->G == 1 && g->Kg >= 16 && g->R * g->S >= 25) { /* large kernels, a full channel vector */
         const int strided = g->sh > 1 || g->sw > 1;
         if (strided && 5 * g->Q >= 4 * ((g->Q + 27) / 28 * 28)) return CNN_CONV_DIRECT;
@@ -190,31 +208,31 @@ struct cnn_conv_plan {
     float *packed;                /* direct: weights packed for the channel-vectorised kernel */
     void *packed_a;               /* im2col, gemm1x1: W_g packed as GEMM panels, per group */
     cnn_winograd_weights *wino;   /* Winograd's transformed weights */
-    int dense;                    /* im2col, gemm1x1 of a dense layer: weight holds (K, C) of dense_g */
+    int dense;                    /* im2col, gemm1x1 of a dense layer: weight holds (K, CRS) of dense_g */
     conv_geom dense_g;
     size_t weight_bytes, workspace_bytes;
 };
 
-/* The dense form of g (see conv_is_dense), trimmed to its one tap when its other taps read only
- * padding; 0 when g has none. */
-static int dense_form(const conv_geom *g, conv_geom *d, int64_t *r0, int64_t *s0) {
-    *r0 = *s0 = 0;
-    if (conv_is_dense(g)) {
-        *d = *g;
-        return 1;
-    }
-    return cnn_conv_trim_taps(g, d, r0, s0) && conv_is_dense(d);
-}
 
-/* y (N x K) = relu?(x (N x C) * W^T + bias + residual), W (K x C): the forward pass of a dense
- * layer as one GEMM, the bias along the columns (256 -> 64 1x1 at 1x1, batch 64: one GEMM
- * instead of 64 matrix-vector products). */
+/* A plan runs a dense layer as one GEMM when its batch is 1 (the GEMM streams the weights once as
+ * a matrix-vector product) or its weights are at most 4 MiB. Past that the GEMM would pack the
+ * weights on every call, and the plan's pre-packed im2col panels win: at batch 64, dense against
+ * im2col 0.59x for 2.4 MB of weights (64 -> 256, 6x6 over 6x6), 0.68x for 1 MB (512 -> 512 3x3
+ * at 1x1), 1.00x for 9.4 MB, 1.05x for 19 MB and 1.15x for 151 MB (256 -> 4096, 6x6); at batch 1,
+ * 0.42-0.71x for all of them (session 16, AVX2, 2 threads). One-shot calls pack the weights either
+ * way and always take the GEMM (0.55-0.97x). */
+#define DENSE_PLAN_MAX_BYTES ((size_t)4 << 20)
+
+/* y (N x K) = relu?(x (N x CHW) * W^T + bias + residual), W (K x CRS), CRS = CHW: the forward
+ * pass of a dense layer as one GEMM, the bias along the columns (256 -> 64 1x1 at 1x1, batch 64:
+ * one GEMM instead of 64 matrix-vector products). */
 static cnn_status dense_forward(const conv_geom *d, const float *x, const float *w, const float *bias,
                                 const float *residual, int relu, float *y) {
+    const size_t chw = (size_t)(d->C * d->H * d->W);
     cnn_epilogue ep = {.bias = bias, .bias_per_column = 1, .residual = residual, .residual_ld = (size_t)d->K,
                        .relu = relu};
-    return cnn_sgemm(CNN_NO_TRANS, CNN_TRANS, (size_t)d->N, (size_t)d->K, (size_t)d->C, 1.0f, x, (size_t)d->C, w,
-                     (size_t)d->C, 0.0f, y, (size_t)d->K, &ep);
+    return cnn_sgemm(CNN_NO_TRANS, CNN_TRANS, (size_t)d->N, (size_t)d->K, chw, 1.0f, x, chw, w, chw, 0.0f, y,
+                     (size_t)d->K, &ep);
 }
 
 static size_t workspace_bytes(cnn_conv_algorithm a, const conv_geom *g) {
@@ -267,9 +285,10 @@ cnn_conv_plan *cnn_conv_plan_create(cnn_conv_algorithm algorithm, const cnn_conv
     }
     int64_t r0, s0;
     if (!plan->wino && (algorithm == CNN_CONV_IM2COL || algorithm == CNN_CONV_GEMM1X1) &&
-        dense_form(&g, &plan->dense_g, &r0, &s0)) {
-        /* Only the (K, C) matrix of the one tap that reads the image is kept. */
-        const size_t bytes = (size_t)(g.K * g.C) * sizeof(float);
+        dense_form(&g, &plan->dense_g, &r0, &s0) &&
+        (g.N == 1 || (size_t)(g.K * g.C * plan->dense_g.R * plan->dense_g.S) * sizeof(float) <= DENSE_PLAN_MAX_BYTES)) {
+        /* Only the (K, C, R', S') taps that read the image are kept. */
+        const size_t bytes = (size_t)(g.K * g.C * plan->dense_g.R * plan->dense_g.S) * sizeof(float);
         if (!(plan->weight = (float *)cnn_aligned_alloc(bytes))) {
             free(plan);
             *status = CNN_ERR_OUT_OF_MEMORY;
@@ -351,7 +370,7 @@ static cnn_status run_algorithm(cnn_conv_algorithm a, const conv_geom *g, const 
     int64_t r0, s0;
     if ((a == CNN_CONV_IM2COL || a == CNN_CONV_GEMM1X1) && dense_form(g, &d, &r0, &s0)) {
         if (d.R != g->R || d.S != g->S) { /* trimmed: the one tap's weights gathered first */
-            float *wt = (float *)cnn_workspace(CNN_CONV_SLOT_TRIM_W, (size_t)(g->K * g->C) * sizeof(float));
+            float *wt = (float *)cnn_workspace(CNN_CONV_SLOT_TRIM_W, (size_t)(g->K * g->C * d.R * d.S) * sizeof(float));
             if (!wt) return CNN_ERR_OUT_OF_MEMORY;
             cnn_conv_trim_weights(g, &d, r0, s0, w, wt);
             w = wt;

@@ -52,14 +52,16 @@ cnn_status cnn_conv_geom_init(const cnn_conv_shape *s, conv_geom *g);
  * exact zeros, so results are those of the full kernel up to summation order. */
 int cnn_conv_trim_taps(const conv_geom *g, conv_geom *t, int64_t *r0, int64_t *s0);
 
-/* One input and one output pixel per plane and a 1x1 kernel that reads it (no padding), in one
- * group: a fully connected layer over the batch, so the forward pass and both gradients are one
- * GEMM each on the tensors as they lie, (N, C) and (N, K), with no im2col, gather or col2im. A 3x3
- * layer at 1x1 comes here once trimmed to its centre tap (ResNet's layer4 at 32x32 input), as do
- * the 1x1 layers of squeeze-and-excitation blocks. */
+/* One output pixel per plane whose window is the whole image (kernel H x W, no padding, no
+ * dilation), in one group: a fully connected layer over the batch on the image flattened, so the
+ * forward pass and both gradients are one GEMM each on the tensors as they lie, x (N, C*H*W),
+ * W (K, C*R*S) and y (N, K), with no im2col, gather or col2im. Layers come here once trimmed to
+ * the taps that read the image: a 3x3 layer at 1x1 (ResNet's layer4 at 32x32 input) keeps its
+ * centre tap, a 3x3/2 one at 2x2 its lower-right 2x2; so do the 1x1 layers of
+ * squeeze-and-excitation blocks and a classifier written as a convolution over the last map. */
 static inline int conv_is_dense(const conv_geom *g) {
-    return g->H == 1 && g->W == 1 && g->P == 1 && g->Q == 1 && g->R == 1 && g->S == 1 && g->ph == 0 &&
-           g->pw == 0 && g->G == 1;
+    return g->P == 1 && g->Q == 1 && g->R == g->H && g->S == g->W && g->ph == 0 && g->pw == 0 &&
+           (g->dh == 1 || g->R == 1) && (g->dw == 1 || g->S == 1) && g->G == 1;
 }
 /* wt (K, Cg, t->R, t->S) = the window [r0, r0 + t->R) x [s0, s0 + t->S) of w (K, Cg, g->R, g->S). */
 void cnn_conv_trim_weights(const conv_geom *g, const conv_geom *t, int64_t r0, int64_t s0, const float *w,
