@@ -70,5 +70,9 @@ public enum ConvBenchmarkCases {
         ConvBenchmarkCase("resnet18.cifar.l2.batch64", batch: 64, inputChannels: 128, height: 4, width: 4, outputChannels: 128, kernelSize: 3, padding: 1),
         ConvBenchmarkCase("resnet18.cifar.l3.batch64", batch: 64, inputChannels: 256, height: 2, width: 2, outputChannels: 256, kernelSize: 3, padding: 1),
         ConvBenchmarkCase("resnet18.cifar.l4.batch64", batch: 64, inputChannels: 512, height: 1, width: 1, outputChannels: 512, kernelSize: 3, padding: 1),
+        // layer4's first convolution, 3x3/2 from 2x2 to 1x1, and a squeeze-and-excitation block's
+        // 1x1 squeeze on a pooled 1x1 map: like layer4's 3x3 at 1x1, dense layers (one GEMM each way).
+        ConvBenchmarkCase("resnet18.cifar.l4.3x3s2.batch64", batch: 64, inputChannels: 256, height: 2, width: 2, outputChannels: 512, kernelSize: 3, stride: 2, padding: 1),
+        ConvBenchmarkCase("se.1x1.256-64.batch64", batch: 64, inputChannels: 256, height: 1, width: 1, outputChannels: 64, kernelSize: 1),
     ]
 }

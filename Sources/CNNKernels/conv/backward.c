@@ -299,11 +299,25 @@ cnn_status cnn_conv2d_backward_weight_for(cnn_conv_algorithm algorithm, const cn
         memset(dwt, 0, (size_t)(planes * taps) * sizeof(float));
         if ((st = backward_weight_gemm(&t, x, dy, dwt)) != CNN_OK) return st;
         const int nt = planes * taps >= 32768 ? cnn_threads_for(planes) : 1;
+        if (taps > CONV_TRIM_MAX_TAPS) {
+            CNN_OMP_PARALLEL_FOR(nt)
+            for (int64_t i = 0; i < planes; i++)
+                for (int64_t r = 0; r < t.R; r++)
+                    for (int64_t s = 0; s < t.S; s++)
+                        dw[(i * g.R + r0 + r) * g.S + s0 + s] += dwt[(i * t.R + r) * t.S + s];
+            return CNN_OK;
+        }
+        /* The window's taps as offsets within a plane (see cnn_conv_trim_weights). */
+        int64_t off[CONV_TRIM_MAX_TAPS];
+        for (int64_t r = 0; r < t.R; r++)
+            for (int64_t s = 0; s < t.S; s++) off[r * t.S + s] = (r0 + r) * g.S + s0 + s;
+        const int64_t RS = g.R * g.S;
         CNN_OMP_PARALLEL_FOR(nt)
-        for (int64_t i = 0; i < planes; i++)
-            for (int64_t r = 0; r < t.R; r++)
-                for (int64_t s = 0; s < t.S; s++)
-                    dw[(i * g.R + r0 + r) * g.S + s0 + s] += dwt[(i * t.R + r) * t.S + s];
+        for (int64_t i = 0; i < planes; i++) {
+            float *CNN_RESTRICT d = dw + i * RS;
+            const float *CNN_RESTRICT src = dwt + i * taps;
+            for (int64_t j = 0; j < taps; j++) d[off[j]] += src[j];
+        }
         return CNN_OK;
     }
     return backward_weight_gemm(&g, x, dy, dw);

@@ -51,6 +51,9 @@ cnn_status cnn_conv_geom_init(const cnn_conv_shape *s, conv_geom *g);
  * R x S (and the moved padding is not negative), else 0 and `t` untouched. Dropped taps contribute
  * exact zeros, so results are those of the full kernel up to summation order. */
 int cnn_conv_trim_taps(const conv_geom *g, conv_geom *t, int64_t *r0, int64_t *s0);
+/* Trimmed windows of at most this many taps are gathered (and their weight gradients scattered
+ * back) through a table of offsets within a plane. */
+#define CONV_TRIM_MAX_TAPS 64
 
 /* One output pixel per plane whose window is the whole image (kernel H x W, no padding, no
  * dilation), in one group: a fully connected layer over the batch on the image flattened, so the

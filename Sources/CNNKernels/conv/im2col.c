@@ -567,11 +567,26 @@ void cnn_conv_trim_weights(const conv_geom *g, const conv_geom *t, int64_t r0, i
         for (int64_t i = 0; i < planes; i++) wt[i] = src[i * RS];
         return;
     }
+    /* The window's taps as offsets within a plane, so each plane is a short gather (indexing
+     * the window row by row cost 1.7 ms for ResNet-18's 256 -> 512 3x3/2 at 2x2: 4.7 MB of
+     * weights, 131,072 planes of 4 taps). */
+    int64_t off[CONV_TRIM_MAX_TAPS];
+    if (tRS > CONV_TRIM_MAX_TAPS) {
+        CNN_OMP_PARALLEL_FOR(nt)
+        for (int64_t i = 0; i < planes; i++)
+            for (int64_t r = 0; r < t->R; r++)
+                for (int64_t s = 0; s < t->S; s++)
+                    wt[(i * t->R + r) * t->S + s] = w[(i * g->R + r0 + r) * g->S + s0 + s];
+        return;
+    }
+    for (int64_t r = 0; r < t->R; r++)
+        for (int64_t s = 0; s < t->S; s++) off[r * t->S + s] = (r0 + r) * g->S + s0 + s;
     CNN_OMP_PARALLEL_FOR(nt)
-    for (int64_t i = 0; i < planes; i++)
-        for (int64_t r = 0; r < t->R; r++)
-            for (int64_t s = 0; s < t->S; s++)
-                wt[(i * t->R + r) * t->S + s] = w[(i * g->R + r0 + r) * g->S + s0 + s];
+    for (int64_t i = 0; i < planes; i++) {
+        const float *CNN_RESTRICT src = w + i * RS;
+        float *CNN_RESTRICT dst = wt + i * tRS;
+        for (int64_t j = 0; j < tRS; j++) dst[j] = src[off[j]];
+    }
 }
 
 /* The GEMM's left operand as raw weights: as given, or — when the taps were trimmed — the window
