@@ -22,7 +22,6 @@ static int is_pointwise(const conv_geom *g) {
            g->P == g->H && g->Q == g->W;
 }
 
-
 // dy is (N,K,P,Q), w is (K,1,R,S), dx is (N,C,H,W); group c owns output channels c*Kg..c*Kg+Kg-1
 static void depthwise_backward_data(const conv_geom *g, const float *dy, const float *w, float *dx) {
     const int64_t planes = g->N * g->C, HW = g->H * g->W, PQ = g->P * g->Q;
@@ -282,16 +281,16 @@ cnn_status cnn_conv2d_backward_weight_for(cnn_conv_algorithm algorithm, const cn
      * gradient_tile). */
     const int m = gradient_tile(algorithm, &g, shape);
     if (m > 0) return cnn_winograd_backward_weight(m, shape, x, dy, dw);
-    /* Taps that only read padding (see cnn_conv_trim_taps) have a zero gradient: the GEMM runs
-     * with the trimmed kernel into a zeroed buffer, which is then added into dw's window. */
-    conv_geom t;
-    int64_t r0, s0;
     /* A dense layer (see conv_is_dense) is one GEMM, even when small enough for the direct sum
      * (1x1 256 -> 64 at 1x1, batch 64: 0.58x). One that is dense only once trimmed (3x3 at 1x1)
      * keeps the direct sum where it applies: through the GEMM it pays the trimmed buffer and the
      * scatter (16 -> 64: 1.13x). */
     if (!conv_is_dense(&g) && cnn_conv_backward_weight_direct_applies(&g))
         return cnn_conv_backward_weight_direct(&g, x, dy, dw);
+    /* Taps that only read padding (see cnn_conv_trim_taps) have a zero gradient: the GEMM runs
+     * with the trimmed kernel into a zeroed buffer, which is then added into dw's window. */
+    conv_geom t;
+    int64_t r0, s0;
     if (cnn_conv_trim_taps(&g, &t, &r0, &s0)) {
         const int64_t planes = t.K * t.Cg, taps = t.R * t.S;
         float *dwt = (float *)cnn_workspace(CNN_CONV_SLOT_TRIM_DW, (size_t)(planes * taps) * sizeof(float));

@@ -140,7 +140,6 @@ static int dense_form(const conv_geom *g, conv_geom *d, int64_t *r0, int64_t *s0
  *  - everything else (first layers with C = 3, 5x5 on AVX-512, grouped, small strided planes):
  *    im2col + GEMM.
  */
-
 static cnn_conv_algorithm auto_algorithm(const conv_geom *g, const cnn_conv_shape *s) {
     /* Depthwise: the direct loop. A single-channel image (LeNet's conv1) is not depthwise: there
      * im2col + GEMM measured 0.55 ms against direct's 1.35 ms (lenet5.conv1.batch64, 1 thread). */
@@ -212,7 +211,6 @@ struct cnn_conv_plan {
     conv_geom dense_g;
     size_t weight_bytes, workspace_bytes;
 };
-
 
 /* A plan runs a dense layer as one GEMM when its batch is 1 (the GEMM streams the weights once as
  * a matrix-vector product) or its weights are at most 4 MiB. Past that the GEMM would pack the
@@ -369,7 +367,7 @@ static cnn_status run_algorithm(cnn_conv_algorithm a, const conv_geom *g, const 
     conv_geom d;
     int64_t r0, s0;
     if ((a == CNN_CONV_IM2COL || a == CNN_CONV_GEMM1X1) && dense_form(g, &d, &r0, &s0)) {
-        if (d.R != g->R || d.S != g->S) { /* trimmed: the one tap's weights gathered first */
+        if (d.R != g->R || d.S != g->S) { /* trimmed: the window's weights gathered first */
             float *wt = (float *)cnn_workspace(CNN_CONV_SLOT_TRIM_W, (size_t)(g->K * g->C * d.R * d.S) * sizeof(float));
             if (!wt) return CNN_ERR_OUT_OF_MEMORY;
             cnn_conv_trim_weights(g, &d, r0, s0, w, wt);
