@@ -280,6 +280,28 @@ fileprivate func gemmRunOnEveryISA(_ cases: [GEMMCase], seed: UInt64 = 1) throws
         try gemmRunOnEveryISA(cases, seed: 800)
     }
 
+    /// A few columns (1-8, a fully connected layer on a small batch) against many rows contiguous
+    /// along k run in dot form: row counts that leave 1 or 2 rows of a 3-row group and of a 32-row
+    /// chunk, K below one vector, with and without a k % 8 tail, and past one k block (2048 on
+    /// AVX2) so partial sums carry over; the mirror form (a few rows of A against a transposed B),
+    /// and every epilogue.
+    @Test func fewColumnsInDotForm() throws {
+        var cases: [GEMMCase] = []
+        var rng = GEMMRng(state: 17)
+        for (m, n) in [(32, 8), (33, 1), (34, 8), (64, 5), (97, 8), (40, 3)] {
+            for k in [5, 8, 300, 2048, 2059, 4100] {
+                cases.append(GEMMCase(m: m, n: n, k: k, transB: rng.int(2) == 1, alpha: 0.75,
+                                      beta: rng.int(2) == 1 ? 0.5 : 0, pad: rng.int(3), bias: rng.int(3),
+                                      residual: rng.int(2) == 1, relu: rng.int(2) == 1))
+            }
+        }
+        for (m, n, k) in [(8, 40, 2059), (2, 97, 4100), (6, 31, 13)] {
+            cases.append(GEMMCase(m: m, n: n, k: k, transA: rng.int(2) == 1, transB: true, pad: 2, bias: 2,
+                                  relu: true))
+        }
+        try gemmRunOnEveryISA(cases, seed: 900)
+    }
+
     @Test func multiThreadMatchesOneThreadBitForBit() throws {
         let shapes = [(64, 3136, 64), (256, 196, 300), (512, 49, 200), (300, 300, 300), (1000, 8, 512), (1000, 1, 1024),
                       (1, 900, 700), (40, 97, 301), (96, 50, 203)]

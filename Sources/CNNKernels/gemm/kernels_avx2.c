@@ -273,33 +273,73 @@ static CNN_TARGET_AVX2 void cnn_f32_gemv_axpy__avx2(size_t n, size_t k, const fl
     }
 }
 
-/* x, the weights, is one stream read once, row after row, from memory (fc 4096 -> 1000: 16 MB),
- * and the hardware prefetcher alone left the loop waiting on it: the row is fetched DOT8_PREFETCH
- * floats (2 KiB) ahead. C harness, builds called in turn 30 times, median per-call ratio with /
- * without (Zen 3 class AVX2, twelfth session): 1000 x 8 x 4096 0.79 on 2 threads (15.5 GB/s of
- * weights, about the measured memory bandwidth), 0.77 on 1; 4096 x 8 x 9216 0.82; 128 and 2048
- * floats ahead 0.80-0.92. */
-#define DOT8_PREFETCH 512
+/* x, the weights, is one stream read once, row after row, from memory (fc 4096 -> 1000: 16 MB).
+ *
+ * One row against the 8 columns (the twelfth session's kernel) loaded 9 vectors for 8 FMAs, and
+ * read one row at a time. Now a register tile of 3 rows x 4 columns (12 accumulators, the 3 rows'
+ * vectors and one of y: all 16 ymm registers) loads 7 vectors for 12 FMAs and streams 3 rows at
+ * once, the next 3 rows prefetched alongside. The 8 columns take two passes over each block of
+ * DOT8_KB floats of the 3 rows, the second reading them from L1 (3 x 8 KiB); partial sums wait in
+ * `part` between blocks. Each lane sums over k in the same order as before, so the results are
+ * bit for bit those of the one-row kernel.
+ * Zen 3 class, C harness, the two kernels called in turn 15-30 times on the same data, median
+ * per-call ratio new / old: 1000 x 8 x 4096 0.70-0.79 on 2 threads, 0.78-0.83 on 1 (blocks of 2048,
+ * 4096 or 8192 floats alike; 256 with no prefetch 1.32); 4096 x 8 x 9216 (151 MB, bound by this
+ * VM's 14 GB/s of memory) 0.87-0.96. */
+#define DOT8_KB 2048
+
+static inline __attribute__((always_inline)) CNN_TARGET_AVX2 void
+dot8_3x4__avx2(size_t p0, size_t p1, const float *x0, const float *x1, const float *x2, const float *y, size_t ys,
+               __m256 *part, int first, const float *next, size_t ldx) {
+    // rows x0..x2 against y's 4 rows (ys apart), k in [p0, p1); part: 3 rows of 8 partial vectors
+    __m256 s[3][4];
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 4; j++) s[i][j] = first ? _mm256_setzero_ps() : part[i * 8 + j];
+    for (size_t p = p0; p < p1; p += 8) {
+        if (next && !(p & 15)) { /* a line of each of the next 3 rows per 16 floats */
+            _mm_prefetch((const char *)(next + p), _MM_HINT_T0);
+            _mm_prefetch((const char *)(next + ldx + p), _MM_HINT_T0);
+            _mm_prefetch((const char *)(next + 2 * ldx + p), _MM_HINT_T0);
+        }
+        const __m256 a0 = _mm256_loadu_ps(x0 + p), a1 = _mm256_loadu_ps(x1 + p), a2 = _mm256_loadu_ps(x2 + p);
+        for (int j = 0; j < 4; j++) {
+            const __m256 yj = _mm256_loadu_ps(y + j * ys + p);
+            s[0][j] = _mm256_fmadd_ps(a0, yj, s[0][j]);
+            s[1][j] = _mm256_fmadd_ps(a1, yj, s[1][j]);
+            s[2][j] = _mm256_fmadd_ps(a2, yj, s[2][j]);
+        }
+    }
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 4; j++) part[i * 8 + j] = s[i][j];
+}
 
 static CNN_TARGET_AVX2 void cnn_f32_gemm_dot8__avx2(size_t rows, size_t k_len, const float *x, size_t ldx,
                                                     const float *y, size_t ys, float *out) {
-    // x is (rows, k_len) with leading dimension ldx, y is (8, k_len) with row stride ys, out is (rows, 8):
-    // 1 row x 8 columns = 8 accumulators (16 ymm registers leave no room for 2 rows)
+    // x is (rows, k_len) with leading dimension ldx, y is (8, k_len) with row stride ys, out is (rows, 8)
     const size_t k8 = k_len & ~(size_t)7;
-    for (size_t r = 0; r < rows; r++) {
-        const float *xr = x + r * ldx;
-        __m256 s[8];
-        for (int j = 0; j < 8; j++) s[j] = _mm256_setzero_ps();
-        for (size_t p = 0; p < k8; p += 8) {
-            /* a prefetch is a hint: past the row's end it fetches the next row or nothing */
-            _mm_prefetch((const char *)(xr + p + DOT8_PREFETCH), _MM_HINT_T0);
-            const __m256 a = _mm256_loadu_ps(xr + p);
-            for (int j = 0; j < 8; j++) s[j] = _mm256_fmadd_ps(a, _mm256_loadu_ps(y + j * ys + p), s[j]);
+    __m256 part[33 * 8]; /* 8 partial vectors per row of a 32-row chunk; a last 3-row group may reach row 32 */
+    for (size_t c0 = 0; c0 < rows; c0 += 32) {
+        const size_t c1 = CNN_MIN(rows, c0 + 32);
+        for (size_t b0 = 0; b0 < k8; b0 += DOT8_KB) {
+            const size_t b1 = CNN_MIN(k8, b0 + DOT8_KB);
+            for (size_t r = c0; r < c1; r += 3) {
+                /* rows past the chunk repeat its row r: their sums land in part and are never read */
+                const float *x0 = x + r * ldx;
+                const float *x1 = r + 1 < c1 ? x0 + ldx : x0, *x2 = r + 2 < c1 ? x0 + 2 * ldx : x0;
+                /* prefetched: the next group's rows, or the chunk's first rows in the next block */
+                const float *next = r + 5 < c1 ? x0 + 3 * ldx : b1 < k8 ? x + c0 * ldx + DOT8_KB : NULL;
+                __m256 *pr = part + (r - c0) * 8;
+                dot8_3x4__avx2(b0, b1, x0, x1, x2, y, ys, pr, b0 == 0, next, ldx);
+                dot8_3x4__avx2(b0, b1, x0, x1, x2, y + 4 * ys, ys, pr + 4, b0 == 0, NULL, ldx);
+            }
         }
-        for (int j = 0; j < 8; j++) {
-            float v = hsum256(s[j]);
-            for (size_t p = k8; p < k_len; p++) v += xr[p] * y[j * ys + p];
-            out[r * 8 + j] = v;
+        for (size_t r = c0; r < c1; r++) {
+            const float *xr = x + r * ldx;
+            for (int j = 0; j < 8; j++) {
+                float v = k8 ? hsum256(part[(r - c0) * 8 + j]) : 0.0f;
+                for (size_t p = k8; p < k_len; p++) v += xr[p] * y[j * ys + p];
+                out[r * 8 + j] = v;
+            }
         }
     }
 }
