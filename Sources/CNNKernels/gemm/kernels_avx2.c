@@ -284,8 +284,8 @@ static CNN_TARGET_AVX2 void cnn_f32_gemv_axpy__avx2(size_t n, size_t k, const fl
  * bit for bit those of the one-row kernel.
  * Zen 3 class, C harness, the two kernels called in turn 15-30 times on the same data, median
  * per-call ratio new / old: 1000 x 8 x 4096 0.70-0.79 on 2 threads, 0.78-0.83 on 1 (blocks of 2048,
- * 4096 or 8192 floats alike; 256 with no prefetch 1.32); 4096 x 8 x 9216 (151 MB, bound by this
- * VM's 14 GB/s of memory) 0.87-0.96. */
+ * 4096 or 8192 floats alike; 256 with no prefetch 1.32); 4096 x 8 x 9216 (151 MB, bound by
+ * memory) 0.87-0.96. */
 #define DOT8_KB 2048
 
 static inline __attribute__((always_inline)) CNN_TARGET_AVX2 void
