@@ -283,20 +283,21 @@ static CNN_TARGET_AVX2 void cnn_f32_gemv_axpy__avx2(size_t n, size_t k, const fl
  * `part` between blocks. Each lane sums over k in the same order as before, so the results are
  * bit for bit those of the one-row kernel.
  * Zen 3 class, C harness, the two kernels called in turn 15-30 times on the same data, median
- * per-call ratio new / old: 1000 x 8 x 4096 0.70-0.79 on 2 threads, 0.78-0.83 on 1 (blocks of 2048,
- * 4096 or 8192 floats alike; 256 with no prefetch 1.32); 4096 x 8 x 9216 (151 MB, bound by
- * memory) 0.87-0.96. */
+ * per-call ratio new / old over 10 runs: 1000 x 8 x 4096 0.70-0.82 on 2 threads, 0.78-0.95 on 1
+ * (blocks of 2048, 4096 or 8192 floats alike; 256 with no prefetch 1.32); 100 x 8 x 9216 0.72-0.74;
+ * 4096 x 8 x 9216 (151 MB, bound by memory) 0.87-0.96. */
 #define DOT8_KB 2048
 
 static inline __attribute__((always_inline)) CNN_TARGET_AVX2 void
 dot8_3x4__avx2(size_t p0, size_t p1, const float *x0, const float *x1, const float *x2, const float *y, size_t ys,
-               __m256 *part, int first, const float *next, size_t ldx) {
-    // rows x0..x2 against y's 4 rows (ys apart), k in [p0, p1); part: 3 rows of 8 partial vectors
+               __m256 *part, int first, const float *next, size_t next_end, size_t ldx) {
+    // rows x0..x2 against y's 4 rows (ys apart), k in [p0, p1); part: 3 rows of 8 partial vectors;
+    // while p < next_end, a line of each of the 3 rows next, next + ldx, next + 2 ldx at offset p
     __m256 s[3][4];
     for (int i = 0; i < 3; i++)
         for (int j = 0; j < 4; j++) s[i][j] = first ? _mm256_setzero_ps() : part[i * 8 + j];
     for (size_t p = p0; p < p1; p += 8) {
-        if (next && !(p & 15)) { /* a line of each of the next 3 rows per 16 floats */
+        if (p < next_end && !(p & 15)) {
             _mm_prefetch((const char *)(next + p), _MM_HINT_T0);
             _mm_prefetch((const char *)(next + ldx + p), _MM_HINT_T0);
             _mm_prefetch((const char *)(next + 2 * ldx + p), _MM_HINT_T0);
@@ -326,11 +327,20 @@ static CNN_TARGET_AVX2 void cnn_f32_gemm_dot8__avx2(size_t rows, size_t k_len, c
                 /* rows past the chunk repeat its row r: their sums land in part and are never read */
                 const float *x0 = x + r * ldx;
                 const float *x1 = r + 1 < c1 ? x0 + ldx : x0, *x2 = r + 2 < c1 ? x0 + 2 * ldx : x0;
-                /* prefetched: the next group's rows, or the chunk's first rows in the next block */
-                const float *next = r + 5 < c1 ? x0 + 3 * ldx : b1 < k8 ? x + c0 * ldx + DOT8_KB : NULL;
+                /* prefetched: the next group's rows, or the chunk's first rows in the next block
+                 * (only addresses inside those rows: up to k8) */
+                const float *next = NULL;
+                size_t next_end = 0;
+                if (r + 5 < c1) {
+                    next = x0 + 3 * ldx;
+                    next_end = b1;
+                } else if (b1 < k8 && c1 - c0 >= 3) {
+                    next = x + c0 * ldx + DOT8_KB;
+                    next_end = k8 - DOT8_KB;
+                }
                 __m256 *pr = part + (r - c0) * 8;
-                dot8_3x4__avx2(b0, b1, x0, x1, x2, y, ys, pr, b0 == 0, next, ldx);
-                dot8_3x4__avx2(b0, b1, x0, x1, x2, y + 4 * ys, ys, pr + 4, b0 == 0, NULL, ldx);
+                dot8_3x4__avx2(b0, b1, x0, x1, x2, y, ys, pr, b0 == 0, next, next_end, ldx);
+                dot8_3x4__avx2(b0, b1, x0, x1, x2, y + 4 * ys, ys, pr + 4, b0 == 0, NULL, 0, ldx);
             }
         }
         for (size_t r = c0; r < c1; r++) {
