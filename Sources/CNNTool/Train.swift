@@ -254,6 +254,16 @@ struct Train: ParsableCommand {
             }
             print("gradient averaging: \(syncBatchnorm ? "after backward (synchronised batch norm)" : gradients.description)")
         }
+        /// The model's weights and the training log (curve included) as of the trainer's last epoch.
+        func writeOutputs() throws {
+            guard root else { return }
+            try net.saveWeights(to: checkpointDir + "/model.safetensors",
+                                metadata: ModelMetadata.make(model: model.lowercased(), classes: train.classes, dataset: data.dataset,
+                                                             inputShape: train.images.shape, normalization: normalization,
+                                                             classNames: train.classNames))
+            try TrainingLog.write(trainer.history, csv: logPath, svg: (logPath as NSString).deletingPathExtension + ".svg")
+        }
+        var ranEpoch = false
         while trainer.epoch < epochs {
             let e = trainer.epoch
             let record = try trainer.trainEpoch { p in
@@ -270,13 +280,12 @@ struct Train: ParsableCommand {
                          e + 1, epochs, record.trainLoss, record.trainAccuracy, record.testLoss, record.testAccuracy, record.learningRate,
                          record.seconds, Double(train.count) / record.seconds))
             try trainer.saveCheckpoint(to: checkpoint)  // rank 0 only
-            guard root else { continue }
-            try net.saveWeights(to: checkpointDir + "/model.safetensors",
-                                metadata: ModelMetadata.make(model: model.lowercased(), classes: train.classes, dataset: data.dataset,
-                                                             inputShape: train.images.shape, normalization: normalization,
-                                                             classNames: train.classNames))
-            try TrainingLog.write(trainer.history, csv: logPath, svg: (logPath as NSString).deletingPathExtension + ".svg")
+            try writeOutputs()
+            ranEpoch = true
         }
+        // A run killed after its last checkpoint but before the weights and the log were written
+        // resumes with nothing left to train: the checkpoint holds both, so write them now.
+        if !ranEpoch { try writeOutputs() }
         print("wrote \(checkpoint), \(checkpointDir)/model.safetensors, \(logPath)")
     }
 }

@@ -82,6 +82,34 @@ struct ReliabilityCrashTests {
         return trainer.epoch
     }
 
+    /// The window the random kills above hit about one run in twenty: after the last epoch's
+    /// checkpoint, before its weights and log. Resuming then has no epoch left to train, and must
+    /// still write both from the checkpoint.
+    @Test("killed after the last checkpoint, before the weights and the log: resume writes them")
+    func killAfterLastCheckpoint() throws {
+        let cnn = try Self.cnnExecutable()
+        let root = try IOTestSupport.temporaryDirectory("crash-last")
+        defer { IOTestSupport.remove(root) }
+        let data = root + "/mnist"
+        try IOTestSupport.makeDirectory(data)
+        try Self.writeSmallMNIST(to: data, train: 512, test: 256)
+        let run = root + "/run"
+        let first = try Self.start(cnn, data: data, checkpointDirectory: run, resume: false)
+        first.waitUntilExit()
+        try #require(first.terminationStatus == 0, "cnn train exited with \(first.terminationStatus)")
+        let expected = try Self.losses(run)
+        try #require(expected.count == 3)
+        let weights = try Data(contentsOf: URL(fileURLWithPath: run + "/model.safetensors"))
+        // What the kill leaves: the epoch-3 checkpoint, the weights and log of epoch 2 (here: none).
+        for file in ["log.csv", "log.svg", "model.safetensors"] { try FileManager.default.removeItem(atPath: run + "/" + file) }
+        let resumed = try Self.start(cnn, data: data, checkpointDirectory: run, resume: true)
+        resumed.waitUntilExit()
+        try #require(resumed.terminationStatus == 0, "resumed cnn train exited with \(resumed.terminationStatus)")
+        #expect(try Self.losses(run) == expected)
+        #expect(FileManager.default.fileExists(atPath: run + "/log.svg"))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: run + "/model.safetensors")) == weights)
+    }
+
     @Test("SIGKILL at random points and during checkpoint writes; resume gives the uninterrupted losses")
     func killAndResume() throws {
         let cnn = try Self.cnnExecutable()
