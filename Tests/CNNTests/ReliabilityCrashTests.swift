@@ -46,6 +46,14 @@ struct ReliabilityCrashTests {
         }
     }
 
+    /// `root/mnist` holding the first 512 training and 256 test images (what `start` trains on).
+    static func smallMNIST(in root: String) throws -> String {
+        let data = root + "/mnist"
+        try IOTestSupport.makeDirectory(data)
+        try writeSmallMNIST(to: data, train: 512, test: 256)
+        return data
+    }
+
     /// Starts `cnn train` into `checkpointDirectory`.
     static func start(_ executable: String, data: String, checkpointDirectory: String, resume: Bool) throws -> Process {
         let p = Process()
@@ -90,9 +98,7 @@ struct ReliabilityCrashTests {
         let cnn = try Self.cnnExecutable()
         let root = try IOTestSupport.temporaryDirectory("crash-last")
         defer { IOTestSupport.remove(root) }
-        let data = root + "/mnist"
-        try IOTestSupport.makeDirectory(data)
-        try Self.writeSmallMNIST(to: data, train: 512, test: 256)
+        let data = try Self.smallMNIST(in: root)
         let run = root + "/run"
         let first = try Self.start(cnn, data: data, checkpointDirectory: run, resume: false)
         first.waitUntilExit()
@@ -115,9 +121,7 @@ struct ReliabilityCrashTests {
         let cnn = try Self.cnnExecutable()
         let root = try IOTestSupport.temporaryDirectory("crash")
         defer { IOTestSupport.remove(root) }
-        let data = root + "/mnist"
-        try IOTestSupport.makeDirectory(data)
-        try Self.writeSmallMNIST(to: data, train: 512, test: 256)
+        let data = try Self.smallMNIST(in: root)
 
         // The uninterrupted run, timed to choose kill points inside it.
         let clean = root + "/clean"
