@@ -90,8 +90,8 @@ struct ReliabilityCrashTests {
         return trainer.epoch
     }
 
-    /// The window the random kills above hit about one run in twenty: after the last epoch's
-    /// checkpoint, before its weights and log. Resuming then has no epoch left to train, and must
+    /// The window the random kills of `killAndResume` hit about one run in twenty: after the last
+    /// epoch's checkpoint, before its weights and log. Resuming then has no epoch left to train, and must
     /// still write both from the checkpoint.
     @Test("killed after the last checkpoint, before the weights and the log: resume writes them")
     func killAfterLastCheckpoint() throws {
