@@ -26,6 +26,19 @@ gemm_6x16__avx2(size_t kc, const float *a, size_t a_rs, size_t a_ks, const float
                 size_t nr, const cnn_gemm_tile *t) {
     __m256 acc[AVX2_MR][2];
     for (int i = 0; i < AVX2_MR; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+    /* The tile's rows of C, and of the residual, are fetched while the k loop runs: the store
+     * would otherwise wait on them from L3 (a 1x1 convolution's output row is a 12 KiB plane
+     * apart from the next). Only addresses inside the tile are formed. */
+    if (t->cs_c == 1)
+        for (size_t i = 0; i < mr; i++) {
+            _mm_prefetch((const char *)(t->c + i * t->rs_c), _MM_HINT_T0);
+            _mm_prefetch((const char *)(t->c + i * t->rs_c + nr - 1), _MM_HINT_T0);
+        }
+    if (t->res && t->cs_r == 1)
+        for (size_t i = 0; i < mr; i++) {
+            _mm_prefetch((const char *)(t->res + i * t->rs_r), _MM_HINT_T0);
+            _mm_prefetch((const char *)(t->res + i * t->rs_r + nr - 1), _MM_HINT_T0);
+        }
     for (size_t k = 0; k < kc; k++) {
         const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
         for (int i = 0; i < AVX2_MR; i++) {
@@ -37,24 +50,36 @@ gemm_6x16__avx2(size_t kc, const float *a, size_t a_rs, size_t a_ks, const float
         b += bs;
     }
     if (mr == AVX2_MR && nr == AVX2_NR && t->cs_c == 1 && (!t->res || t->cs_r == 1)) {
-        const __m256 alpha = _mm256_set1_ps(t->alpha), beta = _mm256_set1_ps(t->beta);
+        /* The tile's fields in locals: a store through c could alias *t, so reading them there
+         * would reload them after every row (and spill the accumulators). With the prefetch of C
+         * above: Zen 3 class, 2 threads, C harness, builds called in turn 40 times, per-layer
+         * median ratio new / old on ResNet-50's 1x1 convolutions at batch 1 (pre-packed weights)
+         * 0.86-1.03, the largest gains on 64 -> 256 at 56x56 with the residual (0.88) and
+         * 256 -> 1024 at 14x14 (0.86); the prefetch alone 0.84 and 0.95 on the two layers with a
+         * residual at 56x56 and 28x28, 0.99-1.02 elsewhere. */
+        float *const c0 = t->c;
+        const size_t rs_c = t->rs_c, rs_r = t->rs_r;
+        const float beta_s = t->beta, *const bias = t->bias, *const res = t->res;
+        const int bias_on_j = t->bias_on_j, relu = t->relu;
+        const __m256 alpha = _mm256_set1_ps(t->alpha), beta = _mm256_set1_ps(beta_s);
         const __m256 zero = _mm256_setzero_ps();
+#pragma clang loop unroll(full)
         for (int i = 0; i < AVX2_MR; i++) {
-            float *c = t->c + i * t->rs_c;
+            float *c = c0 + i * rs_c;
+#pragma clang loop unroll(full)
             for (int v = 0; v < 2; v++) {
                 __m256 y;
-                if (t->beta == 0.0f) {
+                if (beta_s == 0.0f) {
                     y = _mm256_mul_ps(alpha, acc[i][v]);
                 } else {
                     const __m256 cv = _mm256_loadu_ps(c + 8 * v);
-                    y = t->beta == 1.0f ? _mm256_fmadd_ps(alpha, acc[i][v], cv)
-                                        : _mm256_fmadd_ps(alpha, acc[i][v], _mm256_mul_ps(beta, cv));
+                    y = beta_s == 1.0f ? _mm256_fmadd_ps(alpha, acc[i][v], cv)
+                                       : _mm256_fmadd_ps(alpha, acc[i][v], _mm256_mul_ps(beta, cv));
                 }
-                if (t->bias)
-                    y = _mm256_add_ps(y, t->bias_on_j ? _mm256_loadu_ps(t->bias + 8 * v)
-                                                      : _mm256_set1_ps(t->bias[i]));
-                if (t->res) y = _mm256_add_ps(y, _mm256_loadu_ps(t->res + i * t->rs_r + 8 * v));
-                if (t->relu) y = _mm256_max_ps(zero, y); /* second operand is returned for NaN */
+                if (bias)
+                    y = _mm256_add_ps(y, bias_on_j ? _mm256_loadu_ps(bias + 8 * v) : _mm256_set1_ps(bias[i]));
+                if (res) y = _mm256_add_ps(y, _mm256_loadu_ps(res + i * rs_r + 8 * v));
+                if (relu) y = _mm256_max_ps(zero, y); /* second operand is returned for NaN */
                 _mm256_storeu_ps(c + 8 * v, y);
             }
         }
