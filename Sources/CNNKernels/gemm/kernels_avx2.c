@@ -39,6 +39,11 @@ gemm_6x16__avx2(size_t kc, const float *a, size_t a_rs, size_t a_ks, const float
             _mm_prefetch((const char *)(t->res + i * t->rs_r), _MM_HINT_T0);
             _mm_prefetch((const char *)(t->res + i * t->rs_r + nr - 1), _MM_HINT_T0);
         }
+    /* Four k steps per trip. Zen 3 class, 2 threads, C harness, builds called in turn 30 times,
+     * per-layer median ratio new / old on ResNet-50's convolutions at batch 1: 1x1 layers
+     * 0.91-0.98 (reversed order: old / new 1.06-1.12), its 3x3/2 layers by im2col 0.93-0.96.
+     * A prefetch of B 8 rows ahead on top measured 1.02-1.10; eight steps per trip 1.36-1.72. */
+#pragma clang loop unroll_count(4)
     for (size_t k = 0; k < kc; k++) {
         const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
         for (int i = 0; i < AVX2_MR; i++) {
