@@ -327,9 +327,11 @@ private let convForwardBound = 1e-5
     /// im2col's per-thread work with 2 and 3 threads: bands of output rows (split 6 + 6 and
     /// 4 + 4 + 4), chunks of images (1 + 2 and 1 + 1 + 1 chunks of 3, 3 and 1 images) and the
     /// implicit GEMM's B panels (25 of 48 columns per image and group on AVX-512, split 12 + 13 and
-    /// 8 + 8 + 9; the one-shot call builds the column matrix instead), with the whole epilogue, on
-    /// every ISA, planned and one-shot: the same answer as the reference and, bit for bit, as
-    /// 1 thread (the same GEMMs either way).
+    /// 8 + 8 + 9; the one-shot call builds the column matrix instead), or its rows where there are
+    /// more rows than columns (the two blocked cases: 520 output channels against 225 columns,
+    /// cut in 2 and 3 row ranges), with the whole epilogue, on every ISA, planned and one-shot:
+    /// the same answer as the reference and, bit for bit, as 1 thread (the same GEMMs either
+    /// way).
     @Test func im2colThreadWorkMatchesReference() throws {
         for cs in [convThreadBandCase, convImageChunkCase, convImplicitCase, convImplicitBlockedCase,
                    convImplicitBlocked5x5Case] {
