@@ -13,8 +13,9 @@ let kernelCFlags: [CSetting] = [
     // offset (and take another number of lines of the decoded-op cache) when unrelated code
     // around it changes. Zen 3 class, AVX2, 2 threads: an edit to the 6x16 GEMM kernel's store
     // alone moved its k loop from a 64-byte to a 32-byte boundary and ResNet-50's 1x1
-    // convolutions ran 1.06-1.09x longer; with this flag the same code ran 0.86-1.03x the time of
-    // the build before either change (C harness, builds called in turn 40 times, per-layer median).
+    // convolutions ran 1.00-1.09x as long (most of them 1.06-1.09x); with this flag the same code
+    // ran 0.86-1.03x the time of the build before either change (C harness, builds called in turn
+    // 40 times, per-layer median).
     .unsafeFlags(["-falign-loops=64"]),
     // OpenMP comes from the system's LLVM runtime (Debian/Ubuntu `libomp-dev`). Swift's clang has
     // no `omp.h`, so the kernels declare the few runtime calls they use themselves.

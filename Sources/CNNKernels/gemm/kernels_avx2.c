@@ -42,7 +42,8 @@ gemm_6x16__avx2(size_t kc, const float *a, size_t a_rs, size_t a_ks, const float
     /* Four k steps per trip. Zen 3 class, 2 threads, C harness, builds called in turn 30 times,
      * per-layer median ratio new / old on ResNet-50's convolutions at batch 1: 1x1 layers
      * 0.91-0.98 (reversed order: old / new 1.06-1.12), its 3x3/2 layers by im2col 0.93-0.96.
-     * A prefetch of B 8 rows ahead on top measured 1.02-1.10; eight steps per trip 1.36-1.72. */
+     * A prefetch of B 8 rows ahead on top measured 0.97-1.10 (most above 1.02); eight steps per
+     * trip 1.36-1.72. */
 #pragma clang loop unroll_count(4)
     for (size_t k = 0; k < kc; k++) {
         const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
@@ -61,7 +62,7 @@ gemm_6x16__avx2(size_t kc, const float *a, size_t a_rs, size_t a_ks, const float
          * median ratio new / old on ResNet-50's 1x1 convolutions at batch 1 (pre-packed weights)
          * 0.86-1.03, the largest gains on 64 -> 256 at 56x56 with the residual (0.88) and
          * 256 -> 1024 at 14x14 (0.86); the prefetch alone 0.84 and 0.95 on the two layers with a
-         * residual at 56x56 and 28x28, 0.99-1.02 elsewhere. */
+         * residual at 56x56 and 28x28, 0.98-1.02 elsewhere. */
         float *const c0 = t->c;
         const size_t rs_c = t->rs_c, rs_r = t->rs_r;
         const float beta_s = t->beta, *const bias = t->bias, *const res = t->res;
