@@ -21,6 +21,13 @@ static inline __mmask16 lanes16(int64_t n) {
     return n <= 0 ? 0 : n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
 }
 
+/* Inference pooling (no indices) on NaN-free planes wide enough for it takes the separable
+ * AVX2 path further down on AVX-512 machines too: ResNet-50's 3x3/2 pool on 64 x 112 x 112
+ * (Zen 4 class, 2 threads, best of 200) 0.197 ms here against 0.083 ms there; 1 thread 0.296
+ * against 0.163. The cell-by-cell body below stays for indices and for planes holding a NaN. */
+CNN_TARGET_AVX2 static int maxpool_separable__avx2(const cnn_pool_shape *s, int64_t P, int64_t Q, const float *x,
+                                                   float *y);
+
 CNN_TARGET_AVX512 static inline void update16(__m512 v, __m512i iv, __m512 *m, __m512i *mi) {
     const __mmask16 k = _mm512_cmp_ps_mask(v, *m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
     *m = _mm512_mask_mov_ps(*m, k, v);
@@ -31,6 +38,7 @@ CNN_TARGET_AVX512 static inline void update16(__m512 v, __m512i iv, __m512 *m, _
 CNN_TARGET_AVX512
 void cnn_f32_maxpool_plane_s2__avx512(const cnn_pool_shape *s, int64_t P, int64_t Q, const float *x,
                                       float *y, int32_t *ind) {
+    if (!ind && maxpool_separable__avx2(s, P, Q, x, y)) return;
     const int64_t H = s->H, W = s->W, kw = s->kernel_w, pw = s->pad_w;
     int64_t lo, hi;
     cnn_pool_interior_cols(s, Q, &lo, &hi);
@@ -76,6 +84,7 @@ void cnn_f32_maxpool_plane_s2__avx512(const cnn_pool_shape *s, int64_t P, int64_
 CNN_TARGET_AVX512
 void cnn_f32_maxpool_plane_s1__avx512(const cnn_pool_shape *s, int64_t P, int64_t Q, const float *x,
                                       float *y, int32_t *ind) {
+    if (!ind && maxpool_separable__avx2(s, P, Q, x, y)) return;
     const int64_t H = s->H, W = s->W, kw = s->kernel_w, pw = s->pad_w;
     int64_t lo, hi;
     cnn_pool_interior_cols(s, Q, &lo, &hi);
