@@ -112,12 +112,15 @@ typedef struct gemm_problem {
  * result has at most this many columns (the whole result, not a thread's share: the edge kernels
  * of the two paths sum in different orders, and the choice must not depend on the thread count):
  * each A element then serves at most DIRECT_A_MAX_COLS / NR tiles, and the pack (a read, a
- * transposing write and a read back) costs more than reading six rows in place. AVX2 only (no
- * AVX-512 host to measure on). Zen 3 class, C harness, the builds called in turn 30-40 times,
- * median of the per-call ratios new / old: 512 x 49 x 4608 0.85-0.90 on 2 threads, 0.89-0.94 on
- * 1; 2048 x 49 x 512 0.80-0.86. A limit of 256 or none measured the same on these and 0.99-1.07
- * on 512 x 256 x 512, 1024^3 and 64 x 3136 x 576; prefetching the six rows 64-256 floats ahead
- * measured 1.01-1.02. */
+ * transposing write and a read back) costs more than reading six rows in place. AVX2 only: on
+ * AVX-512 the 8 x 48 kernel reading its eight rows in place (and 1-2 edge columns in dot form)
+ * took 1.8-2.0x the time of the packed path (Zen 4 class, 2 threads, C harness, builds called in
+ * turn 15 times, both orders: 512 x 49 x 4608, 2048 x 49 x 512, 1024 x 64 x 1024, 512 x 52 x
+ * 4608), so the AVX-512 variant always packs. Zen 3 class, C harness, the builds called in
+ * turn 30-40 times, median of the per-call ratios new / old: 512 x 49 x 4608 0.85-0.90 on 2
+ * threads, 0.89-0.94 on 1; 2048 x 49 x 512 0.80-0.86. A limit of 256 or none measured the same
+ * on these and 0.99-1.07 on 512 x 256 x 512, 1024^3 and 64 x 3136 x 576; prefetching the six rows
+ * 64-256 floats ahead measured 1.01-1.02. */
 #define DIRECT_A_MAX_COLS 64
 
 /* The longest K block whose 1-2 edge columns cols_a takes (a stack copy of them). */

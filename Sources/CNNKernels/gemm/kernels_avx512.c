@@ -229,28 +229,45 @@ static CNN_TARGET_AVX512 void cnn_f32_gemv_axpy__avx512(size_t n, size_t k, cons
     }
 }
 
+/* x, the weights, is one stream read once, row after row, from memory or L3 (fc 4096 -> 1000:
+ * 16 MB). A register tile of 3 rows x all 8 columns (24 accumulators, the 3 rows' vectors and one
+ * of y: 28 of the 32 zmm registers) loads 11 vectors for 24 FMAs and streams 3 rows at once in one
+ * pass, each row fetched DOT8_AHEAD floats ahead. The kernel before (2 rows x 8 columns) loaded 10
+ * vectors for 16 FMAs. Each lane sums over k in order, the k % 16 tail one more step under a mask;
+ * a row's result does not depend on the rows it is grouped with. Zen 4 class, 2 threads, C
+ * harness, builds called in turn 15 times, median per-call ratio new / old (order reversed:
+ * old / new): 1000 x 8 x 4096 0.70-0.78 (1.20-1.28), 4096 x 8 x 9216 0.79 (1.21-1.25), 100 x 8 x
+ * 9216 0.90-0.92 (1.10-1.13); 1 thread 0.72, 0.78 and 0.90. */
+#define DOT8_AHEAD 512
+
 static CNN_TARGET_AVX512 void cnn_f32_gemm_dot8__avx512(size_t rows, size_t k_len, const float *x,
                                                         size_t ldx, const float *y, size_t ys, float *out) {
-    // x is (rows, k_len) with leading dimension ldx, y is (8, k_len) with row stride ys, out is (rows, 8):
-    // 2 rows x 8 columns = 16 accumulators; 10 loads per 16 FMAs, y stays in L1/L2
-    size_t r = 0;
-    for (; r < rows; r += 2) {
-        const int two = r + 1 < rows;
-        const float *x0 = x + r * ldx, *x1 = two ? x0 + ldx : x0;
-        __m512 s0[8], s1[8];
-        for (int j = 0; j < 8; j++) s0[j] = s1[j] = _mm512_setzero_ps();
+    // x is (rows, k_len) with leading dimension ldx, y is (8, k_len) with row stride ys, out is (rows, 8)
+    for (size_t r = 0; r < rows; r += 3) {
+        const size_t n = CNN_MIN((size_t)3, rows - r);
+        /* a group of 1-2 rows repeats its first row: those sums are never stored */
+        const float *x0 = x + r * ldx, *x1 = n > 1 ? x0 + ldx : x0, *x2 = n > 2 ? x0 + 2 * ldx : x0;
+        __m512 s[3][8];
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < 8; j++) s[i][j] = _mm512_setzero_ps();
         for (size_t p = 0; p < k_len; p += 16) {
+            if (p + DOT8_AHEAD < k_len) { /* only addresses inside the rows */
+                _mm_prefetch((const char *)(x0 + p + DOT8_AHEAD), _MM_HINT_T0);
+                _mm_prefetch((const char *)(x1 + p + DOT8_AHEAD), _MM_HINT_T0);
+                _mm_prefetch((const char *)(x2 + p + DOT8_AHEAD), _MM_HINT_T0);
+            }
             const __mmask16 mk = tail_mask(k_len - p);
-            const __m512 a0 = _mm512_maskz_loadu_ps(mk, x0 + p), a1 = _mm512_maskz_loadu_ps(mk, x1 + p);
+            const __m512 a0 = _mm512_maskz_loadu_ps(mk, x0 + p), a1 = _mm512_maskz_loadu_ps(mk, x1 + p),
+                         a2 = _mm512_maskz_loadu_ps(mk, x2 + p);
             for (int j = 0; j < 8; j++) {
                 const __m512 yj = _mm512_maskz_loadu_ps(mk, y + j * ys + p);
-                s0[j] = _mm512_fmadd_ps(a0, yj, s0[j]);
-                s1[j] = _mm512_fmadd_ps(a1, yj, s1[j]);
+                s[0][j] = _mm512_fmadd_ps(a0, yj, s[0][j]);
+                s[1][j] = _mm512_fmadd_ps(a1, yj, s[1][j]);
+                s[2][j] = _mm512_fmadd_ps(a2, yj, s[2][j]);
             }
         }
-        for (int j = 0; j < 8; j++) out[r * 8 + j] = _mm512_reduce_add_ps(s0[j]);
-        if (two)
-            for (int j = 0; j < 8; j++) out[(r + 1) * 8 + j] = _mm512_reduce_add_ps(s1[j]);
+        for (size_t i = 0; i < n; i++)
+            for (int j = 0; j < 8; j++) out[(r + i) * 8 + j] = _mm512_reduce_add_ps(s[i][j]);
     }
 }
 
