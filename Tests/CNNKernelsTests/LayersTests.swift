@@ -355,9 +355,9 @@ private func crossEntropyRef(rows: Int, classes: Int, _ x: [Double], _ labels: [
         }
     }
 
-    /// Inference pooling (no indices) on negative planes wide enough for the separable AVX2 path:
-    /// windows clipped by ceil mode or padding at the right border must not see the zeros a
-    /// masked load leaves past the row. Against the reference, on every variant.
+    /// Inference pooling (no indices) on negative planes, which the separable AVX2 path and the
+    /// padded AVX-512 one take: windows clipped by ceil mode or padding at the right border must
+    /// not see the zeros a masked load leaves past the row. Against the reference, on every variant.
     @Test func maxPoolWithoutIndicesOnNegativeInputsAtTheBorders() throws {
         let cases = [PoolCase(N: 1, C: 2, H: 9, W: 21, kh: 3, kw: 3, sh: 2, sw: 2, ph: 0, pw: 0, ceil: true),
                      PoolCase(N: 1, C: 2, H: 8, W: 19, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1),
