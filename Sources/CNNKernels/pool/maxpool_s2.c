@@ -42,9 +42,9 @@ void cnn_f32_maxpool_plane_s2__avx512(const cnn_pool_shape *s, int64_t P, int64_
                                       float *y, int32_t *ind) {
     /* Overlapping windows only: from 32 columns up on the separable path (3x3/2 from 192 x 56 x 56:
      * 0.079-0.081 ms there against 0.078-0.091 on the padded one), below it on the padded one (from
-     * 480 x 28 x 28: 0.075-0.078 against 0.066 ms; from 832 x 14 x 14 0.088 on this body against
-     * 0.051). 2x2/2 stays on this body (from 832 x 14 x 14 0.035 ms against 0.055 padded, from
-     * 256 x 56 x 56 0.069 against 0.086). */
+     * 480 x 28 x 28: 0.075-0.078 against 0.060-0.066 ms; from 832 x 14 x 14 0.087-0.088 on this
+     * body against 0.051-0.052). 2x2/2 stays on this body (from 832 x 14 x 14 0.035 ms against
+     * 0.055 padded, from 256 x 56 x 56 0.069 against 0.086). */
     if (!ind && ((s->W >= 32 && maxpool_separable__avx2(s, P, Q, x, y)) ||
                  (s->kernel_w > 2 && maxpool_padded__avx512(s, P, Q, x, y))))
         return;
