@@ -21,10 +21,11 @@ static inline __mmask16 lanes16(int64_t n) {
     return n <= 0 ? 0 : n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
 }
 
-/* Inference pooling (no indices) on NaN-free planes wide enough for it takes the separable
- * AVX2 path further down on AVX-512 machines too: ResNet-50's 3x3/2 pool on 64 x 112 x 112
- * (Zen 4 class, 2 threads, best of 200) 0.197 ms here against 0.083 ms there; 1 thread 0.296
- * against 0.163. The cell-by-cell body below stays for indices and for planes holding a NaN. */
+/* Inference pooling (no indices) on NaN-free planes takes the padded path below (small planes)
+ * or the separable AVX2 path further down (wide ones) on AVX-512 machines too: ResNet-50's 3x3/2
+ * pool on 64 x 112 x 112 (Zen 4 class, 2 threads, best of 200) 0.197 ms on the body here against
+ * 0.083 ms separable; 1 thread 0.296 against 0.163. The cell-by-cell bodies stay for indices, for
+ * planes holding a NaN and for 2x2/2. */
 CNN_TARGET_AVX2 static int maxpool_separable__avx2(const cnn_pool_shape *s, int64_t P, int64_t Q, const float *x,
                                                    float *y);
 CNN_TARGET_AVX512 static int maxpool_padded__avx512(const cnn_pool_shape *s, int64_t P, int64_t Q, const float *x,
@@ -88,19 +89,18 @@ void cnn_f32_maxpool_plane_s2__avx512(const cnn_pool_shape *s, int64_t P, int64_
 
 /* Inference pooling (no indices) at column stride 1 or 2 on planes of up to PADDED_MAX_FLOATS
  * floats with their padding (GoogLeNet's 3x3/1 branch pools on 28x28, 14x14 and 7x7 planes and its
- * 3x3/2 and 2x2/2 pools from 56x56, 28x28 and 14x14): the plane is copied once into a buffer whose
- * rows carry the padding as -inf (and as many -inf rows and columns past the plane as ceil mode's
- * clipped windows and whole output vectors reach), so that every output vector is plain loads and
- * maxima (column stride 2: pairs of loads de-interleaved into the even and odd columns), with no
- * border columns and no masks but the row's last vector's store. The copy checks the plane for NaN
- * (a max instruction drops NaN in one operand): a plane holding one returns 0 and takes the
+ * 3x3/2 pool from 28x28; the stride-2 dispatch above says which): the plane is copied once into a
+ * buffer whose rows carry the padding as -inf (and as many -inf rows and columns past the plane as
+ * ceil mode's clipped windows and whole output vectors reach), so that every output vector is plain
+ * loads and maxima (column stride 2: pairs of loads de-interleaved into the even and odd columns),
+ * with no border columns and no masks but the row's last vector's store. The copy checks the plane
+ * for NaN (a max instruction drops NaN in one operand): a plane holding one returns 0 and takes the
  * cell-by-cell body, which propagates it as the reference does. Zero's sign follows the max
- * instruction, as in the separable path. Before, the 14x14 and 7x7 planes ran the bodies below
- * with their border columns in the generic loop, and ONNX Runtime's pools took 0.02-0.08 ms
- * against our 0.1-0.5 ms in GoogLeNet's profile. Zen 4 class, 2 threads, best of 20,000 calls,
- * before -> after, stride 1: 480 x 14 x 14 0.123 -> 0.035 ms, 528 x 14 x 14 0.134 -> 0.037,
- * 832 x 7 x 7 0.107 -> 0.033; 192 x 28 x 28 (the separable path before) 0.060 -> 0.045, 256 x 28
- * x 28 0.081 -> 0.057. */
+ * instruction, as in the separable path. Before, the 14x14 and 7x7 planes ran the bodies below with
+ * their border columns in the generic loop, and ONNX Runtime's pools took 0.02-0.08 ms against our
+ * 0.1-0.5 ms in GoogLeNet's profile. Zen 4 class, 2 threads, best of 20,000 calls, before -> after,
+ * stride 1: 480 x 14 x 14 0.123 -> 0.035 ms, 528 x 14 x 14 0.134 -> 0.037, 832 x 7 x 7 0.107 ->
+ * 0.033; 192 x 28 x 28 (the separable path before) 0.060 -> 0.045, 256 x 28 x 28 0.081 -> 0.057. */
 enum { PADDED_MAX_FLOATS = 6144, PADDED_MAX_K = 7 };
 
 CNN_TARGET_AVX512 static int maxpool_padded__avx512(const cnn_pool_shape *s, int64_t P, int64_t Q, const float *x,
