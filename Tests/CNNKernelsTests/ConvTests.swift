@@ -232,6 +232,12 @@ private let convImplicitCase = ConvCase("im2col implicit 5x5/2, batch 2, groups 
 
 private let convThreadBandCase = ConvCase("im2col thread bands 25+25+14, groups 2", n: 2, c: 48, h: 64, w: 72,
                                           k: 20, r: 3, s: 3, pad: (1, 1), groups: 2)
+/// A column matrix of 27 rows (3x3 over 3 channels, a first layer) takes bands of at most 512 KiB,
+/// on 1 thread too: 15 rows of 320 columns, 9 bands (8 x 15 + 10) on 1 thread; on 2 the band count
+/// goes up to 10 so each thread gets 5, 13 rows each (9 x 13 + 13); 3 threads would get 3 bands
+/// each, too few, and share one band of all 130 rows.
+private let convShortColumnCase = ConvCase("im2col short columns 3x3 over 3 channels", n: 1, c: 3, h: 130, w: 320,
+                                           k: 16, r: 3, s: 3, pad: (1, 1))
 
 /// Random valid shapes: sizes not multiples of 16, odd and even, every option mixed.
 private func convRandomCases(count: Int, seed: UInt64) -> [ConvCase] {
@@ -333,8 +339,8 @@ private let convForwardBound = 1e-5
     /// the same answer as the reference and, bit for bit, as 1 thread (the same GEMMs either
     /// way).
     @Test func im2colThreadWorkMatchesReference() throws {
-        for cs in [convThreadBandCase, convImageChunkCase, convImplicitCase, convImplicitBlockedCase,
-                   convImplicitBlocked5x5Case] {
+        for cs in [convThreadBandCase, convShortColumnCase, convImageChunkCase, convImplicitCase,
+                   convImplicitBlockedCase, convImplicitBlocked5x5Case] {
             try im2colThreadCheck(cs)
         }
     }
@@ -359,7 +365,7 @@ private let convForwardBound = 1e-5
                     var shape = cs.shape
                     var once = [Float](repeating: .nan, count: cs.yCount)
                     #expect(cnn_conv2d_forward(CNN_CONV_IM2COL, &shape, x, w, bias, residual, 1, &once) == CNN_OK)
-                    #expect(once == y, "\(isa), \(threads) threads: one-shot differs from the plan")
+                    #expect(once == y, "\(cs) \(isa), \(threads) threads: one-shot differs from the plan")
                 }
                 #expect(outputs[1] == outputs[0] && outputs[2] == outputs[0], "\(isa): thread counts differ")
             }
