@@ -165,6 +165,16 @@ static void pack_b_rows(const float *b, size_t ks, size_t nc, size_t kc, size_t 
     else pack_b_rows_nr(b, ks, nc, kc, NR, dst);
 }
 
+/* An edge of nc <= ew columns packed as a panel of rows ew floats apart, zero-padded (see EDGE_B in
+ * gemm_block). */
+static void pack_b_edge(const float *b, size_t ks, size_t nc, size_t kc, size_t ew, float *dst) {
+    for (size_t k = 0; k < kc; k++) {
+        const float *src = b + k * ks;
+        float *d = dst + k * ew;
+        for (size_t j = 0; j < ew; j++) d[j] = j < nc ? src[j] : 0.0f;
+    }
+}
+
 /* Runs the loop nest on rows [i0, i1) and columns [j0, j1) of the kernel-orientation result. */
 static cnn_status gemm_block(const gemm_problem *pr, size_t i0, size_t i1, size_t j0, size_t j1) {
     if (i0 >= i1 || j0 >= j1) return CNN_OK;
@@ -214,23 +224,43 @@ static cnn_status gemm_block(const gemm_problem *pr, size_t i0, size_t i1, size_
             for (size_t jc = j0; jc < j1; jc += nc_blk) {
                 const size_t nc = CNN_MIN(nc_blk, j1 - jc);
                 const float *bblk = pr->pb ? pr->pb + k0 * n_pad + jc * kc : bbuf;
+                const size_t full = nc / NR * NR, tail = nc - full;
+                /* An edge panel the narrow kernel takes is packed narrow, its rows narrow_max
+                 * floats apart instead of NR, so the kc rows the kernel walks for every A panel
+                 * stay in L1: 48 floats apart on AVX-512, each k step was a new cache line, and the
+                 * kernel took 7.6 % of 512 x 49 x 4608's samples for 1 column in 49. Zen 4 class,
+                 * 2 threads, C harness, builds called in turn 40-100 times, median per-call ratio
+                 * new / old (old / new, order reversed): 512 x 49 x 4608 0.94 (1.05), 2048 x 49 x
+                 * 512 0.95 (1.05); ResNet-50's layers at 7x7 (pre-packed weights) 0.94 (1.05-1.07)
+                 * for the 1x1 ones and the 3x3/2 from 14x14; the 196-column layers (4 edge
+                 * columns) 0.99-1.01; the other shapes within 1 %. */
+                const size_t ew = !pr->pb && tail > 0 && tail <= v->narrow_max ? v->narrow_max : NR;
                 if (!pr->pb) {
-                    const size_t jr0 = direct_b ? nc / NR * NR : 0; /* full panels are read in place */
-                    if (pr->b_cs == 1)
-                        pack_b_rows(pr->b + k0 * pr->b_ks + jc + jr0, pr->b_ks, nc - jr0, kc, NR, bbuf + jr0 * kc);
-                    else
-                        for (size_t jr = jr0; jr < nc; jr += NR)
+                    const size_t jr0 = direct_b ? full : 0; /* full panels are read in place */
+                    const size_t wide = ew == NR ? nc : full; /* columns packed NR wide */
+                    if (pr->b_cs == 1) {
+                        if (wide > jr0)
+                            pack_b_rows(pr->b + k0 * pr->b_ks + jc + jr0, pr->b_ks, wide - jr0, kc, NR, bbuf + jr0 * kc);
+                    } else {
+                        for (size_t jr = jr0; jr < wide; jr += NR)
                             v->pack(pr->b + k0 * pr->b_ks + (jc + jr) * pr->b_cs, pr->b_cs, pr->b_ks,
                                     CNN_MIN(NR, nc - jr), kc, NR, bbuf + jr * kc);
+                    }
+                    if (ew != NR) {
+                        if (pr->b_cs == 1)
+                            pack_b_edge(pr->b + k0 * pr->b_ks + jc + full, pr->b_ks, tail, kc, ew, bbuf + full * kc);
+                        else
+                            v->pack(pr->b + k0 * pr->b_ks + (jc + full) * pr->b_cs, pr->b_cs, pr->b_ks, tail, kc, ew,
+                                    bbuf + full * kc);
+                    }
                 }
                 /* In place, an edge of 1-2 columns runs as dot products along k (cols_a): its
                  * columns are copied out contiguous once per block. */
-                const size_t full = nc / NR * NR, tail = nc - full;
                 float bcol[2 * COLS_A_MAX_KC];
                 const int use_cols = direct_a && v->cols_a && tail >= 1 && tail <= 2 && kc <= COLS_A_MAX_KC;
                 if (use_cols)
                     for (size_t c = 0; c < tail; c++)
-                        for (size_t k = 0; k < kc; k++) bcol[c * kc + k] = bblk[full * kc + k * NR + c];
+                        for (size_t k = 0; k < kc; k++) bcol[c * kc + k] = bblk[full * kc + k * ew + c];
                 for (size_t ir = 0; ir < mc; ir += MR) {
                     const size_t i = ic + ir, mr = CNN_MIN(MR, mc - ir);
                     for (size_t jr = 0; jr < nc; jr += NR) {
@@ -241,7 +271,7 @@ static cnn_status gemm_block(const gemm_problem *pr, size_t i0, size_t i1, size_
                         if (tt.res) tt.res += i * t.rs_r + j * t.cs_r;
                         const int in_place = direct_b && nr == NR;
                         const float *bp = in_place ? pr->b + k0 * pr->b_ks + j : bblk + jr * kc;
-                        const size_t bs = in_place ? pr->b_ks : NR;
+                        const size_t bs = in_place ? pr->b_ks : jr == full ? ew : NR;
                         const int narrow = nr <= v->narrow_max;
                         if (direct_a && mr == MR && use_cols && narrow)
                             v->cols_a(kc, pr->a + i * pr->a_rs + k0, pr->a_rs, bcol, nr, &tt);
