@@ -235,7 +235,8 @@ private let convThreadBandCase = ConvCase("im2col thread bands 25+25+14, groups 
 /// A column matrix of 27 rows (3x3 over 3 channels, a first layer) takes bands of at most 512 KiB,
 /// on 1 thread too: 15 rows of 320 columns, 9 bands (8 x 15 + 10) on 1 thread; on 2 the band count
 /// goes up to 10 so each thread gets 5, 13 rows each (9 x 13 + 13); 3 threads would get 3 bands
-/// each, too few, and share one band of all 130 rows.
+/// each, too few, and share one band of all 130 rows. 320 columns are a multiple of every
+/// variant's panel width, so each column sums in the same order whatever the bands.
 private let convShortColumnCase = ConvCase("im2col short columns 3x3 over 3 channels", n: 1, c: 3, h: 130, w: 320,
                                            k: 16, r: 3, s: 3, pad: (1, 1))
 

@@ -700,8 +700,9 @@ static cnn_status weights_times(const conv_geom *g, conv_weights *cw, const void
  * reversed): 2 threads 0.84 (1.09), 1 thread 0.84 (1.23); the rounding alone 0.95 (1.03); bands
  * of 256 KiB 0.86 (1.09), 384 KiB within 3 % of 512, 768 KiB (8 bands of 31 rows, 124 : 100 rows
  * per thread) 1.15 against 512. The AVX2 variant on the same host 0.76 (1.12), the portable one
- * 0.98 (1.04). Strided layers keep the rule above: a plan runs their columns
- * implicitly (below), and the one-shot call's shared band then multiplies the same GEMM tiles. */
+ * 0.98 (1.04). Strided layers keep the rule above: a plan may run their columns implicitly
+ * (below), and a one-shot call, which builds them, multiplies the same GEMM tiles only on the
+ * shared band (the one-shot and planned results are the same bit for bit). */
 #define SHORT_COL_ROWS 64
 #define SHORT_BAND_BYTES ((int64_t)512 << 10)
 

@@ -165,8 +165,8 @@ static void pack_b_rows(const float *b, size_t ks, size_t nc, size_t kc, size_t 
     else pack_b_rows_nr(b, ks, nc, kc, NR, dst);
 }
 
-/* An edge of nc <= ew columns packed as a panel of rows ew floats apart, zero-padded (see EDGE_B in
- * gemm_block). */
+/* An edge of nc <= ew columns packed as a panel of rows ew floats apart, zero-padded (the narrow
+ * kernel's panel, see gemm_block). */
 static void pack_b_edge(const float *b, size_t ks, size_t nc, size_t kc, size_t ew, float *dst) {
     for (size_t k = 0; k < kc; k++) {
         const float *src = b + k * ks;
