@@ -212,9 +212,9 @@ private let convNamedCases: [ConvCase] = [
     ConvCase("dense: 3x3/3 at 3x3 missing a row", n: 4, c: 3, h: 3, w: 3, k: 5, r: 3, s: 3, stride: (3, 3), pad: (1, 1)),
     ConvCase("dense: 1x1/3 reading padding only", n: 4, c: 6, h: 1, w: 1, k: 5, r: 1, s: 1, stride: (3, 3), pad: (1, 1)),
     ConvCase("dense: two groups at 1x1", n: 9, c: 12, h: 1, w: 1, k: 10, r: 3, s: 3, pad: (1, 1), groups: 2),
-    // Stride-1 kernels of 25 taps or more with 32 output channels or more, which auto runs direct
-    // on every ISA (AlexNet's conv2 in small): 40 and 33 channels are two 16-channel vectors and
-    // part of a third, and the outer two or three columns of each row have taps in the padding.
+    // Stride-1 kernels of 25 taps or more, which auto runs direct (AlexNet's conv2 in small): 40
+    // and 33 channels are two 16-channel vectors and part of a third, and the outer two or three
+    // columns of each row have taps in the padding.
     ConvCase("direct 5x5 pad 2, 40 channels", n: 1, c: 9, h: 11, w: 29, k: 40, r: 5, s: 5, pad: (2, 2)),
     ConvCase("direct 7x7 pad 3, 33 channels, batch 2", n: 2, c: 5, h: 9, w: 13, k: 33, r: 7, s: 7, pad: (3, 3)),
 ]
@@ -551,14 +551,14 @@ private let convForwardBound = 1e-5
         #expect(cnn_conv_auto_algorithm(&alex) == CNN_CONV_DIRECT)
         var small = ConvCase("7x7/2 at 32", n: 8, c: 3, h: 32, w: 32, k: 64, r: 7, s: 7, stride: (2, 2), pad: (3, 3)).shape
         #expect(cnn_conv_auto_algorithm(&small) == CNN_CONV_IM2COL)
-        // Stride 1 with 25 taps or more: direct where it was measured faster, from 16 output
-        // channels on AVX2 and the portable build, from 32 on AVX-512 (16: im2col).
+        // Stride 1 with 25 taps or more and 16 output channels or more: direct on every ISA, where
+        // it was measured faster.
         var fiveByFive = ConvCase("5x5", n: 1, c: 16, h: 28, w: 28, k: 32, r: 5, s: 5, pad: (2, 2)).shape
         #expect(cnn_conv_auto_algorithm(&fiveByFive) == CNN_CONV_DIRECT)
         var alexConv2 = ConvCase("AlexNet conv2", n: 1, c: 64, h: 27, w: 27, k: 192, r: 5, s: 5, pad: (2, 2)).shape
         #expect(cnn_conv_auto_algorithm(&alexConv2) == CNN_CONV_DIRECT)
         var lenet = ConvCase("LeNet-5 conv2", n: 64, c: 6, h: 14, w: 14, k: 16, r: 5, s: 5).shape
-        #expect(cnn_conv_auto_algorithm(&lenet) == (cnn_isa_active() == CNN_ISA_AVX512 ? CNN_CONV_IM2COL : CNN_CONV_DIRECT))
+        #expect(cnn_conv_auto_algorithm(&lenet) == CNN_CONV_DIRECT)
         var sevenBySeven = ConvCase("7x7", n: 1, c: 32, h: 28, w: 28, k: 64, r: 7, s: 7, pad: (3, 3)).shape
         #expect(cnn_conv_auto_algorithm(&sevenBySeven) == CNN_CONV_DIRECT)
         // Fewer than 16 output channels (LeNet-5's conv1), or dilated taps: im2col everywhere.

@@ -124,19 +124,19 @@ static int dense_form(const conv_geom *g, conv_geom *d, int64_t *r0, int64_t *s0
  *    55): direct, on its padded copy. `cnn bench conv`, batch 1: the stem 1.18-1.19 ms against
  *    im2col's 1.30, AlexNet's conv1 1.04-1.06 against 1.18 (AVX2: 2.13 / 1.67 against 2.42 /
  *    2.17; portable: 5.2 / 5.4 against 7.4 / 6.6).
- *  - stride 1, kernels of 25 taps or more, groups 1, at least 16 output channels on AVX2 and the
- *    portable build, at least 32 on AVX-512: direct. With 16-32 output channels the im2col
- *    GEMM fills two or three 6-row register panels and packs a column matrix that each column
- *    uses that few times; direct holds 16 channels per vector and reads the image in place.
- *    AVX-512 on the Zen 5 machine: LeNet-5's conv2 (16 channels) at batch 64 read 0.57 ms by
- *    im2col against direct's 0.80 on one thread, 0.45 against 0.41 on two, so 16 channels keep
- *    im2col there. AVX-512, Zen 4 class, C harness, batch 1, both algorithms called in turn
- *    25 times with 64 MiB written between calls, median per-call ratio direct / im2col on 2 (1)
- *    threads: AlexNet's conv2 (64 -> 192 at 27x27) 0.91 (0.88), 5x5 pad 2 16 -> 32 at 28x28
- *    0.74 (0.74), 32 -> 96 0.91 (0.91), 48 -> 128 at 14x14 0.79 (0.89), 128 -> 256 0.88 (0.92),
- *    7x7 pad 3 32 -> 64 at 28x28 0.79 (0.86); LeNet-5's conv2 at batch 64 0.75 (0.95). In
- *    AlexNet (`cnn bench models --profile`, 2 threads, the two builds in turn) conv2 went from
- *    2.77-3.23 ms to 2.32-2.52.
+ *  - stride 1, kernels of 25 taps or more, groups 1, at least 16 output channels: direct. With
+ *    16-32 output channels the im2col GEMM fills two or three 6-row register panels and packs a
+ *    column matrix that each column uses that few times; direct holds 16 channels per vector and
+ *    reads the image in place.
+ *    AVX-512 took im2col until the twenty-second session, after LeNet-5's conv2 at batch 64 read
+ *    0.57 ms by im2col against direct's 0.80 on one thread (0.45 against 0.41 on two) on
+ *    2026-11-29, before direct's flat tiles. AVX-512, Zen 4 class, C harness, both algorithms
+ *    called in turn 25-40 times (64 MiB written between calls), median per-call ratio direct /
+ *    im2col on 2 (1) threads, batch 1: AlexNet's conv2 (64 -> 192 at 27x27) 0.91 (0.88), 5x5 pad 2
+ *    16 -> 32 at 28x28 0.74 (0.74), 32 -> 96 0.91 (0.91), 48 -> 128 at 14x14 0.79 (0.89), 128 ->
+ *    256 0.88 (0.92), 7x7 pad 3 32 -> 64 at 28x28 0.79 (0.86); LeNet-5's conv2 at batch 64
+ *    0.75-0.87 (0.89-0.95), warm or cold, both orders. In AlexNet (`cnn bench models --profile`,
+ *    2 threads, the two builds in turn) conv2 went from 2.77-3.23 ms to 2.32-2.52.
  *    Zen 3 class, AVX2, the C harness (batch 1, 2 threads, both algorithms called in turn 15-30
  *    times, median per-call ratio direct / im2col): LeNet-5's conv2 0.35, 5x5 pad 2 16 -> 32 at
  *    28x28 0.33, 32 -> 96 at 28x28 0.55, 16 -> 48 at 14x14 0.53, 24 -> 64 0.72, 48 -> 128 at 7x7
@@ -144,8 +144,7 @@ static int dense_form(const conv_geom *g, conv_geom *d, int64_t *r0, int64_t *s0
  *    1.00, 7x7 pad 3 32 -> 64 at 28x28 0.51, 3 -> 64 at 224x224 1.03; portable build 0.51, 0.69,
  *    0.99, 0.88. `cnn bench conv`, LeNet-5's conv2 at batch 64: 1.05 ms against 1.60 on one
  *    thread, 0.49 against 1.04 on two.
- *  - everything else (first layers with C = 3, LeNet-5's conv2 on AVX-512, grouped, small
- *    strided planes): im2col + GEMM.
+ *  - everything else (first layers with C = 3, grouped, small strided planes): im2col + GEMM.
  */
 static cnn_conv_algorithm auto_algorithm(const conv_geom *g, const cnn_conv_shape *s) {
     /* Depthwise: the direct loop. A single-channel image (LeNet's conv1) is not depthwise: there
@@ -160,8 +159,7 @@ static cnn_conv_algorithm auto_algorithm(const conv_geom *g, const cnn_conv_shap
     if (g->G == 1 && g->Kg >= 16 && g->R * g->S >= 25) { /* large kernels, a full channel vector */
         const int strided = g->sh > 1 || g->sw > 1;
         if (strided && 5 * g->Q >= 4 * ((g->Q + 27) / 28 * 28)) return CNN_CONV_DIRECT;
-        if (!strided && g->dh == 1 && g->dw == 1 && (cnn_isa_active() != CNN_ISA_AVX512 || g->Kg >= 32))
-            return CNN_CONV_DIRECT;
+        if (!strided && g->dh == 1 && g->dw == 1) return CNN_CONV_DIRECT;
     }
     if (applies(CNN_CONV_WINOGRAD_4X4, g) && g->C >= 16 && g->K >= 16) {
         /* A tile m is usable with at least 16 tiles (one vector of lanes) and when at least half
