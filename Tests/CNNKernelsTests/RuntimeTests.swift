@@ -23,6 +23,36 @@ import Testing
         #expect(cnn_workspace(-1, 10) == nil)
     }
 
+    /// Buffers of 4 MiB or more start on a 2 MiB boundary while huge pages are on (Linux), and on
+    /// 64 bytes otherwise; every byte is usable either way.
+    @Test func largeAllocationsFollowTheHugePageSetting() throws {
+        let before = ComputeRuntime.usesHugePages
+        defer { ComputeRuntime.setHugePages(before) }
+        let huge = 2 << 20
+        for on in [true, false] {
+            ComputeRuntime.setHugePages(on)
+            #if os(Linux)
+            #expect(ComputeRuntime.usesHugePages == on)
+            #else
+            #expect(!ComputeRuntime.usesHugePages)
+            #endif
+            for bytes in [64, (4 << 20) - 64, 4 << 20, (9 << 20) + 12] {
+                let raw = try #require(cnn_aligned_alloc(bytes))
+                defer { cnn_aligned_free(raw) }
+                let address = Int(bitPattern: raw)
+                #expect(address % 64 == 0)
+                if ComputeRuntime.usesHugePages && bytes >= 4 << 20 {
+                    #expect(address % huge == 0, "\(bytes) bytes at \(address)")
+                }
+                let p = raw.bindMemory(to: UInt8.self, capacity: bytes)
+                p[0] = 1
+                p[bytes - 1] = 2
+                #expect(p[0] == 1 && p[bytes - 1] == 2)
+            }
+        }
+        #expect(cnn_aligned_alloc(0) == nil)
+    }
+
     @Test func peakProbeIsPositiveForEverySupportedISA() {
         for isa in ComputeRuntime.supportedISAs {
             let g = ComputeRuntime.peakGFLOPS(isa: isa, threads: 1, seconds: 0.02)

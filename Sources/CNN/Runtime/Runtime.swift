@@ -39,7 +39,8 @@ public enum ISA: String, CaseIterable, Sendable, Comparable, CustomStringConvert
     public var description: String { rawValue }
 }
 
-/// Process-wide settings of the compute kernels: instruction-set variant and thread count.
+/// Process-wide settings of the compute kernels: instruction-set variant, thread count and huge
+/// pages.
 ///
 /// These settings are global to the process, as are OpenMP's; change them between, not during,
 /// computations.
@@ -95,6 +96,24 @@ public enum ComputeRuntime {
 
     /// Online processors.
     public static var processorCount: Int { Int(cnn_num_processors()) }
+
+    /// Whether large buffers ask the operating system for transparent huge pages.
+    ///
+    /// On Linux every buffer of 4 MiB or more that the library allocates (tensor storage, packed
+    /// and Winograd-transformed weights, workspaces) starts on a 2 MiB boundary and is advised as
+    /// huge pages (`madvise(MADV_HUGEPAGE)`), so streaming a large weight matrix needs one TLB
+    /// entry per 2 MiB instead of 512. It is on by default there, off when the environment has
+    /// `CNN_HUGE_PAGES=0`, and always off on other systems. The kernel's own setting still
+    /// decides (`/sys/kernel/mm/transparent_hugepage/enabled`: `always` or `madvise` honours the
+    /// advice, `never` ignores it).
+    public static var usesHugePages: Bool { cnn_huge_pages() != 0 }
+
+    /// Turns huge pages on or off for buffers allocated from now on (see ``usesHugePages``);
+    /// buffers that already exist keep their pages. Has no effect where huge pages are not
+    /// supported.
+    public static func setHugePages(_ on: Bool) {
+        _ = cnn_set_huge_pages(on ? 1 : 0)
+    }
 
     /// Probes the float32 fused-multiply-add peak of one variant, in GFLOP/s.
     ///

@@ -47,8 +47,16 @@ void cnn_set_num_threads(int n);
 /** Number of online processors. */
 int cnn_num_processors(void);
 
-/** 64-byte aligned allocation (NULL on failure or bytes == 0); free with cnn_aligned_free. */
+/** 64-byte aligned allocation (NULL on failure or bytes == 0); free with cnn_aligned_free.
+ *  On Linux, with huge pages on (see cnn_huge_pages), a buffer of 4 MiB or more starts on a 2 MiB
+ *  boundary and its whole 2 MiB pages are advised as transparent huge pages (MADV_HUGEPAGE). */
 void *cnn_aligned_alloc(size_t bytes);
+/** 1 when large allocations ask for transparent huge pages: on Linux unless CNN_HUGE_PAGES=0 is in
+ *  the environment or cnn_set_huge_pages(0) was called; always 0 elsewhere. */
+int cnn_huge_pages(void);
+/** Turns huge pages on (1) or off (0) for later allocations, process-wide; returns the previous
+ *  setting. No effect where they are not supported. */
+int cnn_set_huge_pages(int on);
 void cnn_aligned_free(void *p);
 
 /** Per-thread scratch buffers, 64-byte aligned, grown on demand and kept for reuse (freed when the
