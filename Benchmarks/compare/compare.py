@@ -14,7 +14,9 @@ only source of the GEMM, convolution and training shapes, so nothing here repeat
 Ratios are ours / peer: below 1 means swift-cnn is faster. With --rounds N the suites run N times,
 swift-cnn and the peers in turn, and each ratio is the median of the N rounds' own ratios: on a
 shared machine that switches between speed states within minutes, a single round can time one
-side in each state. A peer that is not installed is named
+side in each state. In the models suite each network runs in swift-cnn right before and right
+after its peers (their conversions done beforehand) and swift-cnn's time is the mean of the two, so
+a drift within the round moves both sides alike. A peer that is not installed is named
 as missing, and its columns say so; a suite a peer has no form of (training in ONNX Runtime and
 ncnn, GEMM in ncnn) says n/a.
 """
@@ -255,38 +257,65 @@ def ncnn_conv_files(workdir, name, C, H, W, w, b, stride, pad, groups):
     return param, binf
 
 
-def suite_models(cnn, peers, a):
-    rows, err = run_ours(cnn, ["models", "--threads", str(a.threads), "--repeat", str(a.repeat)], a.threads)
-    ours = {}
+def ours_network_ms(cnn, name, a):
+    """One network's compiled batch-1 time from `cnn bench models --case NAME` (ms, error or None)."""
+    rows, err = run_ours(cnn, ["models", "--case", name, "--threads", str(a.threads), "--repeat", str(a.repeat)],
+                         a.threads)
     for r in rows:
         # The inference form at batch 1, 224x224 (the suite may report others too).
-        key = r["case"].split()[0].lower().replace("-", "")
-        if key in NETWORKS and key not in ours:
-            ours[key] = r["ms"]
+        if r.get("suite") == "models" and r["case"].split()[0].lower().replace("-", "") == name:
+            return r["ms"], None
+    return None, err or f"`cnn bench models --case {name}` reported no {name} row"
+
+
+def suite_models(cnn, peers, a):
+    """Each network is timed in swift-cnn right before and right after its peers, and swift-cnn's
+    time is the mean of the two: on a machine whose speed drifts, the peers' runs then sit between
+    ours instead of minutes away from them. Everything slow that is not timed (building the PyTorch
+    module, the ONNX export, the pnnx conversion, loading) happens first."""
     results = []
     for name in [n for n in NETWORKS if a.case in n]:
-        res = {"suite": "models", "case": f"{name} batch 1 224x224", "ours": ours.get(name)}
-        if err:
-            res["ours_error"] = err
+        res = {"suite": "models", "case": f"{name} batch 1 224x224"}
+        timers = []
         if peers.torch:
             t = peers.torch
             model = build_network(t, name).eval()
             x = t.randn(1, 3, 224, 224)
+
+            def time_torch(model=model, x=x, t=t):
+                with t.no_grad():
+                    return median_ms(lambda: model(x), a.repeat)
+            timers.append(("torch", time_torch))
             with t.no_grad():
-                res["torch"] = median_ms(lambda: model(x), a.repeat)
                 if peers.ort and peers.onnx:
                     import io
                     buf = io.BytesIO()
                     t.onnx.export(model, x, buf, input_names=["x"], output_names=["y"], dynamo=False)
-                    res["onnxruntime"] = peers.ort_time(buf.getvalue(), {"x": x.numpy()})
+                    sess, feeds = peers.ort_session(buf.getvalue()), {"x": x.numpy()}
+                    timers.append(("onnxruntime", lambda sess=sess, feeds=feeds:
+                                   median_ms(lambda: sess.run(None, feeds), a.repeat)))
                 if peers.ncnn and peers.pnnx:
-                    res["ncnn"] = ncnn_network_time(peers, name, model, x)
+                    net = ncnn_network(peers, name, model, x)
+                    if isinstance(net, str):
+                        res["ncnn"] = net
+                    else:
+                        timers.append(("ncnn", lambda net=net, x=x:
+                                       peers.ncnn_time(net, {"in0": x.numpy()[0]}, "out0")))
+        before, err = ours_network_ms(cnn, name, a)
+        for peer, fn in timers:
+            res[peer] = fn()
+        after, err_after = ours_network_ms(cnn, name, a)
+        times = [v for v in (before, after) if v is not None]
+        res["ours"] = sum(times) / len(times) if times else None
+        res["ours_before"], res["ours_after"] = before, after
+        if err or err_after:
+            res["ours_error"] = err or err_after
         results.append(res)
     return results
 
 
-def ncnn_network_time(peers, name, model, x):
-    """Traces the network, converts it with the pnnx tool to ncnn, and times it."""
+def ncnn_network(peers, name, model, x):
+    """Traces the network and converts it with the pnnx tool to ncnn: the loaded net, or an error."""
     t = peers.torch
     pt = os.path.join(peers.workdir, name + ".pt")
     t.jit.trace(model, x).save(pt)
@@ -296,8 +325,7 @@ def ncnn_network_time(peers, name, model, x):
     param, binf = os.path.join(peers.workdir, name + ".ncnn.param"), os.path.join(peers.workdir, name + ".ncnn.bin")
     if p.returncode != 0 or not os.path.exists(param):
         return "error: pnnx failed: " + (p.stderr.strip().splitlines() or ["?"])[-1]
-    net = peers.ncnn_net(param, binf)
-    return peers.ncnn_time(net, {"in0": x.numpy()[0]}, "out0")
+    return peers.ncnn_net(param, binf)
 
 
 def suite_train(cnn, peers, a):
