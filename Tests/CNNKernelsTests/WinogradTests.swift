@@ -150,6 +150,23 @@ import Testing
         }
     }
 
+    @Test func largeInputOnEveryISA() throws {
+        // 32 x 130 x 130 floats are 2.16 MB, past WINO_PREFETCH_MIN_BYTES (2 MiB): the forward fetches
+        // each channel's rows one channel ahead of the gather, over edge tiles, runs split across tile
+        // rows and the last channel (nothing past it is fetched).
+        var rng = WinogradRNG(seed: 13)
+        let shape = WinogradTestShape(N: 1, C: 32, H: 130, W: 130, K: 4, padH: 1, padW: 1)
+        #expect(shape.N * shape.C * shape.H * shape.W * MemoryLayout<Float>.size > 2 << 20)
+        for isa in ComputeRuntime.supportedISAs {
+            try ComputeRuntime.withISA(isa) {
+                for m in Self.tileSizes {
+                    let err = try shape.relativeError(m: m, bias: true, residual: m == 4, relu: true, rng: &rng)
+                    #expect(err <= Self.bound(m), "F(\(m)) \(isa): \(err)")
+                }
+            }
+        }
+    }
+
     /// The accuracy figures on layer-like shapes (C = 64..256, uniform data), printed for the record.
     @Test func accuracyOnRealisticShapes() throws {
         var rng = WinogradRNG(seed: 11)
