@@ -986,7 +986,6 @@ static void wino_scatter(const wino_plan *p, const float *o, int64_t k, const wi
     }
 }
 
-#if CNN_X86
 /* Splits the 16 tiles of a chunk into runs of horizontally adjacent tiles (same image, same tile
  * row, m columns apart): lanes [rs[r], rs[r + 1]) for r < the returned count. Adjacent input patches
  * and adjacent output tiles are the same thing: a tile followed by its right neighbour is never
@@ -1007,6 +1006,7 @@ static inline int wino_runs(const int m, const wino_tile *tab, int *rs) {
     return nruns;
 }
 
+#if CNN_X86
 /* dst[q] = src[x0 + q] for q < n where 0 <= x0 + q < W, else 0, in vectors of 16 (dst holds n
  * rounded up to 16). Columns outside the row are never read. */
 CNN_TARGET_AVX512
@@ -1429,15 +1429,12 @@ static void wino_scatter_pooled(const wino_plan *p, const float *pb, int64_t k, 
 static void wino_prefetch_patches(const wino_plan *p, const cnn_conv_shape *s, const float *x, int64_t c,
                                   const wino_tile *tab) {
     const int64_t H = s->H, W = s->W, m = p->m, alpha = p->alpha;
-    int l = 0;
-    while (l < WINO_LANES && tab[l].valid) {
-        const wino_tile *e = &tab[l];
-        int n = 1;
-        while (l + n < WINO_LANES && tab[l + n].valid && tab[l + n].x_img == e->x_img && tab[l + n].iy == e->iy &&
-               tab[l + n].ix == e->ix + n * m)
-            n++;
+    int rs[WINO_LANES + 1];
+    const int nruns = wino_runs(p->m, tab, rs);
+    for (int r = 0; r < nruns; r++) {
+        const wino_tile *e = &tab[rs[r]];
         const int64_t x0 = CNN_MAX((int64_t)0, (int64_t)e->ix);
-        const int64_t x1 = CNN_MIN(W, (int64_t)e->ix + m * (n - 1) + alpha);
+        const int64_t x1 = CNN_MIN(W, (int64_t)e->ix + m * (rs[r + 1] - rs[r] - 1) + alpha);
         const float *plane = x + e->x_img + c * H * W;
         for (int64_t i = 0; i < alpha; i++) {
             const int64_t yy = e->iy + i;
@@ -1446,7 +1443,6 @@ static void wino_prefetch_patches(const wino_plan *p, const cnn_conv_shape *s, c
             for (int64_t q = x0; q < x1; q += 16) __builtin_prefetch(row + q, 0, 3);
             __builtin_prefetch(row + x1 - 1, 0, 3);
         }
-        l += n;
     }
 }
 
