@@ -1423,9 +1423,9 @@ static void wino_scatter_pooled(const wino_plan *p, const float *pb, int64_t k, 
  * 2 threads, twenty-fourth session (Zen 4 class): vgg16.conv1_2 0.945 (1.055), 0.948 (1.046),
  * 1 thread 0.945 (1.064); conv3_2 0.983 (1.055), 0.977 (1.011); conv2_2 0.982 (1.045); ResNet-50's
  * 3x3 layers at batch 8, 64 at 56x56 0.976 (1.053), 128 at 28x28 0.947 (1.074); the AVX2 variant
- * on the same host, conv1_2 0.977 (1.060), conv3_2 0.962 (1.047). Fetching for the
- * small layers as well (inputs of 0.4-1.6 MB, ResNet-50 at batch 1) cost them 1-3 %, and fetching
- * only each segment's first line gave conv1_2 1-3 %. */
+ * on the same host, conv1_2 0.977 (1.060), conv3_2 0.962 (1.047). Fetching for the small layers
+ * as well (inputs of 0.4-1.6 MB, ResNet-50 at batch 1) cost them 1-3 %; fetching only each
+ * segment's first line gave conv1_2 0.988 (1.029). */
 static void wino_prefetch_patches(const wino_plan *p, const cnn_conv_shape *s, const float *x, int64_t c,
                                   const wino_tile *tab) {
     const int64_t H = s->H, W = s->W, m = p->m, alpha = p->alpha;
