@@ -88,9 +88,11 @@ class Peers:
         so.graph_optimization_level = self.ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         return self.ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
 
-    def ort_time(self, model_bytes, feeds):
-        sess = self.ort_session(model_bytes)
+    def ort_run_time(self, sess, feeds):
         return median_ms(lambda: sess.run(None, feeds), self.repeat)
+
+    def ort_time(self, model_bytes, feeds):
+        return self.ort_run_time(self.ort_session(model_bytes), feeds)
 
     # -- ncnn
     def ncnn_net(self, param_path, bin_path):
@@ -292,8 +294,7 @@ def suite_models(cnn, peers, a):
                     buf = io.BytesIO()
                     t.onnx.export(model, x, buf, input_names=["x"], output_names=["y"], dynamo=False)
                     sess, feeds = peers.ort_session(buf.getvalue()), {"x": x.numpy()}
-                    timers.append(("onnxruntime", lambda sess=sess, feeds=feeds:
-                                   median_ms(lambda: sess.run(None, feeds), a.repeat)))
+                    timers.append(("onnxruntime", lambda sess=sess, feeds=feeds: peers.ort_run_time(sess, feeds)))
                 if peers.ncnn and peers.pnnx:
                     net = ncnn_network(peers, name, model, x)
                     if isinstance(net, str):
