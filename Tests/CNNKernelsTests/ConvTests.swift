@@ -452,6 +452,10 @@ private let convForwardBound = 1e-5
         var y = [Float](repeating: 0, count: 64 * 16 * 16)
         let unsupported: [(cnn_conv_algorithm, ConvCase)] = [
             (CNN_CONV_WINOGRAD_4X4, ConvCase("5x5", n: 1, c: 16, h: 8, w: 8, k: 16, r: 5, s: 5, pad: (2, 2))),
+            (CNN_CONV_WINOGRAD_6X6, ConvCase("5x5", n: 1, c: 16, h: 8, w: 8, k: 16, r: 5, s: 5, pad: (2, 2))),
+            (CNN_CONV_WINOGRAD_2X2, ConvCase("7x7", n: 1, c: 16, h: 8, w: 8, k: 16, r: 7, s: 7, pad: (3, 3))),
+            (CNN_CONV_WINOGRAD_2X2, ConvCase("5x3", n: 1, c: 16, h: 8, w: 8, k: 16, r: 5, s: 3, pad: (2, 1))),
+            (CNN_CONV_WINOGRAD_2X2, ConvCase("5x5/2", n: 1, c: 16, h: 8, w: 8, k: 16, r: 5, s: 5, stride: (2, 2), pad: (2, 2))),
             (CNN_CONV_WINOGRAD_2X2, ConvCase("3x3/2", n: 1, c: 16, h: 8, w: 8, k: 16, r: 3, s: 3, stride: (2, 2), pad: (1, 1))),
             (CNN_CONV_WINOGRAD_6X6, ConvCase("dilated", n: 1, c: 16, h: 8, w: 8, k: 16, r: 3, s: 3, pad: (2, 2), dilation: (2, 2))),
             (CNN_CONV_WINOGRAD_4X4, ConvCase("grouped", n: 1, c: 16, h: 8, w: 8, k: 16, r: 3, s: 3, pad: (1, 1), groups: 2)),
@@ -552,11 +556,13 @@ private let convForwardBound = 1e-5
         var small = ConvCase("7x7/2 at 32", n: 8, c: 3, h: 32, w: 32, k: 64, r: 7, s: 7, stride: (2, 2), pad: (3, 3)).shape
         #expect(cnn_conv_auto_algorithm(&small) == CNN_CONV_IM2COL)
         // Stride 1 with 25 taps or more and 16 output channels or more: direct on every ISA, where
-        // it was measured faster.
+        // it was measured faster; 5x5 with 32 input channels or more: F(2x2, 5x5).
         var fiveByFive = ConvCase("5x5", n: 1, c: 16, h: 28, w: 28, k: 32, r: 5, s: 5, pad: (2, 2)).shape
         #expect(cnn_conv_auto_algorithm(&fiveByFive) == CNN_CONV_DIRECT)
         var alexConv2 = ConvCase("AlexNet conv2", n: 1, c: 64, h: 27, w: 27, k: 192, r: 5, s: 5, pad: (2, 2)).shape
-        #expect(cnn_conv_auto_algorithm(&alexConv2) == CNN_CONV_DIRECT)
+        #expect(cnn_conv_auto_algorithm(&alexConv2) == CNN_CONV_WINOGRAD_2X2)
+        var fewTiles = ConvCase("5x5 at 5x5 pad 1", n: 1, c: 64, h: 5, w: 5, k: 64, r: 5, s: 5, pad: (1, 1)).shape
+        #expect(cnn_conv_auto_algorithm(&fewTiles) != CNN_CONV_WINOGRAD_2X2)
         var lenet = ConvCase("LeNet-5 conv2", n: 64, c: 6, h: 14, w: 14, k: 16, r: 5, s: 5).shape
         #expect(cnn_conv_auto_algorithm(&lenet) == CNN_CONV_DIRECT)
         var sevenBySeven = ConvCase("7x7", n: 1, c: 32, h: 28, w: 28, k: 64, r: 7, s: 7, pad: (3, 3)).shape

@@ -244,6 +244,101 @@ import Testing
         #expect(cnn_winograd_conv2d(2, nil, x, w, nil, nil, 0, &y) == CNN_ERR_INVALID_ARGUMENT)
     }
 
+    // MARK: F(2x2, 5x5)
+
+    /// F(2x2, 5x5) shares F(4x4)'s points (0, 1, -1, 2, -2, infinity) and so its B^T; G is 6 x 5.
+    @Test func tables5x5MatchToomCookConstruction() throws {
+        let t = try WinogradTables(m: 2, r: 5)
+        let d = WinogradDerivedTables(points: [0, 1, -1, 2, -2], m: 2, r: 5)
+        let f4 = try WinogradTables(m: 4)
+        #expect(t.bt == f4.bt)
+        for i in 0..<(2 * 6) { #expect(t.at[i] == d.at[i], "A^T entry \(i)") }
+        for j in 0..<6 {
+            let row = d.bt[(j * 6)..<((j + 1) * 6)]
+            let pivot = row.indices.max { abs(row[$0]) < abs(row[$1]) }!
+            let s = t.bt[pivot] / row[pivot]
+            for k in 0..<6 { #expect(abs(t.bt[j * 6 + k] - s * d.bt[j * 6 + k]) <= 1e-12, "B^T[\(j)][\(k)]") }
+            for k in 0..<5 { #expect(abs(t.g[j * 5 + k] - d.g[j * 5 + k] / s) <= 1e-12, "G[\(j)][\(k)]") }
+        }
+        var at = [Double](repeating: 0, count: 24), g = at, bt = at
+        #expect(cnn_winograd_tables(4, 5, &at, &g, &bt) == CNN_ERR_UNSUPPORTED)
+        #expect(cnn_winograd_tables(2, 7, &at, &g, &bt) == CNN_ERR_UNSUPPORTED)
+    }
+
+    @Test func tables5x5ComputeCorrelationExactly() throws {
+        let t = try WinogradTables(m: 2, r: 5)
+        var rng = WinogradRNG(seed: 25)
+        for _ in 0..<20 {
+            let g = (0..<25).map { _ in Double(rng.uniform()) }
+            let d = (0..<36).map { _ in Double(rng.uniform()) }
+            let u = matmul(matmul(t.g, g, 6, 5, 5), transpose(t.g, 6, 5), 6, 5, 6)
+            let v = matmul(matmul(t.bt, d, 6, 6, 6), transpose(t.bt, 6, 6), 6, 6, 6)
+            let prod = zip(u, v).map { $0 * $1 }
+            let y = matmul(matmul(t.at, prod, 2, 6, 6), transpose(t.at, 2, 6), 2, 6, 2)
+            for i in 0..<2 {
+                for j in 0..<2 {
+                    var direct = 0.0
+                    for r in 0..<5 { for s in 0..<5 { direct += d[(i + r) * 6 + j + s] * g[r * 5 + s] } }
+                    #expect(abs(y[i * 2 + j] - direct) <= 1e-12 * 64, "y[\(i)][\(j)]")
+                }
+            }
+        }
+    }
+
+    /// 5x5 shapes: pads 0 to 4, planes smaller than a tile, odd sizes, batches, C and K not multiples
+    /// of 16, tile rows longer than 16 lanes, AlexNet's conv2 plane (64 channels at 27x27, pad 2), and an
+    /// input past the gather's prefetch threshold.
+    static let shapes5x5: [(Int, Int, Int, Int, Int, Int, Int)] = [
+        (1, 3, 5, 5, 4, 0, 0),
+        (1, 3, 5, 5, 4, 2, 2),
+        (2, 17, 9, 6, 19, 2, 1),
+        (1, 5, 11, 10, 6, 2, 2),
+        (1, 4, 3, 3, 3, 4, 4),
+        (3, 20, 13, 11, 33, 1, 2),
+        (2, 3, 7, 101, 4, 2, 2),
+        (1, 64, 27, 27, 24, 2, 2),
+        (1, 32, 130, 130, 4, 2, 2),
+    ]
+
+    @Test func f2x2With5x5MatchesReferenceOnEveryISA() throws {
+        var rng = WinogradRNG(seed: 55)
+        for isa in ComputeRuntime.supportedISAs {
+            try ComputeRuntime.withISA(isa) {
+                for (index, s) in Self.shapes5x5.enumerated() {
+                    let shape = WinogradTestShape(N: s.0, C: s.1, H: s.2, W: s.3, K: s.4, padH: s.5, padW: s.6, kernel: 5)
+                    let epilogue = index % 8
+                    let err = try shape.relativeError(m: 2, bias: epilogue & 1 != 0, residual: epilogue & 2 != 0,
+                                                      relu: epilogue & 4 != 0, rng: &rng)
+                    #expect(err <= Self.bound(4), "F(2x2, 5x5) \(isa) \(s): \(err)")
+                }
+            }
+        }
+    }
+
+    @Test func f2x2With5x5AccuracyOnRealisticShapes() throws {
+        var rng = WinogradRNG(seed: 56)
+        for shape in [WinogradTestShape(N: 1, C: 64, H: 27, W: 27, K: 16, padH: 2, padW: 2, kernel: 5),
+                      WinogradTestShape(N: 1, C: 256, H: 14, W: 14, K: 16, padH: 2, padW: 2, kernel: 5)] {
+            let err = try shape.relativeError(m: 2, bias: false, residual: false, relu: false, rng: &rng)
+            print("winograd F(2x2,5x5) C=\(shape.C) \(shape.H)x\(shape.W) K=\(shape.K) "
+                  + "[\(ComputeRuntime.activeISA)]: max|err|/max|y| = \(err)")
+            #expect(err <= Self.bound(4), "C=\(shape.C): \(err)")
+        }
+    }
+
+    @Test func f2x2With5x5IsForwardOnly() {
+        // F(2x2, 5x5) applies to the forward; 4x4 and 6x6 tiles, and 7x7 kernels, do not.
+        var s5 = WinogradTestShape(N: 1, C: 2, H: 6, W: 6, K: 2, padH: 2, padW: 2, kernel: 5).cShape
+        #expect(cnn_conv_algorithm_applies(CNN_CONV_WINOGRAD_2X2, &s5) != 0)
+        #expect(cnn_conv_algorithm_applies(CNN_CONV_WINOGRAD_4X4, &s5) == 0)
+        #expect(cnn_conv_algorithm_applies(CNN_CONV_WINOGRAD_6X6, &s5) == 0)
+        #expect(cnn_winograd_conv2d_workspace_bytes(2, &s5) > 0)
+        #expect(cnn_winograd_conv2d_workspace_bytes(4, &s5) == 0)
+        var s7 = WinogradTestShape(N: 1, C: 2, H: 8, W: 8, K: 2, padH: 3, padW: 3, kernel: 7).cShape
+        #expect(cnn_conv_algorithm_applies(CNN_CONV_WINOGRAD_2X2, &s7) == 0)
+        #expect(cnn_winograd_conv2d_workspace_bytes(2, &s7) == 0)
+    }
+
     @Test func workspaceStaysUnder64MiB() {
         // The largest 3x3 layers of VGG-16 and ResNet, at batch 1 and 32.
         let layers: [(Int, Int, Int, Int)] = [(64, 224, 64, 1), (128, 112, 128, 32), (256, 56, 256, 32),
@@ -260,16 +355,16 @@ import Testing
 
 // MARK: - Helpers
 
-/// The literal tables of the C kernels, as doubles.
+/// The literal tables of the C kernels, as doubles: F(m x m, r x r).
 private struct WinogradTables {
     var at: [Double], g: [Double], bt: [Double]
 
-    init(m: Int32) throws {
-        let alpha = Int(m) + 2
+    init(m: Int32, r: Int32 = 3) throws {
+        let alpha = Int(m + r) - 1
         at = [Double](repeating: 0, count: Int(m) * alpha)
-        g = [Double](repeating: 0, count: alpha * 3)
+        g = [Double](repeating: 0, count: alpha * Int(r))
         bt = [Double](repeating: 0, count: alpha * alpha)
-        let st = cnn_winograd_matrices(m, &at, &g, &bt)
+        let st = r == 3 ? cnn_winograd_matrices(m, &at, &g, &bt) : cnn_winograd_tables(m, r, &at, &g, &bt)
         try #require(st == CNN_OK)
     }
 }
@@ -280,7 +375,7 @@ private struct WinogradTables {
 private struct WinogradDerivedTables {
     var at: [Double] = [], g: [Double] = [], bt: [Double] = []
 
-    init(points p: [Double], m: Int) {
+    init(points p: [Double], m: Int, r: Int = 3) {
         let alpha = p.count + 1
         for i in 0..<m {
             for j in 0..<alpha {
@@ -289,7 +384,7 @@ private struct WinogradDerivedTables {
         }
         for j in 0..<alpha {
             if j == p.count {
-                g += [0, 0, 1]
+                g += [Double](repeating: 0, count: r - 1) + [1]
                 bt += p.reduce([1.0]) { polyTimesRoot($0, $1) }
                 continue
             }
@@ -299,7 +394,7 @@ private struct WinogradDerivedTables {
                 f *= p[j] - p[l]
                 poly = polyTimesRoot(poly, p[l])
             }
-            g += (0..<3).map { pow(p[j], $0) / f }
+            g += (0..<r).map { pow(p[j], $0) / f }
             bt += poly + [Double](repeating: 0, count: alpha - poly.count)
         }
     }
@@ -330,14 +425,15 @@ private func transpose(_ a: [Double], _ r: Int, _ c: Int) -> [Double] {
     return t
 }
 
-/// One 3x3, stride-1 convolution shape and its float64 reference.
+/// One 3x3 (or `kernel` x `kernel`), stride-1 convolution shape and its float64 reference.
 private struct WinogradTestShape {
     var N, C, H, W, K, padH, padW: Int
-    var P: Int { H + 2 * padH - 2 }
-    var Q: Int { W + 2 * padW - 2 }
+    var kernel = 3
+    var P: Int { H + 2 * padH - (kernel - 1) }
+    var Q: Int { W + 2 * padW - (kernel - 1) }
 
     var cShape: cnn_conv_shape {
-        cnn_conv_shape(N: Int64(N), C: Int64(C), H: Int64(H), W: Int64(W), K: Int64(K), R: 3, S: 3,
+        cnn_conv_shape(N: Int64(N), C: Int64(C), H: Int64(H), W: Int64(W), K: Int64(K), R: Int64(kernel), S: Int64(kernel),
                        stride_h: 1, stride_w: 1, pad_h: Int64(padH), pad_w: Int64(padW),
                        dilation_h: 1, dilation_w: 1, groups: 1)
     }
@@ -367,10 +463,10 @@ private struct WinogradTestShape {
                             let out = (n * K + k) * P * Q
                             for c in 0..<C {
                                 let xin = (n * C + c) * H * W
-                                let wk = (k * C + c) * 9
-                                for r in 0..<3 {
-                                    for s in 0..<3 {
-                                        let wv = Double(w[wk + r * 3 + s])
+                                let wk = (k * C + c) * kernel * kernel
+                                for r in 0..<kernel {
+                                    for s in 0..<kernel {
+                                        let wv = Double(w[wk + r * kernel + s])
                                         for p in 0..<P {
                                             let iy = p + r - padH
                                             if iy < 0 || iy >= H { continue }
@@ -401,7 +497,7 @@ private struct WinogradTestShape {
     /// max |winograd - reference| / max |reference| on uniform(-1, 1) data.
     func relativeError(m: Int32, bias: Bool, residual: Bool, relu: Bool, rng: inout WinogradRNG) throws -> Double {
         let x = rng.array(N * C * H * W)
-        let w = rng.array(K * C * 9)
+        let w = rng.array(K * C * kernel * kernel)
         let b = bias ? rng.array(K) : nil
         let r = residual ? rng.array(N * K * P * Q) : nil
         let y = try run(m: m, x: x, w: w, bias: b, residual: r, relu: relu)

@@ -256,7 +256,7 @@ private func referenceConvolution(_ x: Tensor, _ w: Tensor, bias: Tensor, residu
             try Conv2d(inputChannels: 3, outputChannels: 8, kernelSize: 3, groups: 2)
         }
         let five = try Conv2d(inputChannels: 3, outputChannels: 8, kernelSize: 5, algorithm: .winograd4x4)
-        #expect(throws: CNNError.unsupported("conv2d: algorithm winograd4x4 does not apply to N=1 C=3 H=8 W=8 K=8 5x5 s1 p0 d1 g1; applicable: direct, im2col")) {
+        #expect(throws: CNNError.unsupported("conv2d: algorithm winograd4x4 does not apply to N=1 C=3 H=8 W=8 K=8 5x5 s1 p0 d1 g1; applicable: direct, im2col, winograd2x2")) {
             try five(Variable(try Tensor(zeros: [1, 3, 8, 8])))
         }
         #expect(throws: CNNError.invalidArgument("crossEntropy: label 3 at index 1 is outside 0..<3")) {
@@ -283,5 +283,35 @@ private func referenceConvolution(_ x: Tensor, _ w: Tensor, bias: Tensor, residu
             let err = y.maxAbsoluteDifference(reference) / max(reference.max(), -reference.min())
             #expect(err < 1e-3, "\(alg): relative error \(err)")
         }
+    }
+
+    /// A 5x5 layer on winograd2x2 runs F(2x2, 5x5) forward; its gradients take the GEMM path, so
+    /// they are bit for bit those of the same layer on im2col.
+    @Test func fiveByFiveWinogradForwardAndGemmGradients() throws {
+        GlobalGenerator.seed(25)
+        let conv = try Conv2d(inputChannels: 32, outputChannels: 20, kernelSize: 5, padding: 2)
+        var g = SeededGenerator(seed: 26)
+        let x = try Tensor.normal(shape: [2, 32, 13, 10], generator: &g)
+        func run(_ alg: ConvolutionAlgorithm) throws -> (y: Tensor, dx: Tensor, dw: Tensor, db: Tensor) {
+            conv.algorithm = alg
+            conv.zeroGradients()
+            let input = Variable(x, requiresGradient: true)
+            let y = try conv(input)
+            try Functional.sum(try Functional.multiply(y, y)).backward()
+            return (y.value, input.gradient!, conv.weight.gradient!, conv.bias!.gradient!)
+        }
+        let gemm = try run(.im2col), wino = try run(.winograd2x2)
+        let err = wino.y.maxAbsoluteDifference(gemm.y) / max(gemm.y.max(), -gemm.y.min())
+        #expect(err < 1e-4, "forward relative error \(err)")
+        #expect(err > 0, "F(2x2, 5x5) rounds differently from the GEMM: the forward did not run it")
+        // dy = 2y differs by the forward's rounding; the gradients of the same dy are equal.
+        let dy = wino.y * 2
+        conv.algorithm = .im2col
+        conv.zeroGradients()
+        let input = Variable(x, requiresGradient: true)
+        try conv(input).backward(seed: dy)
+        #expect(input.gradient!.scalars == wino.dx.scalars)
+        #expect(conv.weight.gradient!.scalars == wino.dw.scalars)
+        #expect(conv.bias!.gradient!.scalars == wino.db.scalars)
     }
 }

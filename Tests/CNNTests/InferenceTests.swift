@@ -206,14 +206,15 @@ struct InferenceZooTests {
     }
 
     static func checkFusedMaxPool() throws {
-        for algorithm in [ConvolutionAlgorithm.winograd2x2, .winograd4x4, .winograd6x6] {
+        // F(2x2, 5x5) (winograd2x2 on a 5x5 kernel, padding 2) fuses the same way.
+        for (algorithm, kernel) in [(ConvolutionAlgorithm.winograd2x2, 3), (.winograd4x4, 3), (.winograd6x6, 3), (.winograd2x2, 5)] {
             for shape in [[1, 5, 14, 14], [2, 3, 13, 11], [1, 4, 9, 16]] {
                 let net = Sequential(
-                    try Conv2d(inputChannels: shape[1], outputChannels: 6, kernelSize: 3, padding: 1, algorithm: algorithm),
+                    try Conv2d(inputChannels: shape[1], outputChannels: 6, kernelSize: kernel, padding: kernel / 2, algorithm: algorithm),
                     ReLU(), try MaxPool2d(kernelSize: 2, stride: 2))
                 net.eval()
                 let compiled = try net.compiled(inputShape: shape)
-                #expect(compiled.operations.count == 1, "\(algorithm.rawValue) \(shape): \(compiled.operations)")
+                #expect(compiled.operations.count == 1, "\(algorithm.rawValue) \(kernel)x\(kernel) \(shape): \(compiled.operations)")
                 #expect(compiled.operations.first?.detail.hasSuffix("+relu +maxpool") == true)
                 #expect(compiled.operations.first?.outputShape == [shape[0], 6, shape[2] / 2, shape[3] / 2])
                 let x = try Tensor(shape: shape, scalars: try S.input(shape).scalars.enumerated().map { $0.offset == 37 ? .nan : $0.element })

@@ -57,6 +57,8 @@ public enum ConvBenchmarkCases {
         ConvBenchmarkCase("resnet50.1x1.256-64", batch: 1, inputChannels: 256, height: 56, width: 56, outputChannels: 64, kernelSize: 1),
         ConvBenchmarkCase("resnet50.1x1.1024-256", batch: 1, inputChannels: 1024, height: 14, width: 14, outputChannels: 256, kernelSize: 1),
         ConvBenchmarkCase("alexnet.conv1", batch: 1, inputChannels: 3, height: 227, width: 227, outputChannels: 96, kernelSize: 11, stride: 4),
+        // torchvision AlexNet's conv2: 5x5, stride 1, where auto takes F(2x2, 5x5).
+        ConvBenchmarkCase("alexnet.conv2", batch: 1, inputChannels: 64, height: 27, width: 27, outputChannels: 192, kernelSize: 5, padding: 2),
         ConvBenchmarkCase("resnet.l3.3x3.batch32", batch: 32, inputChannels: 256, height: 14, width: 14, outputChannels: 256, kernelSize: 3, padding: 1),
         // The 1x1 pairs at batch 32: the backward target (issue 5) names ResNet's 1x1 cases at batch 32.
         ConvBenchmarkCase("resnet50.1x1.256-64.batch32", batch: 32, inputChannels: 256, height: 56, width: 56, outputChannels: 64, kernelSize: 1),

@@ -7,7 +7,7 @@ public enum CNNError: Error, Equatable, Sendable, CustomStringConvertible {
     case shapeMismatch(String)
     /// An argument out of its range (a non-positive size, a stride of 0, an axis out of range).
     case invalidArgument(String)
-    /// An operation or algorithm that does not apply (Winograd on a 5x5 kernel, an ISA the CPU lacks).
+    /// An operation or algorithm that does not apply (Winograd on a 7x7 kernel, an ISA the CPU lacks).
     case unsupported(String)
     /// A file that cannot be read or does not have the expected format.
     case invalidFile(String)

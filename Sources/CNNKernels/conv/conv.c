@@ -81,6 +81,9 @@ static int applies(cnn_conv_algorithm a, const conv_geom *g) {
         /* Any stride; dilation is irrelevant for a 1x1 kernel. */
         return g->R == 1 && g->S == 1 && g->ph == 0 && g->pw == 0;
     case CNN_CONV_WINOGRAD_2X2:
+        /* F(2x2, 3x3), or F(2x2, 5x5) on a 5x5 kernel. */
+        return (g->R == 3 || g->R == 5) && g->S == g->R && g->sh == 1 && g->sw == 1 && g->dh == 1 &&
+               g->dw == 1 && g->G == 1;
     case CNN_CONV_WINOGRAD_4X4:
     case CNN_CONV_WINOGRAD_6X6:
         return g->R == 3 && g->S == 3 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 &&
@@ -124,6 +127,15 @@ static int dense_form(const conv_geom *g, conv_geom *d, int64_t *r0, int64_t *s0
  *    55): direct, on its padded copy. `cnn bench conv`, batch 1: the stem 1.18-1.19 ms against
  *    im2col's 1.30, AlexNet's conv1 1.04-1.06 against 1.18 (AVX2: 2.13 / 1.67 against 2.42 /
  *    2.17; portable: 5.2 / 5.4 against 7.4 / 6.6).
+ *  - 5x5 stride 1, dilation 1, groups 1, at least 32 input and 16 output channels, at least 16
+ *    tiles of which half the area is real outputs: F(2x2, 5x5) (WINOGRAD_2X2 on a 5x5 kernel), 36
+ *    multiplications per 2x2 outputs against direct's 100. Zen 4 class, C harness, 2 threads, both
+ *    algorithms called in turn 30 times, median per-call ratio F(2x2, 5x5) / direct, then with the
+ *    order reversed: AlexNet's conv2 (64 -> 192 at 27x27) 0.61 (0.59), 32 -> 96 at 28x28 0.92
+ *    (0.93), 48 -> 128 at 14x14 0.83 (0.86), 128 -> 256 at 14x14 0.56 (0.58); the AVX2 variant on
+ *    the same host 0.62 (0.65), 0.73 (0.70), 0.79 (0.83), 0.59 (0.58); portable 0.53 (0.54) and
+ *    0.45 (0.50) on the first two. With 16 input channels (16 -> 32 at 28x28) it was 0.69-1.11:
+ *    direct keeps those.
  *  - stride 1, kernels of 25 taps or more, groups 1, at least 16 output channels: direct. With
  *    16-32 output channels the im2col GEMM fills two or three 6-row register panels and packs a
  *    column matrix that each column uses that few times; direct holds 16 channels per vector and
@@ -156,6 +168,11 @@ static cnn_conv_algorithm auto_algorithm(const conv_geom *g, const cnn_conv_shap
     conv_geom d;
     int64_t r0, s0;
     if (dense_form(g, &d, &r0, &s0)) return CNN_CONV_IM2COL;
+    if (applies(CNN_CONV_WINOGRAD_2X2, g) && g->R == 5 && g->C >= 32 && g->K >= 16) {
+        /* F(2x2, 5x5), under the same usable-tile rule as the 3x3 tiles below. */
+        const int64_t count = g->N * ((g->P + 1) / 2) * ((g->Q + 1) / 2);
+        if (count >= 16 && 2 * g->N * g->P * g->Q >= count * 4) return CNN_CONV_WINOGRAD_2X2;
+    }
     if (g->G == 1 && g->Kg >= 16 && g->R * g->S >= 25) { /* large kernels, a full channel vector */
         const int strided = g->sh > 1 || g->sw > 1;
         if (strided && 5 * g->Q >= 4 * ((g->Q + 27) / 28 * 28)) return CNN_CONV_DIRECT;

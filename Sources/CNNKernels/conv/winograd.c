@@ -1,9 +1,10 @@
-/* Winograd convolution F(m x m, 3x3) for m = 2, 4, 6 (Lavin & Gray, "Fast Algorithms for
- * Convolutional Neural Networks", 2016): 3x3 kernels, stride 1, dilation 1, groups 1, any padding.
+/* Winograd convolution F(m x m, 3x3) for m = 2, 4, 6, and F(2x2, 5x5) (Lavin & Gray, "Fast
+ * Algorithms for Convolutional Neural Networks", 2016): 3x3 or 5x5 kernels, stride 1, dilation 1,
+ * groups 1, any padding. The gradients (backward_data, backward_weight) take F(m x m, 3x3) only.
  *
- * x is (N, C, H, W), w is (K, C, 3, 3), y is (N, K, P, Q) with P = H + 2*pad_h - 2, Q likewise.
- * The output is cut into m x m tiles (edge tiles clipped); tile t reads the alpha x alpha input
- * patch (alpha = m + 2) at (ty*m - pad_h, tx*m - pad_w), zero outside the image. With
+ * x is (N, C, H, W), w is (K, C, r, r), y is (N, K, P, Q) with P = H + 2*pad_h - (r - 1), Q
+ * likewise. The output is cut into m x m tiles (edge tiles clipped); tile t reads the alpha x alpha
+ * input patch (alpha = m + r - 1) at (ty*m - pad_h, tx*m - pad_w), zero outside the image. With
  *   U[k][c] = G g[k][c] G^T          (alpha x alpha, computed once in create)
  *   V[c][t] = B^T d[c][t] B          (alpha x alpha input transform)
  *   M[k][t] = sum_c U[k][c] (.) V[c][t]   (element-wise: alpha^2 independent GEMMs, K x C by C x T)
@@ -13,6 +14,7 @@
  *   F(2x2): 0, 1, -1, inf
  *   F(4x4): 0, 1, -1, 2, -2, inf
  *   F(6x6): 0, 1, -1, 2, -2, 1/2, -1/2, inf
+ *   F(2x2, 5x5): F(4x4)'s points, alpha = 6, and so F(4x4)'s B^T and input transform
  * Small points keep the entries of A^T (powers p^i) and B^T (coefficients of prod (x - p_l)) close
  * to 1: the float32 error grows with their magnitude. Pairs +-p make A^T and B^T share rows up to
  * sign, and the reciprocal pair +-1/2 (instead of +-3, as in NNPACK and ncnn) keeps F(6x6)'s largest
@@ -115,6 +117,22 @@ static const float wino_at6[6][8] = {
     {0, 1, -1, 32, -32, 0.03125f, -0.03125f, 1},
 };
 
+/* F(2x2, 5x5), alpha = 6: F(4x4)'s points, so B^T is wino_bt4 (it depends on the points alone);
+ * G[j][k] = p_j^k / prod_{l != j}(p_j - p_l) over F(4x4)'s scaling of B^T's rows, A^T the first two
+ * rows of the powers. */
+static const double wino_g25[6][5] = {
+    {1.0 / 4, 0, 0, 0, 0},
+    {-1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6},
+    {-1.0 / 6, 1.0 / 6, -1.0 / 6, 1.0 / 6, -1.0 / 6},
+    {1.0 / 24, 1.0 / 12, 1.0 / 6, 1.0 / 3, 2.0 / 3},
+    {1.0 / 24, -1.0 / 12, 1.0 / 6, -1.0 / 3, 2.0 / 3},
+    {0, 0, 0, 0, 1},
+};
+static const float wino_at25[2][6] = {
+    {1, 1, 1, 1, 1, 0},
+    {0, 1, -1, 2, -2, 1},
+};
+
 /* A (alpha x m), the transposes of the A^T tables above, for the weight gradient's transform of an
  * output-gradient tile: U = A dy A^T. */
 static const float wino_a2[4][2] = {
@@ -180,7 +198,7 @@ static const float wino_a6[8][6] = {
 #define WINO_POS_PAD 16
 
 struct cnn_winograd_weights {
-    int m, alpha;
+    int m, r, alpha;  /* F(m x m, r x r), alpha = m + r - 1 */
     int64_t K, C, Kp; /* Kp: K rounded up to WINO_MR */
     float *u;         /* [alpha^2][Kp / WINO_MR][C][WINO_MR], zero rows past K */
     size_t bytes;
@@ -200,11 +218,21 @@ static cnn_status wino_check(int m, const cnn_conv_shape *s) {
         s->W + 2 * s->pad_w < s->dilation_w * (s->S - 1) + 1 || P < 1 || Q < 1)
         return CNN_ERR_INVALID_ARGUMENT;
     if (m != 2 && m != 4 && m != 6) return CNN_ERR_UNSUPPORTED;
-    if (s->R != 3 || s->S != 3 || s->stride_h != 1 || s->stride_w != 1 || s->dilation_h != 1 ||
-        s->dilation_w != 1 || s->groups != 1)
+    if (s->stride_h != 1 || s->stride_w != 1 || s->dilation_h != 1 || s->dilation_w != 1 || s->groups != 1)
         return CNN_ERR_UNSUPPORTED;
-    return CNN_OK;
+    if (s->R == 3 && s->S == 3) return CNN_OK;
+    if (s->R == 5 && s->S == 5 && m == 2) return CNN_OK; /* F(2x2, 5x5): forward only */
+    return CNN_ERR_UNSUPPORTED;
 }
+
+/* The gradients run through F(m x m, 3x3) alone. */
+static cnn_status wino_check_backward(int m, const cnn_conv_shape *s) {
+    const cnn_status st = wino_check(m, s);
+    return st == CNN_OK && s->R != 3 ? CNN_ERR_UNSUPPORTED : st;
+}
+
+/* Row of the per-ISA kernel tables (wino_select): F(2x2), F(4x4), F(6x6) with 3x3, F(2x2, 5x5). */
+static int wino_variant(int m, int r) { return r == 5 ? 3 : m / 2 - 1; }
 
 /* ---- The per-ISA kernels of one F(m), chosen once per call (defined below) ------------------ */
 
@@ -253,11 +281,11 @@ typedef struct wino_kernels {
     wino_gather_lanes_fn gather_gradient_channels; /* weight gradient: one dy tile, 16 channels */
 } wino_kernels;
 
-static wino_kernels wino_select(int m);
+static wino_kernels wino_select(int m, int r);
 
 /* ---- Weights: U = G g G^T in double, packed in WINO_MR-row panels per transform position ---- */
 
-// w is (K, C, 3, 3); u is [alpha^2][Kp/MR][C][MR]
+// w is (K, C, r, r); u is [alpha^2][Kp/MR][C][MR]
 /* U for the K x C problem of u (its sizes set, u->u allocated) from weights w; flipped: w is the
  * forward's (C, K, 3, 3) kernel and U that of its rotated, channel-swapped kernel. */
 static void wino_fill_weights(cnn_winograd_weights *u, const float *w, int flipped) {
@@ -270,13 +298,14 @@ static void wino_fill_weights(cnn_winograd_weights *u, const float *w, int flipp
      * among the threads. */
     const int64_t panels = Kp / WINO_MR;
     const int nt = K * C >= 4096 ? cnn_threads_for(panels) : 1;
-    const wino_weight_panel_fn panel = wino_select(u->m).weight;
+    const wino_weight_panel_fn panel = wino_select(u->m, u->r).weight;
+    const int64_t taps = (int64_t)u->r * u->r;
     CNN_OMP_PARALLEL_FOR(nt)
     for (int64_t pnl = 0; pnl < panels; pnl++) {
         const int kvalid = (int)CNN_MIN((int64_t)WINO_MR, K - pnl * WINO_MR);
         const wino_weight_src src =
-            flipped ? (wino_weight_src){w + pnl * WINO_MR * 9, 9, K * 9, 1}
-                    : (wino_weight_src){w + pnl * WINO_MR * C * 9, C * 9, 9, 0};
+            flipped ? (wino_weight_src){w + pnl * WINO_MR * taps, taps, K * taps, 1}
+                    : (wino_weight_src){w + pnl * WINO_MR * C * taps, C * taps, taps, 0};
         for (int64_t c = 0; c < C; c++)
             panel(&src, kvalid, c, u->u + (size_t)pnl * (size_t)C * WINO_MR + (size_t)c * WINO_MR,
                   pos_stride);
@@ -285,14 +314,15 @@ static void wino_fill_weights(cnn_winograd_weights *u, const float *w, int flipp
 
 static void wino_set_sizes(cnn_winograd_weights *u, int m, const cnn_conv_shape *s) {
     u->m = m;
-    u->alpha = m + 2;
+    u->r = (int)s->R;
+    u->alpha = m + u->r - 1;
     u->K = s->K;
     u->C = s->C;
     u->Kp = (s->K + WINO_MR - 1) / WINO_MR * WINO_MR;
     u->bytes = (size_t)u->alpha * (size_t)u->alpha * (size_t)u->Kp * (size_t)u->C * sizeof(float);
 }
 
-// w is (K, C, 3, 3); u is [alpha^2][Kp/MR][C][MR]
+// w is (K, C, r, r); u is [alpha^2][Kp/MR][C][MR]
 cnn_winograd_weights *cnn_winograd_weights_create(int m, const cnn_conv_shape *s, const float *w,
                                                   cnn_status *status) {
     cnn_status st = wino_check(m, s);
@@ -351,8 +381,8 @@ static void wino_make_plan_within(const cnn_winograd_weights *u, const cnn_conv_
     p->m = u->m;
     p->alpha = u->alpha;
     p->a2 = u->alpha * u->alpha;
-    p->P = s->H + 2 * s->pad_h - 2;
-    p->Q = s->W + 2 * s->pad_w - 2;
+    p->P = s->H + 2 * s->pad_h - (u->r - 1);
+    p->Q = s->W + 2 * s->pad_w - (u->r - 1);
     p->th = (p->P + p->m - 1) / p->m;
     p->tw = (p->Q + p->m - 1) / p->m;
     p->tiles_per_image = p->th * p->tw;
@@ -381,7 +411,7 @@ static void wino_make_plan(const cnn_winograd_weights *u, const cnn_conv_shape *
 }
 
 size_t cnn_winograd_workspace_bytes(const cnn_winograd_weights *u, const cnn_conv_shape *s) {
-    if (!u || wino_check(u->m, s) != CNN_OK) return 0;
+    if (!u || wino_check(u->m, s) != CNN_OK || s->R != u->r) return 0;
     wino_plan p;
     wino_make_plan(u, s, &p);
     return (p.v_floats + p.m_floats) * sizeof(float) + (size_t)p.group * sizeof(wino_tile);
@@ -413,7 +443,8 @@ static const double wino_est_entry_ns[3] = {0.20, 0.30, 0.42};
 
 double cnn_winograd_estimate_ns(int m, const cnn_conv_shape *s) {
     if (wino_check(m, s) != CNN_OK) return __builtin_inf();
-    const cnn_winograd_weights sizes = {.m = m, .alpha = m + 2, .K = s->K, .C = s->C,
+    const int r = (int)s->R;
+    const cnn_winograd_weights sizes = {.m = m, .r = r, .alpha = m + r - 1, .K = s->K, .C = s->C,
                                         .Kp = (s->K + WINO_MR - 1) / WINO_MR * WINO_MR};
     /* Fitted on 8 MiB groups, and kept on them: with one image's smaller groups it moved
      * conv1_2 to F(4x4) and conv3_2 to F(6x6), each measured 3-10 % slower than the tile it had
@@ -431,7 +462,7 @@ double cnn_winograd_estimate_ns(int m, const cnn_conv_shape *s) {
     const double lanes = (double)groups * (double)p.group, a2 = (double)p.a2;
     const double C = (double)s->C, K = (double)s->K;
     const double gemm = gemm_tiles * 2.0 * K * C / WINO_EST_FLOPS_PER_NS;
-    const double transforms = lanes * (C + K) * wino_est_entry_ns[m / 2 - 1];
+    const double transforms = lanes * (C + K) * wino_est_entry_ns[(sizes.alpha - 4) / 2];
     const double u_bytes = a2 * (double)sizes.Kp * C * sizeof(float);
     return a2 * (gemm + transforms) + (double)groups * u_bytes / WINO_EST_U_BYTES_PER_NS;
 }
@@ -566,6 +597,9 @@ WINO_INLINE void wino_gradient_tile(const int m, const int alpha, const float *a
     TARGET static void cnn_f32_winograd_output_f6__##ISA(const float *mm, size_t ms, float *o) {  \
         wino_output_tile(6, 8, &wino_at6[0][0], mm, ms, o);                                        \
     }                                                                                              \
+    TARGET static void cnn_f32_winograd_output_f25__##ISA(const float *mm, size_t ms, float *o) { \
+        wino_output_tile(2, 6, &wino_at25[0][0], mm, ms, o);                                       \
+    }                                                                                              \
     TARGET static void cnn_f32_winograd_gradient_f2__##ISA(const float *g, float *u, size_t us) { \
         wino_gradient_tile(2, 4, &wino_a2[0][0], g, u, us);                                        \
     }                                                                                              \
@@ -618,34 +652,35 @@ _Static_assert(WINO_MR == 8, "wino_weight_panel_body fills the eight lanes of a 
         }                                                                                        \
     } while (0)
 
-WINO_INLINE void wino_weight_panel_body(const int alpha, const double *G, const wino_weight_src *src,
+WINO_INLINE void wino_weight_panel_body(const int alpha, const int r, const double *G, const wino_weight_src *src,
                                         int kvalid, int64_t c, float *base, size_t pos_stride) {
-    // tap e of filter kk (of the panel) in channel c is src->w[kk * fs + c * cs + e] (8 - e when
-    // flipped); base: U entry (0,0) of lane 0
+    // tap e of filter kk (of the panel) in channel c is src->w[kk * fs + c * cs + e] (r^2 - 1 - e
+    // when flipped); base: U entry (0,0) of lane 0; G is alpha x r
     const float *w = src->w + c * src->channel_stride;
     const int64_t fs = src->filter_stride;
-    wino_vec8 g[9], t[8][3]; /* t = G g: row i, column j */
+    const int taps = r * r;
+    wino_vec8 g[25], t[8][5]; /* t = G g: row i, column j */
     if (kvalid == WINO_MR) {
         /* Lanes filled straight from the taps: staged through memory, every vector load waited
          * for eight scalar stores it could not forward from. */
 #pragma clang loop unroll(full)
-        for (int e = 0; e < 9; e++) {
-            const float *we = w + (src->flipped ? 8 - e : e);
+        for (int e = 0; e < taps; e++) {
+            const float *we = w + (src->flipped ? taps - 1 - e : e);
             g[e] = (wino_vec8){we[0], we[fs], we[2 * fs], we[3 * fs], we[4 * fs], we[5 * fs], we[6 * fs], we[7 * fs]};
         }
     } else {
-        float gs[9][WINO_MR];
+        float gs[25][WINO_MR];
         for (int kk = 0; kk < WINO_MR; kk++)
-            for (int e = 0; e < 9; e++)
-                gs[e][kk] = kk < kvalid ? w[(int64_t)kk * fs + (src->flipped ? 8 - e : e)] : 0.0f;
-        for (int e = 0; e < 9; e++) g[e] = *(const wino_vec8 *)gs[e];
+            for (int e = 0; e < taps; e++)
+                gs[e][kk] = kk < kvalid ? w[(int64_t)kk * fs + (src->flipped ? taps - 1 - e : e)] : 0.0f;
+        for (int e = 0; e < taps; e++) g[e] = *(const wino_vec8 *)gs[e];
     }
 #pragma clang loop unroll(full)
-    for (int j = 0; j < 3; j++) WINO_G_APPLY(wino_vec8, alpha, 3, G, 3, 1, g + j, 3, &t[0][j], 3);
+    for (int j = 0; j < r; j++) WINO_G_APPLY(wino_vec8, alpha, r, G, r, 1, g + j, r, &t[0][j], 5);
 #pragma clang loop unroll(full)
     for (int i = 0; i < alpha; i++) {
         wino_vec8 row[8];
-        WINO_G_APPLY(wino_vec8, alpha, 3, G, 3, 1, t[i], 1, row, 1); /* row[j] = sum_q G[j][q] t[i][q] */
+        WINO_G_APPLY(wino_vec8, alpha, r, G, r, 1, t[i], 1, row, 1); /* row[j] = sum_q G[j][q] t[i][q] */
 #pragma clang loop unroll(full)
         for (int j = 0; j < alpha; j++) *(wino_vec8 *)(base + (size_t)(i * alpha + j) * pos_stride) = row[j];
     }
@@ -682,15 +717,19 @@ WINO_INLINE void wino_weight_grad_body(const int alpha, const double *G, const f
 #define WINO_WEIGHT_TRANSFORMS(ISA, TARGET)                                                        \
     TARGET static void wino_weight_panel_f2__##ISA(const wino_weight_src *src, int kvalid, int64_t c, \
                                                    float *base, size_t ps) {                        \
-        wino_weight_panel_body(4, &wino_g2[0][0], src, kvalid, c, base, ps);                        \
+        wino_weight_panel_body(4, 3, &wino_g2[0][0], src, kvalid, c, base, ps);                        \
     }                                                                                              \
     TARGET static void wino_weight_panel_f4__##ISA(const wino_weight_src *src, int kvalid, int64_t c, \
                                                    float *base, size_t ps) {                        \
-        wino_weight_panel_body(6, &wino_g4[0][0], src, kvalid, c, base, ps);                        \
+        wino_weight_panel_body(6, 3, &wino_g4[0][0], src, kvalid, c, base, ps);                        \
     }                                                                                              \
     TARGET static void wino_weight_panel_f6__##ISA(const wino_weight_src *src, int kvalid, int64_t c, \
                                                    float *base, size_t ps) {                        \
-        wino_weight_panel_body(8, &wino_g6[0][0], src, kvalid, c, base, ps);                        \
+        wino_weight_panel_body(8, 3, &wino_g6[0][0], src, kvalid, c, base, ps);                        \
+    }                                                                                              \
+    TARGET static void wino_weight_panel_f25__##ISA(const wino_weight_src *src, int kvalid, int64_t c, \
+                                                    float *base, size_t ps) {                       \
+        wino_weight_panel_body(6, 5, &wino_g25[0][0], src, kvalid, c, base, ps);                    \
     }                                                                                              \
     TARGET static void wino_weight_grad_f2__##ISA(const float *mb, size_t mpos, int n, float *dw) {  \
         wino_weight_grad_body(4, &wino_g2[0][0], mb, mpos, n, dw);                                   \
@@ -1090,6 +1129,11 @@ WINO_INLINE void wino_gather_avx512_body(const int m, const int alpha, const win
     }
 WINO_GATHER_AVX512(2)
 WINO_GATHER_AVX512(4)
+/* F(2x2, 5x5): 6 x 6 patches 2 apart, 16 lanes in a window of 2 * 15 + 6 floats. */
+CNN_TARGET_AVX512 static void wino_gather_f25__avx512(const wino_plan *p, const cnn_conv_shape *s, const float *x,
+                                                      int64_t c, const wino_tile *tab, float *d) {
+    wino_gather_avx512_body(2, 6, p, s, x, c, tab, d);
+}
 
 /* The AVX-512 gather of F(6x6) by transposition. Lane l's patch row is the 8 floats from its first
  * column, read straight from the image row when the run of tiles lies inside it (else from a
@@ -1364,8 +1408,10 @@ WINO_GATHER_CHANNELS_ISA(avx512, CNN_TARGET_AVX512)
 #define wino_gather_f2__avx2 wino_gather
 #define wino_gather_f4__avx2 wino_gather
 #define wino_gather_f6__avx2 wino_gather
+#define wino_gather_f25__generic wino_gather
+#define wino_gather_f25__avx2 wino_gather
 
-/* One table per ISA, indexed by m / 2 - 1. */
+/* One table per ISA, indexed by wino_variant. */
 #define WINO_KERNEL_ROW(M, ISA)                                                                    \
     {cnn_f32_winograd_input_f##M##__##ISA,    cnn_f32_winograd_output_f##M##__##ISA,               \
      cnn_f32_winograd_gemm_8x32__##ISA,       cnn_f32_winograd_gradient_f##M##__##ISA,             \
@@ -1373,9 +1419,19 @@ WINO_GATHER_CHANNELS_ISA(avx512, CNN_TARGET_AVX512)
      wino_gather_f##M##__##ISA,               wino_scatter_f##M##__##ISA,                          \
      cnn_f32_winograd_pool_f##M##__##ISA,                                                           \
      wino_gather_channels_f##M##__##ISA,      wino_gather_gradient_channels_f##M##__##ISA}
+/* F(2x2, 5x5): F(4x4)'s input transform (same points), F(2x2)'s scatter and pool (same tile), its
+ * own output and weight transforms; forward only (the gradient entries are never called: the
+ * backward passes take F(m x m, 3x3) alone, wino_check_backward). */
+#define WINO_KERNEL_ROW_F25(ISA)                                                                   \
+    {cnn_f32_winograd_input_f4__##ISA,        cnn_f32_winograd_output_f25__##ISA,                  \
+     cnn_f32_winograd_gemm_8x32__##ISA,       NULL,                                                \
+     wino_weight_panel_f25__##ISA,            NULL,                                                \
+     wino_gather_f25__##ISA,                  wino_scatter_f2__##ISA,                              \
+     cnn_f32_winograd_pool_f2__##ISA,                                                               \
+     NULL,                                    NULL}
 #define WINO_KERNEL_TABLE(ISA)                                                                     \
-    static const wino_kernels wino_kernels__##ISA[3] = {                                          \
-        WINO_KERNEL_ROW(2, ISA), WINO_KERNEL_ROW(4, ISA), WINO_KERNEL_ROW(6, ISA)};
+    static const wino_kernels wino_kernels__##ISA[4] = {                                          \
+        WINO_KERNEL_ROW(2, ISA), WINO_KERNEL_ROW(4, ISA), WINO_KERNEL_ROW(6, ISA), WINO_KERNEL_ROW_F25(ISA)};
 
 WINO_KERNEL_TABLE(generic)
 #if CNN_X86
@@ -1383,8 +1439,8 @@ WINO_KERNEL_TABLE(avx2)
 WINO_KERNEL_TABLE(avx512)
 #endif
 
-static wino_kernels wino_select(int m) {
-    const int i = m / 2 - 1; /* m is 2, 4 or 6: wino_check ran first */
+static wino_kernels wino_select(int m, int r) {
+    const int i = wino_variant(m, r); /* wino_check ran first */
 #if CNN_X86
     const cnn_isa isa = cnn_isa_active();
     if (isa == CNN_ISA_AVX512) return wino_kernels__avx512[i];
@@ -1452,7 +1508,7 @@ static cnn_status wino_forward(const cnn_winograd_weights *u, const cnn_conv_sha
     if (!u) return CNN_ERR_INVALID_ARGUMENT;
     cnn_status st = wino_check(u->m, s);
     if (st != CNN_OK) return st;
-    if (s->K != u->K || s->C != u->C || !x || !y) return CNN_ERR_INVALID_ARGUMENT;
+    if (s->K != u->K || s->C != u->C || s->R != u->r || !x || !y) return CNN_ERR_INVALID_ARGUMENT;
     wino_plan p;
     wino_make_plan(u, s, &p);
     float *vbuf = (float *)cnn_workspace(4, p.v_floats * sizeof(float));
@@ -1460,7 +1516,7 @@ static cnn_status wino_forward(const cnn_winograd_weights *u, const cnn_conv_sha
     wino_tile *tab = (wino_tile *)cnn_workspace(6, (size_t)p.group * sizeof(wino_tile));
     if (!vbuf || !mbuf || !tab) return CNN_ERR_OUT_OF_MEMORY;
 
-    const wino_kernels kern = wino_select(u->m);
+    const wino_kernels kern = wino_select(u->m, u->r);
     const int a2 = p.a2;
     const int64_t C = u->C, K = u->K, Kp = u->Kp, Tg = p.group;
     /* V[pos] is a sequence of panels, C x 32 tiles each (the last C x 16 when Tg is odd in 16s),
@@ -1553,7 +1609,7 @@ cnn_status cnn_winograd_forward_maxpool2x2(const cnn_winograd_weights *u, const 
 
 cnn_status cnn_winograd_backward_weight(int m, const cnn_conv_shape *s, const float *x, const float *dy,
                                         float *dw) {
-    cnn_status st = wino_check(m, s);
+    cnn_status st = wino_check_backward(m, s);
     if (st != CNN_OK) return st;
     if (!x || !dy || !dw) return CNN_ERR_INVALID_ARGUMENT;
     /* The forward's tiling (a weights object carrying only the sizes, K in place of Kp), with
@@ -1562,7 +1618,7 @@ cnn_status cnn_winograd_backward_weight(int m, const cnn_conv_shape *s, const fl
      * alpha^2 (C + K) floats per tile. At least 2 K C / (C + K) tiles per group keep M's traffic
      * below theirs (ResNet l3, C = K = 256: 256 tiles instead of the forward's 112), within the
      * workspace cap. */
-    const cnn_winograd_weights sizes = {.m = m, .alpha = m + 2, .K = s->K, .C = s->C, .Kp = s->K};
+    const cnn_winograd_weights sizes = {.m = m, .r = 3, .alpha = m + 2, .K = s->K, .C = s->C, .Kp = s->K};
     const size_t tile_bytes = (size_t)(m + 2) * (size_t)(m + 2) * (size_t)(s->C + s->K) * sizeof(float);
     const size_t wanted = (size_t)(2 * s->K * s->C / (s->C + s->K) + 1) * tile_bytes;
     wino_plan p;
@@ -1585,7 +1641,7 @@ cnn_status cnn_winograd_backward_weight(int m, const cnn_conv_shape *s, const fl
     float *xcl = (float *)cnn_workspace(0, (size_t)(imgs * HW * Cp) * sizeof(float));
     float *dycl = (float *)cnn_workspace(1, (size_t)(imgs * PQ * Kq) * sizeof(float));
     if (!vbuf || !ubuf || !mbuf || !tab || !xcl || !dycl) return CNN_ERR_OUT_OF_MEMORY;
-    const wino_kernels kern = wino_select(m);
+    const wino_kernels kern = wino_select(m, 3);
     const wino_channels_last_fn channels_last = wino_channels_last_select();
     /* One parallel region for the whole call. Per group: the tile table, the group's images of x
      * and dy channels-last, the transforms of both (one item: one tile, 16 channels), then the
@@ -1667,7 +1723,7 @@ cnn_status cnn_winograd_conv2d(int m, const cnn_conv_shape *s, const float *x, c
  * to 6): no flipped copy, and no fresh allocation (page faults) per call. */
 cnn_status cnn_winograd_backward_data(int m, const cnn_conv_shape *fs, const float *dy, const float *w,
                                       float *dx) {
-    cnn_status st = wino_check(m, fs);
+    cnn_status st = wino_check_backward(m, fs);
     if (st != CNN_OK) return st;
     if (!dy || !w || !dx) return CNN_ERR_INVALID_ARGUMENT;
     cnn_winograd_weights u;
@@ -1678,23 +1734,25 @@ cnn_status cnn_winograd_backward_data(int m, const cnn_conv_shape *fs, const flo
     return cnn_winograd_forward(&u, fs, dy, NULL, NULL, 0, dx);
 }
 
-cnn_status cnn_winograd_matrices(int m, double *at, double *g, double *bt) {
-    if (m != 2 && m != 4 && m != 6) return CNN_ERR_UNSUPPORTED;
+cnn_status cnn_winograd_tables(int m, int r, double *at, double *g, double *bt) {
+    if (!((r == 3 && (m == 2 || m == 4 || m == 6)) || (r == 5 && m == 2))) return CNN_ERR_UNSUPPORTED;
     if (!at || !g || !bt) return CNN_ERR_INVALID_ARGUMENT;
-    const int alpha = m + 2;
-    const float *A = m == 2 ? &wino_at2[0][0] : m == 4 ? &wino_at4[0][0] : &wino_at6[0][0];
-    const float *B = m == 2 ? &wino_bt2[0][0] : m == 4 ? &wino_bt4[0][0] : &wino_bt6[0][0];
-    const double *G = m == 2 ? &wino_g2[0][0] : m == 4 ? &wino_g4[0][0] : &wino_g6[0][0];
+    const int alpha = m + r - 1;
+    const float *A = r == 5 ? &wino_at25[0][0] : m == 2 ? &wino_at2[0][0] : m == 4 ? &wino_at4[0][0] : &wino_at6[0][0];
+    const float *B = alpha == 4 ? &wino_bt2[0][0] : alpha == 6 ? &wino_bt4[0][0] : &wino_bt6[0][0];
+    const double *G = r == 5 ? &wino_g25[0][0] : m == 2 ? &wino_g2[0][0] : m == 4 ? &wino_g4[0][0] : &wino_g6[0][0];
     for (int i = 0; i < m * alpha; i++) at[i] = A[i];
-    for (int i = 0; i < alpha * 3; i++) g[i] = G[i];
+    for (int i = 0; i < alpha * r; i++) g[i] = G[i];
     for (int i = 0; i < alpha * alpha; i++) bt[i] = B[i];
     return CNN_OK;
 }
 
+cnn_status cnn_winograd_matrices(int m, double *at, double *g, double *bt) { return cnn_winograd_tables(m, 3, at, g, bt); }
+
 size_t cnn_winograd_conv2d_workspace_bytes(int m, const cnn_conv_shape *s) {
     if (wino_check(m, s) != CNN_OK) return 0;
     /* The plan needs only m, C and K of the weights: no transform is computed. */
-    cnn_winograd_weights u = {.m = m, .alpha = m + 2, .K = s->K, .C = s->C,
+    cnn_winograd_weights u = {.m = m, .r = (int)s->R, .alpha = m + (int)s->R - 1, .K = s->K, .C = s->C,
                               .Kp = (s->K + WINO_MR - 1) / WINO_MR * WINO_MR};
     return cnn_winograd_workspace_bytes(&u, s);
 }

@@ -1,5 +1,6 @@
 /* Private interface between the convolution operator (conv.c) and the Winograd kernels
- * (winograd.c). Winograd F(m x m, 3x3) for m = 2, 4, 6: 3x3 kernels, stride 1, dilation 1, groups 1. */
+ * (winograd.c). Winograd F(m x m, 3x3) for m = 2, 4, 6, and F(2x2, 5x5) (forward only): stride 1,
+ * dilation 1, groups 1. The kernel size comes from the shape. */
 #ifndef CNN_CONV_WINOGRAD_H
 #define CNN_CONV_WINOGRAD_H
 
@@ -8,7 +9,7 @@
 /* Opaque transformed weights: U = G g G^T for every (k, c), laid out for the batched GEMMs. */
 typedef struct cnn_winograd_weights cnn_winograd_weights;
 
-/* m: output tile size (2, 4 or 6). NULL with *status set on failure. */
+/* m: output tile size (2, 4 or 6; 2 for a 5x5 kernel). NULL with *status set on failure. */
 cnn_winograd_weights *cnn_winograd_weights_create(int m, const cnn_conv_shape *s, const float *w,
                                                   cnn_status *status);
 void cnn_winograd_weights_destroy(cnn_winograd_weights *u);

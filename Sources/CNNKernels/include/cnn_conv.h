@@ -9,13 +9,15 @@ extern "C" {
 #endif
 
 /** Convolution algorithms. AUTO picks by a shape heuristic (see conv/conv.c for the machine it was
- *  profiled on). WINOGRAD_* apply to 3x3, stride 1, dilation 1, groups 1 only. */
+ *  profiled on). WINOGRAD_* apply to 3x3, stride 1, dilation 1, groups 1 only; WINOGRAD_2X2 also to
+ *  5x5 kernels under the same conditions, as F(2x2, 5x5) (forward; the gradients of a 5x5 layer
+ *  take the GEMM path). */
 typedef enum cnn_conv_algorithm {
     CNN_CONV_AUTO = 0,
     CNN_CONV_DIRECT = 1,
     CNN_CONV_IM2COL = 2,
     CNN_CONV_GEMM1X1 = 3,
-    CNN_CONV_WINOGRAD_2X2 = 4, /* F(2x2, 3x3) */
+    CNN_CONV_WINOGRAD_2X2 = 4, /* F(2x2, 3x3), or F(2x2, 5x5) on a 5x5 kernel */
     CNN_CONV_WINOGRAD_4X4 = 5, /* F(4x4, 3x3) */
     CNN_CONV_WINOGRAD_6X6 = 6, /* F(6x6, 3x3) */
 } cnn_conv_algorithm;
@@ -107,9 +109,10 @@ cnn_status cnn_conv2d_backward_data_reference(const cnn_conv_shape *shape, const
                                               const float *weight, float *dx);
 cnn_status cnn_conv2d_backward_weight_reference(const cnn_conv_shape *shape, const float *x,
                                                 const float *dy, float *dw, float *db);
-/** Test entry for the Winograd kernels F(m x m, 3x3), m = 2, 4 or 6: transforms the weights, runs
- *  one forward pass y = relu?(conv(x) + bias + residual) and frees the transformed weights.
- *  CNN_ERR_UNSUPPORTED unless 3x3, stride 1, dilation 1, groups 1. Use a plan for real work. */
+/** Test entry for the Winograd kernels F(m x m, 3x3), m = 2, 4 or 6, and F(2x2, 5x5) (m = 2 on a
+ *  5x5 shape): transforms the weights, runs one forward pass y = relu?(conv(x) + bias + residual)
+ *  and frees the transformed weights. CNN_ERR_UNSUPPORTED unless 3x3 (or 5x5 with m = 2), stride
+ *  1, dilation 1, groups 1. Use a plan for real work. */
 cnn_status cnn_winograd_conv2d(int m, const cnn_conv_shape *shape, const float *x, const float *w,
                                const float *bias, const float *residual, int relu, float *y);
 
@@ -118,8 +121,11 @@ cnn_status cnn_winograd_conv2d(int m, const cnn_conv_shape *shape, const float *
  *  y = A^T [(G g G^T) (.) (B^T d B)] A is the correlation of the alpha x alpha patch d with g.
  *  CNN_ERR_UNSUPPORTED for m other than 2, 4, 6. */
 cnn_status cnn_winograd_matrices(int m, double *at, double *g, double *bt);
-/** Test entry: the peak per-call workspace bytes of Winograd F(m x m, 3x3) on `shape` (0 if the
- *  shape does not apply). */
+/** Test entry: the same for F(m x m, r x r) (alpha = m + r - 1, g is alpha x r): r = 3 with m = 2, 4,
+ *  6, or r = 5 with m = 2; CNN_ERR_UNSUPPORTED otherwise. */
+cnn_status cnn_winograd_tables(int m, int r, double *at, double *g, double *bt);
+/** Test entry: the peak per-call workspace bytes of Winograd F(m x m, 3x3) (or F(2x2, 5x5)) on
+ *  `shape` (0 if the shape does not apply). */
 size_t cnn_winograd_conv2d_workspace_bytes(int m, const cnn_conv_shape *shape);
 
 #ifdef __cplusplus
