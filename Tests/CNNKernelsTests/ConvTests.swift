@@ -735,6 +735,47 @@ extension ConvTests {
         #expect(cnn_conv2d_backward_weight_for(cnn_conv_algorithm(rawValue: 99), &shape, x, dy, &dw, nil) == CNN_ERR_INVALID_ARGUMENT)
     }
 
+    /// 5x5, stride 1: the data gradient runs F(2x2, 5x5) on the flipped kernel for winograd2x2, and
+    /// for AUTO where AUTO picks it on the flipped shape (32 -> 24 channels: 24 -> 32 flipped, under
+    /// its 32 input channels, so the GEMM); the weight gradient takes the GEMM path for every
+    /// algorithm. Pads 0 to 4 (4 - pad on the flipped side), every ISA, within the Winograd bound.
+    @Test func fiveByFiveDataGradientRunsF2x2() throws {
+        var rng = ConvRNG(state: 0x55)
+        for isa in ComputeRuntime.supportedISAs {
+            try ComputeRuntime.withISA(isa) {
+                for pad in 0...4 {
+                    let cs = ConvCase("5x5 pad \(pad)", n: 2, c: 32, h: 11, w: 9, k: 24, r: 5, s: 5, pad: (pad, pad))
+                    var shape = cs.shape
+                    let x = rng.floats(cs.xCount), w = rng.floats(cs.wCount), dy = rng.floats(cs.yCount)
+                    var dxRef = [Float](repeating: 0, count: cs.xCount), dwRef = [Float](repeating: 0, count: cs.wCount)
+                    #expect(cnn_conv2d_backward_data_reference(&shape, dy, w, &dxRef) == CNN_OK)
+                    #expect(cnn_conv2d_backward_weight_reference(&shape, x, dy, &dwRef, nil) == CNN_OK)
+                    func gradients(_ a: cnn_conv_algorithm) -> (dx: [Float], dw: [Float]) {
+                        var dx = [Float](repeating: .nan, count: cs.xCount), dw = [Float](repeating: 0, count: cs.wCount)
+                        #expect(cnn_conv2d_backward_data_for(a, &shape, dy, w, &dx) == CNN_OK)
+                        #expect(cnn_conv2d_backward_weight_for(a, &shape, x, dy, &dw, nil) == CNN_OK)
+                        return (dx, dw)
+                    }
+                    let f2 = gradients(CNN_CONV_WINOGRAD_2X2), im2col = gradients(CNN_CONV_IM2COL), auto = gradients(CNN_CONV_AUTO)
+                    #expect(f2.dx != im2col.dx, "\(isa) \(cs): the data gradient did not run F(2x2, 5x5)")
+                    #expect(f2.dw == im2col.dw && auto.dw == im2col.dw, "\(isa) \(cs)")
+                    #expect(auto.dx == im2col.dx, "\(isa) \(cs): AUTO on 24 -> 32 channels")
+                    #expect(convRelativeError(f2.dx, dxRef) <= 1e-4, "\(isa) \(cs) data")
+                    #expect(convRelativeError(f2.dw, dwRef) <= convBackwardBound, "\(isa) \(cs) weight")
+                }
+            }
+        }
+        // 64 -> 32 channels: the flipped shape has 32 input channels, and AUTO's data gradient runs F(2x2, 5x5).
+        let cs = ConvCase("5x5 64 -> 32", n: 1, c: 32, h: 12, w: 12, k: 64, r: 5, s: 5, pad: (2, 2))
+        var shape = cs.shape
+        let w = rng.floats(cs.wCount), dy = rng.floats(cs.yCount)
+        var auto = [Float](repeating: .nan, count: cs.xCount), f2 = auto, im2col = auto
+        #expect(cnn_conv2d_backward_data_for(CNN_CONV_AUTO, &shape, dy, w, &auto) == CNN_OK)
+        #expect(cnn_conv2d_backward_data_for(CNN_CONV_WINOGRAD_2X2, &shape, dy, w, &f2) == CNN_OK)
+        #expect(cnn_conv2d_backward_data_for(CNN_CONV_IM2COL, &shape, dy, w, &im2col) == CNN_OK)
+        #expect(auto == f2 && auto != im2col)
+    }
+
     /// Central finite differences of L = sum(g * conv(x, w) + g * b) in double, independent of the C
     /// references: dL/dx must equal backward_data(g), dL/dw backward_weight(x, g), dL/db sum(g).
     @Test func backwardMatchesFiniteDifferences() {

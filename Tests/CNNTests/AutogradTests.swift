@@ -285,8 +285,8 @@ private func referenceConvolution(_ x: Tensor, _ w: Tensor, bias: Tensor, residu
         }
     }
 
-    /// A 5x5 layer on winograd2x2 runs F(2x2, 5x5) forward; its gradients take the GEMM path, so
-    /// they are bit for bit those of the same layer on im2col.
+    /// A 5x5 layer on winograd2x2 runs F(2x2, 5x5) forward and for its data gradient; its weight
+    /// and bias gradients take the GEMM path, bit for bit those of the same layer on im2col.
     @Test func fiveByFiveWinogradForwardAndGemmGradients() throws {
         GlobalGenerator.seed(25)
         let conv = try Conv2d(inputChannels: 32, outputChannels: 20, kernelSize: 5, padding: 2)
@@ -310,7 +310,8 @@ private func referenceConvolution(_ x: Tensor, _ w: Tensor, bias: Tensor, residu
         conv.zeroGradients()
         let input = Variable(x, requiresGradient: true)
         try conv(input).backward(seed: dy)
-        #expect(input.gradient!.scalars == wino.dx.scalars)
+        let dxErr = wino.dx.maxAbsoluteDifference(input.gradient!) / max(input.gradient!.max(), -input.gradient!.min())
+        #expect(dxErr < 1e-4 && dxErr > 0, "data gradient relative difference \(dxErr)")
         #expect(conv.weight.gradient!.scalars == wino.dw.scalars)
         #expect(conv.bias!.gradient!.scalars == wino.db.scalars)
     }

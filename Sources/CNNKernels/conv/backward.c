@@ -131,8 +131,18 @@ static int gradient_tile(cnn_conv_algorithm algorithm, const conv_geom *g, const
 /* A stride-1, dilation-1, single-group 3x3 convolution with padding at most 2 has as data gradient
  * the convolution of dy with the flipped, channel-swapped kernel at padding 2 - pad, which gives
  * back H x W. Fills that forward shape and returns its Winograd tile for `algorithm` (see
- * gradient_tile), or 0 when the data gradient takes the GEMM path. */
+ * gradient_tile), or 0 when the data gradient takes the GEMM path. A 5x5 one with padding at most
+ * 4 likewise, at padding 4 - pad, through F(2x2, 5x5): when the layer runs winograd2x2, or AUTO,
+ * which picks F(2x2, 5x5) for the flipped shape (AlexNet's conv2: 192 -> 64 channels at 27x27). */
 static int backward_data_as_forward(cnn_conv_algorithm algorithm, const conv_geom *g, cnn_conv_shape *fs) {
+    if (g->R == 5 && g->S == 5 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 && g->G == 1) {
+        if (g->ph > 4 || g->pw > 4) return 0;
+        *fs = (cnn_conv_shape){.N = g->N, .C = g->K, .H = g->P, .W = g->Q, .K = g->C, .R = 5, .S = 5,
+                               .stride_h = 1, .stride_w = 1, .pad_h = 4 - g->ph, .pad_w = 4 - g->pw,
+                               .dilation_h = 1, .dilation_w = 1, .groups = 1};
+        if (algorithm == CNN_CONV_WINOGRAD_2X2) return 2;
+        return algorithm == CNN_CONV_AUTO && cnn_conv_auto_algorithm(fs) == CNN_CONV_WINOGRAD_2X2 ? 2 : 0;
+    }
     if (!winograd_shape(g) || g->ph > 2 || g->pw > 2) return 0;
     *fs = (cnn_conv_shape){.N = g->N, .C = g->K, .H = g->P, .W = g->Q, .K = g->C, .R = 3, .S = 3,
                            .stride_h = 1, .stride_w = 1, .pad_h = 2 - g->ph, .pad_w = 2 - g->pw,
@@ -168,8 +178,8 @@ cnn_status cnn_conv2d_backward_data_for(cnn_conv_algorithm algorithm, const cnn_
     const int md = backward_data_as_forward(algorithm, &g, &fs);
     if (md > 0)
         /* dx = the forward convolution of dy with the kernel rotated by 180 degrees and its channel
-         * axes swapped: wf (C, K, 3, 3), wf[c][k][r][s] = w[k][c][2-r][2-s], transformed straight
-         * from w. */
+         * axes swapped: wf (C, K, R, S), wf[c][k][r][s] = w[k][c][R-1-r][S-1-s], transformed
+         * straight from w. */
         return cnn_winograd_backward_data(md, &fs, dy, w, dx);
     /* Taps that only read padding (see cnn_conv_trim_taps) would scatter into the padding only:
      * the GEMM runs with the trimmed kernel. */

@@ -1,6 +1,7 @@
 /* Winograd convolution F(m x m, 3x3) for m = 2, 4, 6, and F(2x2, 5x5) (Lavin & Gray, "Fast
  * Algorithms for Convolutional Neural Networks", 2016): 3x3 or 5x5 kernels, stride 1, dilation 1,
- * groups 1, any padding. The gradients (backward_data, backward_weight) take F(m x m, 3x3) only.
+ * groups 1, any padding. The weight gradient takes F(m x m, 3x3) only; the data gradient, a forward
+ * convolution, both.
  *
  * x is (N, C, H, W), w is (K, C, r, r), y is (N, K, P, Q) with P = H + 2*pad_h - (r - 1), Q
  * likewise. The output is cut into m x m tiles (edge tiles clipped); tile t reads the alpha x alpha
@@ -225,8 +226,8 @@ static cnn_status wino_check(int m, const cnn_conv_shape *s) {
     return CNN_ERR_UNSUPPORTED;
 }
 
-/* The gradients run through F(m x m, 3x3) alone. */
-static cnn_status wino_check_backward(int m, const cnn_conv_shape *s) {
+/* The weight gradient runs through F(m x m, 3x3) alone. */
+static cnn_status wino_check_weight_grad(int m, const cnn_conv_shape *s) {
     const cnn_status st = wino_check(m, s);
     return st == CNN_OK && s->R != 3 ? CNN_ERR_UNSUPPORTED : st;
 }
@@ -1420,8 +1421,8 @@ WINO_GATHER_CHANNELS_ISA(avx512, CNN_TARGET_AVX512)
      cnn_f32_winograd_pool_f##M##__##ISA,                                                           \
      wino_gather_channels_f##M##__##ISA,      wino_gather_gradient_channels_f##M##__##ISA}
 /* F(2x2, 5x5): F(4x4)'s input transform (same points), F(2x2)'s scatter and pool (same tile), its
- * own output and weight transforms; forward only (the gradient entries are never called: the
- * backward passes take F(m x m, 3x3) alone, wino_check_backward). */
+ * own output and weight transforms; forward (and so the data gradient) only: the weight gradient's
+ * entries are never called (it takes F(m x m, 3x3) alone, wino_check_weight_grad). */
 #define WINO_KERNEL_ROW_F25(ISA)                                                                   \
     {cnn_f32_winograd_input_f4__##ISA,        cnn_f32_winograd_output_f25__##ISA,                  \
      cnn_f32_winograd_gemm_8x32__##ISA,       NULL,                                                \
@@ -1609,7 +1610,7 @@ cnn_status cnn_winograd_forward_maxpool2x2(const cnn_winograd_weights *u, const 
 
 cnn_status cnn_winograd_backward_weight(int m, const cnn_conv_shape *s, const float *x, const float *dy,
                                         float *dw) {
-    cnn_status st = wino_check_backward(m, s);
+    cnn_status st = wino_check_weight_grad(m, s);
     if (st != CNN_OK) return st;
     if (!x || !dy || !dw) return CNN_ERR_INVALID_ARGUMENT;
     /* The forward's tiling (a weights object carrying only the sizes, K in place of Kp), with
@@ -1723,7 +1724,7 @@ cnn_status cnn_winograd_conv2d(int m, const cnn_conv_shape *s, const float *x, c
  * to 6): no flipped copy, and no fresh allocation (page faults) per call. */
 cnn_status cnn_winograd_backward_data(int m, const cnn_conv_shape *fs, const float *dy, const float *w,
                                       float *dx) {
-    cnn_status st = wino_check_backward(m, fs);
+    cnn_status st = wino_check(m, fs); /* a forward call: F(2x2, 5x5) included */
     if (st != CNN_OK) return st;
     if (!dy || !w || !dx) return CNN_ERR_INVALID_ARGUMENT;
     cnn_winograd_weights u;

@@ -30,9 +30,10 @@ cnn_status cnn_winograd_forward(const cnn_winograd_weights *u, const cnn_conv_sh
 cnn_status cnn_winograd_forward_maxpool2x2(const cnn_winograd_weights *u, const cnn_conv_shape *s,
                                            const float *x, const float *bias, int relu, float *y);
 
-/* dx = the data gradient of a 3x3, stride-1 convolution with weights w (C', K', 3, 3), computed as
- * the forward convolution fs (K = C', C = K') of dy with the rotated, channel-swapped kernel, whose
- * transform is taken straight from w. Takes workspace slots 1 and 4 to 6 of the calling thread. */
+/* dx = the data gradient of a 3x3 (or, with m = 2, 5x5) stride-1 convolution with weights w
+ * (C', K', R, R), computed as the forward convolution fs (K = C', C = K') of dy with the rotated,
+ * channel-swapped kernel, whose transform is taken straight from w. Takes workspace slots 1 and 4
+ * to 6 of the calling thread. */
 cnn_status cnn_winograd_backward_data(int m, const cnn_conv_shape *fs, const float *dy, const float *w,
                                       float *dx);
 
