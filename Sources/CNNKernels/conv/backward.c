@@ -101,6 +101,18 @@ static int winograd_shape(const conv_geom *g) {
     return g->R == 3 && g->S == 3 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 && g->G == 1;
 }
 
+/* A stride-1, dilation-1, single-group 5x5 convolution: F(2x2, 5x5) applies. */
+static int five_by_five_shape(const conv_geom *g) {
+    return g->R == 5 && g->S == 5 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 && g->G == 1;
+}
+
+/* The tile of a 5x5 gradient whose transforms are those of the forward convolution s: 2 for
+ * winograd2x2, and for AUTO where AUTO picks F(2x2, 5x5) for s; else 0 (the GEMM path). */
+static int five_by_five_tile(cnn_conv_algorithm algorithm, const cnn_conv_shape *s) {
+    if (algorithm == CNN_CONV_WINOGRAD_2X2) return 2;
+    return algorithm == CNN_CONV_AUTO && cnn_conv_auto_algorithm(s) == CNN_CONV_WINOGRAD_2X2 ? 2 : 0;
+}
+
 /* The Winograd tile (2, 4 or 6) AUTO picks for the forward convolution s, else 0. */
 static int auto_winograd_tile(const cnn_conv_shape *s) {
     switch (cnn_conv_auto_algorithm(s)) {
@@ -135,13 +147,12 @@ static int gradient_tile(cnn_conv_algorithm algorithm, const conv_geom *g, const
  * 4 likewise, at padding 4 - pad, through F(2x2, 5x5): when the layer runs winograd2x2, or AUTO,
  * which picks F(2x2, 5x5) for the flipped shape (AlexNet's conv2: 192 -> 64 channels at 27x27). */
 static int backward_data_as_forward(cnn_conv_algorithm algorithm, const conv_geom *g, cnn_conv_shape *fs) {
-    if (g->R == 5 && g->S == 5 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 && g->G == 1) {
+    if (five_by_five_shape(g)) {
         if (g->ph > 4 || g->pw > 4) return 0;
         *fs = (cnn_conv_shape){.N = g->N, .C = g->K, .H = g->P, .W = g->Q, .K = g->C, .R = 5, .S = 5,
                                .stride_h = 1, .stride_w = 1, .pad_h = 4 - g->ph, .pad_w = 4 - g->pw,
                                .dilation_h = 1, .dilation_w = 1, .groups = 1};
-        if (algorithm == CNN_CONV_WINOGRAD_2X2) return 2;
-        return algorithm == CNN_CONV_AUTO && cnn_conv_auto_algorithm(fs) == CNN_CONV_WINOGRAD_2X2 ? 2 : 0;
+        return five_by_five_tile(algorithm, fs);
     }
     if (!winograd_shape(g) || g->ph > 2 || g->pw > 2) return 0;
     *fs = (cnn_conv_shape){.N = g->N, .C = g->K, .H = g->P, .W = g->Q, .K = g->C, .R = 3, .S = 3,
@@ -288,8 +299,8 @@ cnn_status cnn_conv2d_backward_weight_for(cnn_conv_algorithm algorithm, const cn
         return CNN_OK;
     }
     /* Stride-1 3x3 layers: through the Winograd transforms, with the forward's tile (see
-     * gradient_tile). */
-    const int m = gradient_tile(algorithm, &g, shape);
+     * gradient_tile); 5x5 ones through F(2x2, 5x5) where the forward runs it. */
+    const int m = five_by_five_shape(&g) ? five_by_five_tile(algorithm, shape) : gradient_tile(algorithm, &g, shape);
     if (m > 0) return cnn_winograd_backward_weight(m, shape, x, dy, dw);
     /* A dense layer (see conv_is_dense) is one GEMM, even when small enough for the direct sum
      * (1x1 256 -> 64 at 1x1, batch 64: 0.58x). One that is dense only once trimmed (3x3 at 1x1)

@@ -1,7 +1,6 @@
 /* Winograd convolution F(m x m, 3x3) for m = 2, 4, 6, and F(2x2, 5x5) (Lavin & Gray, "Fast
  * Algorithms for Convolutional Neural Networks", 2016): 3x3 or 5x5 kernels, stride 1, dilation 1,
- * groups 1, any padding. The weight gradient takes F(m x m, 3x3) only; the data gradient, a forward
- * convolution, both.
+ * groups 1, any padding; the data and weight gradients through the same transforms.
  *
  * x is (N, C, H, W), w is (K, C, r, r), y is (N, K, P, Q) with P = H + 2*pad_h - (r - 1), Q
  * likewise. The output is cut into m x m tiles (edge tiles clipped); tile t reads the alpha x alpha
@@ -150,6 +149,14 @@ static const float wino_a4[6][4] = {
     {1, -2, 4, -8},
     {0, 0, 0, 1},
 };
+static const float wino_a25[6][2] = {
+    {1, 0},
+    {1, 1},
+    {1, -1},
+    {1, 2},
+    {1, -2},
+    {0, 1},
+};
 static const float wino_a6[8][6] = {
     {1, 0, 0, 0, 0, 0},
     {1, 1, 1, 1, 1, 1},
@@ -224,12 +231,6 @@ static cnn_status wino_check(int m, const cnn_conv_shape *s) {
     if (s->R == 3 && s->S == 3) return CNN_OK;
     if (s->R == 5 && s->S == 5 && m == 2) return CNN_OK; /* F(2x2, 5x5): forward only */
     return CNN_ERR_UNSUPPORTED;
-}
-
-/* The weight gradient runs through F(m x m, 3x3) alone. */
-static cnn_status wino_check_weight_grad(int m, const cnn_conv_shape *s) {
-    const cnn_status st = wino_check(m, s);
-    return st == CNN_OK && s->R != 3 ? CNN_ERR_UNSUPPORTED : st;
 }
 
 /* Row of the per-ISA kernel tables (wino_select): F(2x2), F(4x4), F(6x6) with 3x3, F(2x2, 5x5). */
@@ -601,6 +602,9 @@ WINO_INLINE void wino_gradient_tile(const int m, const int alpha, const float *a
     TARGET static void cnn_f32_winograd_output_f25__##ISA(const float *mm, size_t ms, float *o) { \
         wino_output_tile(2, 6, &wino_at25[0][0], mm, ms, o);                                       \
     }                                                                                              \
+    TARGET static void cnn_f32_winograd_gradient_f25__##ISA(const float *g, float *u, size_t us) { \
+        wino_gradient_tile(2, 6, &wino_a25[0][0], g, u, us);                                       \
+    }                                                                                              \
     TARGET static void cnn_f32_winograd_gradient_f2__##ISA(const float *g, float *u, size_t us) { \
         wino_gradient_tile(2, 4, &wino_a2[0][0], g, u, us);                                        \
     }                                                                                              \
@@ -688,9 +692,10 @@ WINO_INLINE void wino_weight_panel_body(const int alpha, const int r, const doub
 }
 
 #define WINO_WGRAD_LANES WINO_LANES
-WINO_INLINE void wino_weight_grad_body(const int alpha, const double *G, const float *mb, size_t mpos,
+WINO_INLINE void wino_weight_grad_body(const int alpha, const int r, const double *G, const float *mb, size_t mpos,
                                        int n, float *dw) {
-    // mb: M entry (0,0) for channel c0 of filter k (entries mpos apart); dw: dW[k][c0], 9 per channel
+    // mb: M entry (0,0) for channel c0 of filter k (entries mpos apart); dw: dW[k][c0], r^2 per
+    // channel; G is alpha x r
     wino_vec m[8 * 8];
 #pragma clang loop unroll(full)
     for (int e = 0; e < alpha * alpha; e++) {
@@ -703,16 +708,17 @@ WINO_INLINE void wino_weight_grad_body(const int alpha, const double *G, const f
             m[e] = *(const wino_vec *)lane;
         }
     }
-    /* t = G^T M (3 x alpha), column by column; then o = t G, i.e. G^T applied to each row of t. */
-    wino_vec t[3][8], o[3][3];
+    /* t = G^T M (r x alpha), column by column; then o = t G, i.e. G^T applied to each row of t. */
+    wino_vec t[5][8], o[5][5];
 #pragma clang loop unroll(full)
-    for (int j = 0; j < alpha; j++) WINO_G_APPLY(wino_vec, 3, alpha, G, 1, 3, m + j, alpha, &t[0][j], 8);
+    for (int j = 0; j < alpha; j++) WINO_G_APPLY(wino_vec, r, alpha, G, 1, r, m + j, alpha, &t[0][j], 8);
 #pragma clang loop unroll(full)
-    for (int r = 0; r < 3; r++) WINO_G_APPLY(wino_vec, 3, alpha, G, 1, 3, t[r], 1, o[r], 1);
-    float out[9][WINO_WGRAD_LANES];
-    for (int e = 0; e < 9; e++) *(wino_vec *)out[e] = o[e / 3][e % 3];
+    for (int q = 0; q < r; q++) WINO_G_APPLY(wino_vec, r, alpha, G, 1, r, t[q], 1, o[q], 1);
+    const int taps = r * r;
+    float out[25][WINO_WGRAD_LANES];
+    for (int e = 0; e < taps; e++) *(wino_vec *)out[e] = o[e / r][e % r];
     for (int l = 0; l < n; l++)
-        for (int e = 0; e < 9; e++) dw[l * 9 + e] += out[e][l];
+        for (int e = 0; e < taps; e++) dw[l * taps + e] += out[e][l];
 }
 
 #define WINO_WEIGHT_TRANSFORMS(ISA, TARGET)                                                        \
@@ -732,14 +738,17 @@ WINO_INLINE void wino_weight_grad_body(const int alpha, const double *G, const f
                                                     float *base, size_t ps) {                       \
         wino_weight_panel_body(6, 5, &wino_g25[0][0], src, kvalid, c, base, ps);                    \
     }                                                                                              \
+    TARGET static void wino_weight_grad_f25__##ISA(const float *mb, size_t mpos, int n, float *dw) { \
+        wino_weight_grad_body(6, 5, &wino_g25[0][0], mb, mpos, n, dw);                              \
+    }                                                                                              \
     TARGET static void wino_weight_grad_f2__##ISA(const float *mb, size_t mpos, int n, float *dw) {  \
-        wino_weight_grad_body(4, &wino_g2[0][0], mb, mpos, n, dw);                                   \
+        wino_weight_grad_body(4, 3, &wino_g2[0][0], mb, mpos, n, dw);                                   \
     }                                                                                              \
     TARGET static void wino_weight_grad_f4__##ISA(const float *mb, size_t mpos, int n, float *dw) {  \
-        wino_weight_grad_body(6, &wino_g4[0][0], mb, mpos, n, dw);                                   \
+        wino_weight_grad_body(6, 3, &wino_g4[0][0], mb, mpos, n, dw);                                   \
     }                                                                                              \
     TARGET static void wino_weight_grad_f6__##ISA(const float *mb, size_t mpos, int n, float *dw) {  \
-        wino_weight_grad_body(8, &wino_g6[0][0], mb, mpos, n, dw);                                   \
+        wino_weight_grad_body(8, 3, &wino_g6[0][0], mb, mpos, n, dw);                                   \
     }
 
 WINO_WEIGHT_TRANSFORMS(generic, )
@@ -1388,8 +1397,17 @@ WINO_INLINE void wino_gather_gradient_channels_body(const int m, const wino_plan
         const wino_tile *e, float *g) {                                                            \
         wino_gather_gradient_channels_body(M, p, s, cl, cp, n0, c0, e, g);                         \
     }
+/* F(2x2, 5x5): 6 x 6 input patches, 2 x 2 output-gradient tiles. */
+#define WINO_GATHER_CHANNELS_F25(ISA, TARGET)                                                      \
+    TARGET static void wino_gather_channels_f25__##ISA(const wino_plan *p, const cnn_conv_shape *s, \
+                                                       const float *cl, int64_t cp, int64_t n0,     \
+                                                       int64_t c0, const wino_tile *e, float *d) {   \
+        CNN_UNUSED(p);                                                                             \
+        wino_gather_channels_body(6, s, cl, cp, n0, c0, e, d);                                     \
+    }
 #define WINO_GATHER_CHANNELS_ISA(ISA, TARGET)                                                      \
-    WINO_GATHER_CHANNELS(2, ISA, TARGET) WINO_GATHER_CHANNELS(4, ISA, TARGET) WINO_GATHER_CHANNELS(6, ISA, TARGET)
+    WINO_GATHER_CHANNELS(2, ISA, TARGET) WINO_GATHER_CHANNELS(4, ISA, TARGET) WINO_GATHER_CHANNELS(6, ISA, TARGET) \
+    WINO_GATHER_CHANNELS_F25(ISA, TARGET)
 WINO_GATHER_CHANNELS_ISA(generic, )
 #if CNN_X86
 WINO_GATHER_CHANNELS_ISA(avx2, CNN_TARGET_AVX2)
@@ -1420,16 +1438,15 @@ WINO_GATHER_CHANNELS_ISA(avx512, CNN_TARGET_AVX512)
      wino_gather_f##M##__##ISA,               wino_scatter_f##M##__##ISA,                          \
      cnn_f32_winograd_pool_f##M##__##ISA,                                                           \
      wino_gather_channels_f##M##__##ISA,      wino_gather_gradient_channels_f##M##__##ISA}
-/* F(2x2, 5x5): F(4x4)'s input transform (same points), F(2x2)'s scatter and pool (same tile), its
- * own output and weight transforms; forward (and so the data gradient) only: the weight gradient's
- * entries are never called (it takes F(m x m, 3x3) alone, wino_check_weight_grad). */
+/* F(2x2, 5x5): F(4x4)'s input transform (same points), F(2x2)'s scatter, pool and output-gradient
+ * gather (same tile), its own output, gradient and weight transforms. */
 #define WINO_KERNEL_ROW_F25(ISA)                                                                   \
     {cnn_f32_winograd_input_f4__##ISA,        cnn_f32_winograd_output_f25__##ISA,                  \
-     cnn_f32_winograd_gemm_8x32__##ISA,       NULL,                                                \
-     wino_weight_panel_f25__##ISA,            NULL,                                                \
+     cnn_f32_winograd_gemm_8x32__##ISA,       cnn_f32_winograd_gradient_f25__##ISA,                \
+     wino_weight_panel_f25__##ISA,            wino_weight_grad_f25__##ISA,                         \
      wino_gather_f25__##ISA,                  wino_scatter_f2__##ISA,                              \
      cnn_f32_winograd_pool_f2__##ISA,                                                               \
-     NULL,                                    NULL}
+     wino_gather_channels_f25__##ISA,         wino_gather_gradient_channels_f2__##ISA}
 #define WINO_KERNEL_TABLE(ISA)                                                                     \
     static const wino_kernels wino_kernels__##ISA[4] = {                                          \
         WINO_KERNEL_ROW(2, ISA), WINO_KERNEL_ROW(4, ISA), WINO_KERNEL_ROW(6, ISA), WINO_KERNEL_ROW_F25(ISA)};
@@ -1610,7 +1627,7 @@ cnn_status cnn_winograd_forward_maxpool2x2(const cnn_winograd_weights *u, const 
 
 cnn_status cnn_winograd_backward_weight(int m, const cnn_conv_shape *s, const float *x, const float *dy,
                                         float *dw) {
-    cnn_status st = wino_check_weight_grad(m, s);
+    cnn_status st = wino_check(m, s);
     if (st != CNN_OK) return st;
     if (!x || !dy || !dw) return CNN_ERR_INVALID_ARGUMENT;
     /* The forward's tiling (a weights object carrying only the sizes, K in place of Kp), with
@@ -1619,8 +1636,9 @@ cnn_status cnn_winograd_backward_weight(int m, const cnn_conv_shape *s, const fl
      * alpha^2 (C + K) floats per tile. At least 2 K C / (C + K) tiles per group keep M's traffic
      * below theirs (ResNet l3, C = K = 256: 256 tiles instead of the forward's 112), within the
      * workspace cap. */
-    const cnn_winograd_weights sizes = {.m = m, .r = 3, .alpha = m + 2, .K = s->K, .C = s->C, .Kp = s->K};
-    const size_t tile_bytes = (size_t)(m + 2) * (size_t)(m + 2) * (size_t)(s->C + s->K) * sizeof(float);
+    const int r = (int)s->R, alpha = m + r - 1, taps = r * r;
+    const cnn_winograd_weights sizes = {.m = m, .r = r, .alpha = alpha, .K = s->K, .C = s->C, .Kp = s->K};
+    const size_t tile_bytes = (size_t)alpha * (size_t)alpha * (size_t)(s->C + s->K) * sizeof(float);
     const size_t wanted = (size_t)(2 * s->K * s->C / (s->C + s->K) + 1) * tile_bytes;
     wino_plan p;
     wino_make_plan_within(&sizes, s, CNN_MAX(wanted, (size_t)WINO_GROUP_BUDGET), &p);
@@ -1642,7 +1660,7 @@ cnn_status cnn_winograd_backward_weight(int m, const cnn_conv_shape *s, const fl
     float *xcl = (float *)cnn_workspace(0, (size_t)(imgs * HW * Cp) * sizeof(float));
     float *dycl = (float *)cnn_workspace(1, (size_t)(imgs * PQ * Kq) * sizeof(float));
     if (!vbuf || !ubuf || !mbuf || !tab || !xcl || !dycl) return CNN_ERR_OUT_OF_MEMORY;
-    const wino_kernels kern = wino_select(m, 3);
+    const wino_kernels kern = wino_select(m, r);
     const wino_channels_last_fn channels_last = wino_channels_last_select();
     /* One parallel region for the whole call. Per group: the tile table, the group's images of x
      * and dy channels-last, the transforms of both (one item: one tile, 16 channels), then the
@@ -1702,7 +1720,7 @@ cnn_status cnn_winograd_backward_weight(int m, const cnn_conv_shape *s, const fl
             for (int64_t k = 0; k < K; k++)
                 for (int64_t c = 0; c < C; c += WINO_WGRAD_LANES)
                     kern.weight_grad(mbuf + (size_t)(k * C + c), mpos,
-                                     (int)CNN_MIN((int64_t)WINO_WGRAD_LANES, C - c), dw + (k * C + c) * 9);
+                                     (int)CNN_MIN((int64_t)WINO_WGRAD_LANES, C - c), dw + (k * C + c) * taps);
         }
     }
     return failed ? (cnn_status)failed : CNN_OK;
@@ -1724,7 +1742,7 @@ cnn_status cnn_winograd_conv2d(int m, const cnn_conv_shape *s, const float *x, c
  * to 6): no flipped copy, and no fresh allocation (page faults) per call. */
 cnn_status cnn_winograd_backward_data(int m, const cnn_conv_shape *fs, const float *dy, const float *w,
                                       float *dx) {
-    cnn_status st = wino_check(m, fs); /* a forward call: F(2x2, 5x5) included */
+    cnn_status st = wino_check(m, fs);
     if (st != CNN_OK) return st;
     if (!dy || !w || !dx) return CNN_ERR_INVALID_ARGUMENT;
     cnn_winograd_weights u;

@@ -1,6 +1,6 @@
 /* Private interface between the convolution operator (conv.c) and the Winograd kernels
- * (winograd.c). Winograd F(m x m, 3x3) for m = 2, 4, 6, and F(2x2, 5x5) (forward only): stride 1,
- * dilation 1, groups 1. The kernel size comes from the shape. */
+ * (winograd.c). Winograd F(m x m, 3x3) for m = 2, 4, 6, and F(2x2, 5x5): stride 1, dilation 1,
+ * groups 1. The kernel size comes from the shape. */
 #ifndef CNN_CONV_WINOGRAD_H
 #define CNN_CONV_WINOGRAD_H
 
@@ -37,8 +37,9 @@ cnn_status cnn_winograd_forward_maxpool2x2(const cnn_winograd_weights *u, const 
 cnn_status cnn_winograd_backward_data(int m, const cnn_conv_shape *fs, const float *dy, const float *w,
                                       float *dx);
 
-/* dw (K, C, 3, 3) += the weight gradient of the convolution s (3x3, stride 1, dilation 1, one
- * group) for input x and output gradient dy, through F(m x m, 3x3)'s transforms (see winograd.c).
+/* dw (K, C, R, R) += the weight gradient of the convolution s (3x3, or 5x5 with m = 2; stride 1,
+ * dilation 1, one group) for input x and output gradient dy, through F(m x m, R x R)'s transforms
+ * (see winograd.c).
  * Takes workspace slots 2 to 5 of the calling thread and calls cnn_sgemm. */
 cnn_status cnn_winograd_backward_weight(int m, const cnn_conv_shape *s, const float *x, const float *dy,
                                         float *dw);

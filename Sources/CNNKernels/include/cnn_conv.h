@@ -10,8 +10,7 @@ extern "C" {
 
 /** Convolution algorithms. AUTO picks by a shape heuristic (see conv/conv.c for the machine it was
  *  profiled on). WINOGRAD_* apply to 3x3, stride 1, dilation 1, groups 1 only; WINOGRAD_2X2 also to
- *  5x5 kernels under the same conditions, as F(2x2, 5x5) (forward; the gradients of a 5x5 layer
- *  take the GEMM path). */
+ *  5x5 kernels under the same conditions, as F(2x2, 5x5). */
 typedef enum cnn_conv_algorithm {
     CNN_CONV_AUTO = 0,
     CNN_CONV_DIRECT = 1,
@@ -95,11 +94,11 @@ cnn_status cnn_conv2d_backward_weight(const cnn_conv_shape *shape, const float *
 /** The two gradients of a layer whose forward runs `forward_algorithm` (the functions above are
  *  these with CNN_CONV_AUTO). AUTO and the Winograd algorithms take the Winograd transforms on
  *  3x3, stride-1, dilation-1, single-group layers (AUTO with the tile AUTO picks, the others with
- *  their own; the data gradient needs padding at most 2); on such 5x5 layers the data gradient
- *  (padding at most 4) runs F(2x2, 5x5) for WINOGRAD_2X2, and for AUTO where AUTO picks it for the
- *  flipped shape, while the weight gradient takes the GEMM path; direct, im2col and gemm1x1 take
- *  the GEMM path, whose results do not depend on how the batch is split. CNN_ERR_INVALID_ARGUMENT
- *  for an unknown algorithm. */
+ *  their own; the data gradient needs padding at most 2); on such 5x5 layers both gradients run
+ *  F(2x2, 5x5) for WINOGRAD_2X2, and for AUTO where AUTO picks it (for the flipped shape in the
+ *  data gradient, which needs padding at most 4); direct, im2col and gemm1x1 take the GEMM path,
+ *  whose results do not depend on how the batch is split. CNN_ERR_INVALID_ARGUMENT for an unknown
+ *  algorithm. */
 cnn_status cnn_conv2d_backward_data_for(cnn_conv_algorithm forward_algorithm, const cnn_conv_shape *shape,
                                         const float *dy, const float *weight, float *dx);
 cnn_status cnn_conv2d_backward_weight_for(cnn_conv_algorithm forward_algorithm, const cnn_conv_shape *shape,
