@@ -60,6 +60,34 @@ private struct ConvCase: CustomStringConvertible {
 }
 
 /// Measured error: max |a - b| / max |reference|, the figure the bounds are stated in.
+/// Random x, w and dy for a case, both gradients' float64 references, and the fast gradients for a
+/// layer whose forward runs a given algorithm (dx written over NaN, dw accumulated from zero).
+private struct ConvGradientCheck {
+    let cs: ConvCase
+    let x: [Float], w: [Float], dy: [Float]
+    var dxRef: [Float], dwRef: [Float]
+
+    init(_ cs: ConvCase, rng: inout ConvRNG) {
+        self.cs = cs
+        x = rng.floats(cs.xCount)
+        w = rng.floats(cs.wCount)
+        dy = rng.floats(cs.yCount)
+        dxRef = [Float](repeating: 0, count: cs.xCount)
+        dwRef = [Float](repeating: 0, count: cs.wCount)
+        var shape = cs.shape
+        #expect(cnn_conv2d_backward_data_reference(&shape, dy, w, &dxRef) == CNN_OK)
+        #expect(cnn_conv2d_backward_weight_reference(&shape, x, dy, &dwRef, nil) == CNN_OK)
+    }
+
+    func gradients(_ a: cnn_conv_algorithm) -> (dx: [Float], dw: [Float]) {
+        var shape = cs.shape
+        var dx = [Float](repeating: .nan, count: cs.xCount), dw = [Float](repeating: 0, count: cs.wCount)
+        #expect(cnn_conv2d_backward_data_for(a, &shape, dy, w, &dx) == CNN_OK)
+        #expect(cnn_conv2d_backward_weight_for(a, &shape, x, dy, &dw, nil) == CNN_OK)
+        return (dx, dw)
+    }
+}
+
 private func convRelativeError(_ a: [Float], _ ref: [Float]) -> Double {
     var err = 0.0, scale = 0.0
     for i in ref.indices {
@@ -707,16 +735,9 @@ extension ConvTests {
         var shape = cs.shape
         let autoPick = cnn_conv_auto_algorithm(&shape)
         #expect([CNN_CONV_WINOGRAD_2X2, CNN_CONV_WINOGRAD_4X4, CNN_CONV_WINOGRAD_6X6].contains(autoPick))
-        let x = rng.floats(cs.xCount), w = rng.floats(cs.wCount), dy = rng.floats(cs.yCount)
-        var dxRef = [Float](repeating: 0, count: cs.xCount), dwRef = [Float](repeating: 0, count: cs.wCount)
-        #expect(cnn_conv2d_backward_data_reference(&shape, dy, w, &dxRef) == CNN_OK)
-        #expect(cnn_conv2d_backward_weight_reference(&shape, x, dy, &dwRef, nil) == CNN_OK)
-        func gradients(_ a: cnn_conv_algorithm) -> (dx: [Float], dw: [Float]) {
-            var dx = [Float](repeating: .nan, count: cs.xCount), dw = [Float](repeating: 0, count: cs.wCount)
-            #expect(cnn_conv2d_backward_data_for(a, &shape, dy, w, &dx) == CNN_OK)
-            #expect(cnn_conv2d_backward_weight_for(a, &shape, x, dy, &dw, nil) == CNN_OK)
-            return (dx, dw)
-        }
+        let check = ConvGradientCheck(cs, rng: &rng)
+        let (x, w, dy, dxRef, dwRef) = (check.x, check.w, check.dy, check.dxRef, check.dwRef)
+        let gradients = check.gradients
         let auto = gradients(CNN_CONV_AUTO), im2col = gradients(CNN_CONV_IM2COL), direct = gradients(CNN_CONV_DIRECT)
         let f2 = gradients(CNN_CONV_WINOGRAD_2X2), f6 = gradients(CNN_CONV_WINOGRAD_6X6)
         #expect(im2col.dx == direct.dx && im2col.dw == direct.dw)
@@ -745,18 +766,10 @@ extension ConvTests {
             try ComputeRuntime.withISA(isa) {
                 for pad in 0...4 {
                     let cs = ConvCase("5x5 pad \(pad)", n: 2, c: 32, h: 11, w: 9, k: 24, r: 5, s: 5, pad: (pad, pad))
-                    var shape = cs.shape
-                    let x = rng.floats(cs.xCount), w = rng.floats(cs.wCount), dy = rng.floats(cs.yCount)
-                    var dxRef = [Float](repeating: 0, count: cs.xCount), dwRef = [Float](repeating: 0, count: cs.wCount)
-                    #expect(cnn_conv2d_backward_data_reference(&shape, dy, w, &dxRef) == CNN_OK)
-                    #expect(cnn_conv2d_backward_weight_reference(&shape, x, dy, &dwRef, nil) == CNN_OK)
-                    func gradients(_ a: cnn_conv_algorithm) -> (dx: [Float], dw: [Float]) {
-                        var dx = [Float](repeating: .nan, count: cs.xCount), dw = [Float](repeating: 0, count: cs.wCount)
-                        #expect(cnn_conv2d_backward_data_for(a, &shape, dy, w, &dx) == CNN_OK)
-                        #expect(cnn_conv2d_backward_weight_for(a, &shape, x, dy, &dw, nil) == CNN_OK)
-                        return (dx, dw)
-                    }
-                    let f2 = gradients(CNN_CONV_WINOGRAD_2X2), im2col = gradients(CNN_CONV_IM2COL), auto = gradients(CNN_CONV_AUTO)
+                    let check = ConvGradientCheck(cs, rng: &rng)
+                    let (dxRef, dwRef) = (check.dxRef, check.dwRef)
+                    let f2 = check.gradients(CNN_CONV_WINOGRAD_2X2), im2col = check.gradients(CNN_CONV_IM2COL)
+                    let auto = check.gradients(CNN_CONV_AUTO)
                     #expect(f2.dx != im2col.dx, "\(isa) \(cs): the data gradient did not run F(2x2, 5x5)")
                     #expect(f2.dw != im2col.dw, "\(isa) \(cs): the weight gradient did not run F(2x2, 5x5)")
                     #expect(auto.dw == f2.dw, "\(isa) \(cs): AUTO's weight gradient on 32 -> 24 channels")

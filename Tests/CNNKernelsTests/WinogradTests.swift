@@ -2,9 +2,9 @@ import CNNKernels
 import Testing
 @testable import CNN
 
-/// Winograd F(m x m, 3x3), m = 2, 4, 6: the transform tables re-derived independently from the
-/// interpolation points, and the convolution compared with a float64 direct correlation on every
-/// ISA variant.
+/// Winograd F(m x m, 3x3), m = 2, 4, 6, and F(2x2, 5x5): the transform tables re-derived
+/// independently from the interpolation points, and the convolution compared with a float64 direct
+/// correlation on every ISA variant.
 @Suite(.serialized) struct WinogradTests {
     static let tileSizes: [Int32] = [2, 4, 6]
 
@@ -20,22 +20,26 @@ import Testing
 
     // MARK: Transform tables
 
-    /// Interpolation points of each tile size, in the tables' row order (infinity last).
-    static func points(_ m: Int32) -> [Double] {
-        switch m {
-        case 2: return [0, 1, -1]
-        case 4: return [0, 1, -1, 2, -2]
+    /// F(m x m, r x r) of every table: the three 3x3 tiles and F(2x2, 5x5).
+    static let tableSizes: [(m: Int32, r: Int32)] = [(2, 3), (4, 3), (6, 3), (2, 5)]
+
+    /// Interpolation points of each table, in the tables' row order (infinity last): alpha - 1 finite
+    /// points, alpha = m + r - 1 (F(2x2, 5x5) shares F(4x4, 3x3)'s).
+    static func points(alpha: Int) -> [Double] {
+        switch alpha {
+        case 4: return [0, 1, -1]
+        case 6: return [0, 1, -1, 2, -2]
         default: return [0, 1, -1, 2, -2, 0.5, -0.5]
         }
     }
 
-    @Test(arguments: tileSizes)
-    func tablesMatchToomCookConstruction(m: Int32) throws {
-        let t = try WinogradTables(m: m)
-        let d = WinogradDerivedTables(points: Self.points(m), m: Int(m))
-        let alpha = Int(m) + 2
+    @Test(arguments: tableSizes)
+    func tablesMatchToomCookConstruction(m: Int32, r: Int32) throws {
+        let t = try WinogradTables(m: m, r: r)
+        let mm = Int(m), rr = Int(r), alpha = mm + rr - 1
+        let d = WinogradDerivedTables(points: Self.points(alpha: alpha), m: mm, r: rr)
         // A^T is fixed by the points: column j holds the powers of p_j (infinity: e_{m-1}).
-        for i in 0..<(Int(m) * alpha) { #expect(t.at[i] == d.at[i], "A^T entry \(i)") }
+        for i in 0..<(mm * alpha) { #expect(t.at[i] == d.at[i], "A^T entry \(i)") }
         // Row j of B^T and row j of G may carry reciprocal scale factors s_j.
         for j in 0..<alpha {
             let row = d.bt[(j * alpha)..<((j + 1) * alpha)]
@@ -45,22 +49,23 @@ import Testing
             for k in 0..<alpha {
                 #expect(abs(t.bt[j * alpha + k] - s * d.bt[j * alpha + k]) <= 1e-12, "B^T[\(j)][\(k)]")
             }
-            for k in 0..<3 {
-                #expect(abs(t.g[j * 3 + k] - d.g[j * 3 + k] / s) <= 1e-12, "G[\(j)][\(k)]")
+            for k in 0..<rr {
+                #expect(abs(t.g[j * rr + k] - d.g[j * rr + k] / s) <= 1e-12, "G[\(j)][\(k)]")
             }
         }
+        if r == 5 { #expect(t.bt == (try WinogradTables(m: 4)).bt, "F(2x2, 5x5) shares F(4x4)'s B^T") }
     }
 
-    @Test(arguments: tileSizes)
-    func tablesComputeCorrelationExactly(m: Int32) throws {
+    @Test(arguments: tableSizes)
+    func tablesComputeCorrelationExactly(m: Int32, r: Int32) throws {
         // A^T [(G g G^T) (.) (B^T d B)] A == sum_{r,s} d[i+r][j+s] g[r][s], in double.
-        let t = try WinogradTables(m: m)
-        let mm = Int(m), alpha = mm + 2
-        var rng = WinogradRNG(seed: 7 + UInt64(m))
+        let t = try WinogradTables(m: m, r: r)
+        let mm = Int(m), rr = Int(r), alpha = mm + rr - 1
+        var rng = WinogradRNG(seed: 7 + UInt64(m) + UInt64(r))
         for _ in 0..<20 {
-            let g = (0..<9).map { _ in Double(rng.uniform()) }
+            let g = (0..<(rr * rr)).map { _ in Double(rng.uniform()) }
             let d = (0..<(alpha * alpha)).map { _ in Double(rng.uniform()) }
-            let u = matmul(matmul(t.g, g, alpha, 3, 3), transpose(t.g, alpha, 3), alpha, 3, alpha)
+            let u = matmul(matmul(t.g, g, alpha, rr, rr), transpose(t.g, alpha, rr), alpha, rr, alpha)
             let v = matmul(matmul(t.bt, d, alpha, alpha, alpha), transpose(t.bt, alpha, alpha),
                            alpha, alpha, alpha)
             let prod = zip(u, v).map { $0 * $1 }
@@ -69,12 +74,19 @@ import Testing
             for i in 0..<mm {
                 for j in 0..<mm {
                     var direct = 0.0
-                    for r in 0..<3 { for s in 0..<3 { direct += d[(i + r) * alpha + j + s] * g[r * 3 + s] } }
+                    for p in 0..<rr { for q in 0..<rr { direct += d[(i + p) * alpha + j + q] * g[p * rr + q] } }
                     #expect(abs(y[i * mm + j] - direct) <= 1e-12 * 64, "y[\(i)][\(j)]")
                 }
             }
         }
+    }
+
+    @Test func otherTablesAreUnsupported() {
+        var at = [Double](repeating: 0, count: 64), g = at, bt = at
         #expect(cnn_winograd_matrices(3, nil, nil, nil) == CNN_ERR_UNSUPPORTED)
+        #expect(cnn_winograd_tables(4, 5, &at, &g, &bt) == CNN_ERR_UNSUPPORTED)
+        #expect(cnn_winograd_tables(2, 7, &at, &g, &bt) == CNN_ERR_UNSUPPORTED)
+        #expect(cnn_winograd_tables(2, 5, nil, &g, &bt) == CNN_ERR_INVALID_ARGUMENT)
     }
 
     // MARK: Convolution against the float64 reference, every ISA
@@ -245,45 +257,6 @@ import Testing
     }
 
     // MARK: F(2x2, 5x5)
-
-    /// F(2x2, 5x5) shares F(4x4)'s points (0, 1, -1, 2, -2, infinity) and so its B^T; G is 6 x 5.
-    @Test func tables5x5MatchToomCookConstruction() throws {
-        let t = try WinogradTables(m: 2, r: 5)
-        let d = WinogradDerivedTables(points: [0, 1, -1, 2, -2], m: 2, r: 5)
-        let f4 = try WinogradTables(m: 4)
-        #expect(t.bt == f4.bt)
-        for i in 0..<(2 * 6) { #expect(t.at[i] == d.at[i], "A^T entry \(i)") }
-        for j in 0..<6 {
-            let row = d.bt[(j * 6)..<((j + 1) * 6)]
-            let pivot = row.indices.max { abs(row[$0]) < abs(row[$1]) }!
-            let s = t.bt[pivot] / row[pivot]
-            for k in 0..<6 { #expect(abs(t.bt[j * 6 + k] - s * d.bt[j * 6 + k]) <= 1e-12, "B^T[\(j)][\(k)]") }
-            for k in 0..<5 { #expect(abs(t.g[j * 5 + k] - d.g[j * 5 + k] / s) <= 1e-12, "G[\(j)][\(k)]") }
-        }
-        var at = [Double](repeating: 0, count: 24), g = at, bt = at
-        #expect(cnn_winograd_tables(4, 5, &at, &g, &bt) == CNN_ERR_UNSUPPORTED)
-        #expect(cnn_winograd_tables(2, 7, &at, &g, &bt) == CNN_ERR_UNSUPPORTED)
-    }
-
-    @Test func tables5x5ComputeCorrelationExactly() throws {
-        let t = try WinogradTables(m: 2, r: 5)
-        var rng = WinogradRNG(seed: 25)
-        for _ in 0..<20 {
-            let g = (0..<25).map { _ in Double(rng.uniform()) }
-            let d = (0..<36).map { _ in Double(rng.uniform()) }
-            let u = matmul(matmul(t.g, g, 6, 5, 5), transpose(t.g, 6, 5), 6, 5, 6)
-            let v = matmul(matmul(t.bt, d, 6, 6, 6), transpose(t.bt, 6, 6), 6, 6, 6)
-            let prod = zip(u, v).map { $0 * $1 }
-            let y = matmul(matmul(t.at, prod, 2, 6, 6), transpose(t.at, 2, 6), 2, 6, 2)
-            for i in 0..<2 {
-                for j in 0..<2 {
-                    var direct = 0.0
-                    for r in 0..<5 { for s in 0..<5 { direct += d[(i + r) * 6 + j + s] * g[r * 5 + s] } }
-                    #expect(abs(y[i * 2 + j] - direct) <= 1e-12 * 64, "y[\(i)][\(j)]")
-                }
-            }
-        }
-    }
 
     /// 5x5 shapes: pads 0 to 4, planes smaller than a tile, odd sizes, batches, C and K not multiples
     /// of 16, tile rows longer than 16 lanes, AlexNet's conv2 plane (64 channels at 27x27, pad 2), and an
