@@ -305,7 +305,7 @@ private func referenceConvolution(_ x: Tensor, _ w: Tensor, bias: Tensor, residu
         let err = wino.y.maxAbsoluteDifference(gemm.y) / max(gemm.y.max(), -gemm.y.min())
         #expect(err < 1e-4, "forward relative error \(err)")
         #expect(err > 0, "F(2x2, 5x5) rounds differently from the GEMM: the forward did not run it")
-        // dy = 2y differs by the forward's rounding; the gradients of the same dy are equal.
+        // The gradients of one dy (twice F(2x2, 5x5)'s output), taken by each algorithm.
         let dy = wino.y * 2
         conv.algorithm = .im2col
         conv.zeroGradients()

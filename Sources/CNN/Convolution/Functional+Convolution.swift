@@ -15,7 +15,7 @@ public enum ConvolutionAlgorithm: String, CaseIterable, Sendable, Codable {
     case gemm1x1
     /// Winograd F(2x2, 3x3): 3x3, stride 1, dilation 1, groups 1. Error about 1e-6 relative. On a
     /// 5x5 kernel (same conditions), F(2x2, 5x5): 36 multiplications for every 100 of the direct
-    /// loops, error about 1e-5 relative; both gradients run F(2x2, 5x5) too.
+    /// loops, error about 5e-6 relative; both gradients run F(2x2, 5x5) too.
     case winograd2x2
     /// Winograd F(4x4, 3x3): fewer multiplications, error about 1e-5 relative.
     case winograd4x4

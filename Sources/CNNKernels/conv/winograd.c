@@ -214,6 +214,9 @@ struct cnn_winograd_weights {
 
 /* ---- Shape checks ------------------------------------------------------------------------- */
 
+/* F(m x m, r x r) for m = 2, 4, 6 with r = 3, and m = 2 with r = 5. */
+static int wino_tile_supported(int m, int64_t r) { return r == 3 ? m == 2 || m == 4 || m == 6 : r == 5 && m == 2; }
+
 static cnn_status wino_check(int m, const cnn_conv_shape *s) {
     if (!s) return CNN_ERR_INVALID_ARGUMENT;
     if (s->N < 1 || s->C < 1 || s->H < 1 || s->W < 1 || s->K < 1 || s->R < 1 || s->S < 1 ||
@@ -225,12 +228,10 @@ static cnn_status wino_check(int m, const cnn_conv_shape *s) {
     if (s->H + 2 * s->pad_h < s->dilation_h * (s->R - 1) + 1 ||
         s->W + 2 * s->pad_w < s->dilation_w * (s->S - 1) + 1 || P < 1 || Q < 1)
         return CNN_ERR_INVALID_ARGUMENT;
-    if (m != 2 && m != 4 && m != 6) return CNN_ERR_UNSUPPORTED;
-    if (s->stride_h != 1 || s->stride_w != 1 || s->dilation_h != 1 || s->dilation_w != 1 || s->groups != 1)
+    if (s->R != s->S || !wino_tile_supported(m, s->R) || s->stride_h != 1 || s->stride_w != 1 ||
+        s->dilation_h != 1 || s->dilation_w != 1 || s->groups != 1)
         return CNN_ERR_UNSUPPORTED;
-    if (s->R == 3 && s->S == 3) return CNN_OK;
-    if (s->R == 5 && s->S == 5 && m == 2) return CNN_OK; /* F(2x2, 5x5): forward only */
-    return CNN_ERR_UNSUPPORTED;
+    return CNN_OK;
 }
 
 /* Row of the per-ISA kernel tables (wino_select): F(2x2), F(4x4), F(6x6) with 3x3, F(2x2, 5x5). */
@@ -289,7 +290,7 @@ static wino_kernels wino_select(int m, int r);
 
 // w is (K, C, r, r); u is [alpha^2][Kp/MR][C][MR]
 /* U for the K x C problem of u (its sizes set, u->u allocated) from weights w; flipped: w is the
- * forward's (C, K, 3, 3) kernel and U that of its rotated, channel-swapped kernel. */
+ * forward's (C, K, r, r) kernel and U that of its rotated, channel-swapped kernel. */
 static void wino_fill_weights(cnn_winograd_weights *u, const float *w, int flipped) {
     const int64_t K = u->K, C = u->C, Kp = u->Kp;
     const size_t pos_stride = (size_t)Kp * (size_t)C; /* floats per transform position */
@@ -445,9 +446,8 @@ static const double wino_est_entry_ns[3] = {0.20, 0.30, 0.42};
 
 double cnn_winograd_estimate_ns(int m, const cnn_conv_shape *s) {
     if (wino_check(m, s) != CNN_OK) return __builtin_inf();
-    const int r = (int)s->R;
-    const cnn_winograd_weights sizes = {.m = m, .r = r, .alpha = m + r - 1, .K = s->K, .C = s->C,
-                                        .Kp = (s->K + WINO_MR - 1) / WINO_MR * WINO_MR};
+    cnn_winograd_weights sizes = {0};
+    wino_set_sizes(&sizes, m, s);
     /* Fitted on 8 MiB groups, and kept on them: with one image's smaller groups it moved
      * conv1_2 to F(4x4) and conv3_2 to F(6x6), each measured 3-10 % slower than the tile it had
      * (C harness, ninth session, one image: conv1_2 F(6x6) 7.47-7.90 ms against F(4x4) 8.22-8.34,
@@ -724,31 +724,31 @@ WINO_INLINE void wino_weight_grad_body(const int alpha, const int r, const doubl
 #define WINO_WEIGHT_TRANSFORMS(ISA, TARGET)                                                        \
     TARGET static void wino_weight_panel_f2__##ISA(const wino_weight_src *src, int kvalid, int64_t c, \
                                                    float *base, size_t ps) {                        \
-        wino_weight_panel_body(4, 3, &wino_g2[0][0], src, kvalid, c, base, ps);                        \
+        wino_weight_panel_body(4, 3, &wino_g2[0][0], src, kvalid, c, base, ps);                    \
     }                                                                                              \
     TARGET static void wino_weight_panel_f4__##ISA(const wino_weight_src *src, int kvalid, int64_t c, \
                                                    float *base, size_t ps) {                        \
-        wino_weight_panel_body(6, 3, &wino_g4[0][0], src, kvalid, c, base, ps);                        \
+        wino_weight_panel_body(6, 3, &wino_g4[0][0], src, kvalid, c, base, ps);                    \
     }                                                                                              \
     TARGET static void wino_weight_panel_f6__##ISA(const wino_weight_src *src, int kvalid, int64_t c, \
                                                    float *base, size_t ps) {                        \
-        wino_weight_panel_body(8, 3, &wino_g6[0][0], src, kvalid, c, base, ps);                        \
+        wino_weight_panel_body(8, 3, &wino_g6[0][0], src, kvalid, c, base, ps);                    \
     }                                                                                              \
     TARGET static void wino_weight_panel_f25__##ISA(const wino_weight_src *src, int kvalid, int64_t c, \
                                                     float *base, size_t ps) {                       \
-        wino_weight_panel_body(6, 5, &wino_g25[0][0], src, kvalid, c, base, ps);                    \
+        wino_weight_panel_body(6, 5, &wino_g25[0][0], src, kvalid, c, base, ps);                   \
     }                                                                                              \
     TARGET static void wino_weight_grad_f25__##ISA(const float *mb, size_t mpos, int n, float *dw) { \
-        wino_weight_grad_body(6, 5, &wino_g25[0][0], mb, mpos, n, dw);                              \
+        wino_weight_grad_body(6, 5, &wino_g25[0][0], mb, mpos, n, dw);                             \
     }                                                                                              \
     TARGET static void wino_weight_grad_f2__##ISA(const float *mb, size_t mpos, int n, float *dw) {  \
-        wino_weight_grad_body(4, 3, &wino_g2[0][0], mb, mpos, n, dw);                                   \
+        wino_weight_grad_body(4, 3, &wino_g2[0][0], mb, mpos, n, dw);                              \
     }                                                                                              \
     TARGET static void wino_weight_grad_f4__##ISA(const float *mb, size_t mpos, int n, float *dw) {  \
-        wino_weight_grad_body(6, 3, &wino_g4[0][0], mb, mpos, n, dw);                                   \
+        wino_weight_grad_body(6, 3, &wino_g4[0][0], mb, mpos, n, dw);                              \
     }                                                                                              \
     TARGET static void wino_weight_grad_f6__##ISA(const float *mb, size_t mpos, int n, float *dw) {  \
-        wino_weight_grad_body(8, 3, &wino_g6[0][0], mb, mpos, n, dw);                                   \
+        wino_weight_grad_body(8, 3, &wino_g6[0][0], mb, mpos, n, dw);                              \
     }
 
 WINO_WEIGHT_TRANSFORMS(generic, )
@@ -1754,7 +1754,7 @@ cnn_status cnn_winograd_backward_data(int m, const cnn_conv_shape *fs, const flo
 }
 
 cnn_status cnn_winograd_tables(int m, int r, double *at, double *g, double *bt) {
-    if (!((r == 3 && (m == 2 || m == 4 || m == 6)) || (r == 5 && m == 2))) return CNN_ERR_UNSUPPORTED;
+    if (!wino_tile_supported(m, r)) return CNN_ERR_UNSUPPORTED;
     if (!at || !g || !bt) return CNN_ERR_INVALID_ARGUMENT;
     const int alpha = m + r - 1;
     const float *A = r == 5 ? &wino_at25[0][0] : m == 2 ? &wino_at2[0][0] : m == 4 ? &wino_at4[0][0] : &wino_at6[0][0];
@@ -1770,8 +1770,8 @@ cnn_status cnn_winograd_matrices(int m, double *at, double *g, double *bt) { ret
 
 size_t cnn_winograd_conv2d_workspace_bytes(int m, const cnn_conv_shape *s) {
     if (wino_check(m, s) != CNN_OK) return 0;
-    /* The plan needs only m, C and K of the weights: no transform is computed. */
-    cnn_winograd_weights u = {.m = m, .r = (int)s->R, .alpha = m + (int)s->R - 1, .K = s->K, .C = s->C,
-                              .Kp = (s->K + WINO_MR - 1) / WINO_MR * WINO_MR};
+    /* The plan needs only the sizes of the weights: no transform is computed. */
+    cnn_winograd_weights u = {0};
+    wino_set_sizes(&u, m, s);
     return cnn_winograd_workspace_bytes(&u, s);
 }
