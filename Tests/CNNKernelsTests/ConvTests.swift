@@ -479,7 +479,6 @@ private let convForwardBound = 1e-5
         let x = [Float](repeating: 1, count: 64 * 16 * 16)
         var y = [Float](repeating: 0, count: 64 * 16 * 16)
         let unsupported: [(cnn_conv_algorithm, ConvCase)] = [
-            (CNN_CONV_WINOGRAD_4X4, ConvCase("5x5", n: 1, c: 16, h: 8, w: 8, k: 16, r: 5, s: 5, pad: (2, 2))),
             (CNN_CONV_WINOGRAD_6X6, ConvCase("5x5", n: 1, c: 16, h: 8, w: 8, k: 16, r: 5, s: 5, pad: (2, 2))),
             (CNN_CONV_WINOGRAD_2X2, ConvCase("7x7", n: 1, c: 16, h: 8, w: 8, k: 16, r: 7, s: 7, pad: (3, 3))),
             (CNN_CONV_WINOGRAD_2X2, ConvCase("5x3", n: 1, c: 16, h: 8, w: 8, k: 16, r: 5, s: 3, pad: (2, 1))),
@@ -584,11 +583,14 @@ private let convForwardBound = 1e-5
         var small = ConvCase("7x7/2 at 32", n: 8, c: 3, h: 32, w: 32, k: 64, r: 7, s: 7, stride: (2, 2), pad: (3, 3)).shape
         #expect(cnn_conv_auto_algorithm(&small) == CNN_CONV_IM2COL)
         // Stride 1 with 25 taps or more and 16 output channels or more: direct on every ISA, where
-        // it was measured faster; 5x5 with 32 input channels or more: F(2x2, 5x5).
+        // it was measured faster; 5x5 with 32 input channels or more: F(4x4, 5x5) where its tiles
+        // fit (AlexNet's conv2), F(2x2, 5x5) where they would not.
         var fiveByFive = ConvCase("5x5", n: 1, c: 16, h: 28, w: 28, k: 32, r: 5, s: 5, pad: (2, 2)).shape
         #expect(cnn_conv_auto_algorithm(&fiveByFive) == CNN_CONV_DIRECT)
         var alexConv2 = ConvCase("AlexNet conv2", n: 1, c: 64, h: 27, w: 27, k: 192, r: 5, s: 5, pad: (2, 2)).shape
-        #expect(cnn_conv_auto_algorithm(&alexConv2) == CNN_CONV_WINOGRAD_2X2)
+        #expect(cnn_conv_auto_algorithm(&alexConv2) == CNN_CONV_WINOGRAD_4X4)
+        var smallPlane = ConvCase("5x5 at 7x7", n: 1, c: 64, h: 7, w: 7, k: 64, r: 5, s: 5, pad: (2, 2)).shape
+        #expect(cnn_conv_auto_algorithm(&smallPlane) == CNN_CONV_WINOGRAD_2X2)
         var fewTiles = ConvCase("5x5 at 5x5 pad 1", n: 1, c: 64, h: 5, w: 5, k: 64, r: 5, s: 5, pad: (1, 1)).shape
         #expect(cnn_conv_auto_algorithm(&fewTiles) != CNN_CONV_WINOGRAD_2X2)
         var lenet = ConvCase("LeNet-5 conv2", n: 64, c: 6, h: 14, w: 14, k: 16, r: 5, s: 5).shape
@@ -756,39 +758,49 @@ extension ConvTests {
         #expect(cnn_conv2d_backward_weight_for(cnn_conv_algorithm(rawValue: 99), &shape, x, dy, &dw, nil) == CNN_ERR_INVALID_ARGUMENT)
     }
 
-    /// 5x5, stride 1: both gradients run F(2x2, 5x5) for winograd2x2; for AUTO, the weight gradient
-    /// where AUTO picks F(2x2, 5x5) on the forward shape (32 -> 24 channels: it does) and the data
-    /// gradient where it picks it on the flipped shape (24 -> 32: under its 32 input channels, so
-    /// the GEMM). Pads 0 to 4 (4 - pad on the flipped side), every ISA, within the Winograd bound.
-    @Test func fiveByFiveGradientsRunF2x2() throws {
+    /// 5x5, stride 1: both gradients run F(2x2, 5x5) for winograd2x2 and F(4x4, 5x5) for
+    /// winograd4x4; for AUTO, the weight gradient the tile AUTO picks on the forward shape (32 -> 24
+    /// channels: a Winograd tile) and the data gradient the one it picks on the flipped shape (24 ->
+    /// 32: under its 32 input channels, so the GEMM). Pads 0 to 4 (4 - pad on the flipped side),
+    /// every ISA, within the Winograd bound.
+    @Test func fiveByFiveGradientsRunWinograd() throws {
         var rng = ConvRNG(state: 0x55)
         for isa in ComputeRuntime.supportedISAs {
             try ComputeRuntime.withISA(isa) {
                 for pad in 0...4 {
                     let cs = ConvCase("5x5 pad \(pad)", n: 2, c: 32, h: 11, w: 9, k: 24, r: 5, s: 5, pad: (pad, pad))
+                    var shape = cs.shape
+                    let pick = cnn_conv_auto_algorithm(&shape)
+                    #expect([CNN_CONV_WINOGRAD_2X2, CNN_CONV_WINOGRAD_4X4].contains(pick), "\(cs)")
                     let check = ConvGradientCheck(cs, rng: &rng)
-                    let (dxRef, dwRef) = (check.dxRef, check.dwRef)
-                    let f2 = check.gradients(CNN_CONV_WINOGRAD_2X2), im2col = check.gradients(CNN_CONV_IM2COL)
-                    let auto = check.gradients(CNN_CONV_AUTO)
-                    #expect(f2.dx != im2col.dx, "\(isa) \(cs): the data gradient did not run F(2x2, 5x5)")
-                    #expect(f2.dw != im2col.dw, "\(isa) \(cs): the weight gradient did not run F(2x2, 5x5)")
-                    #expect(auto.dw == f2.dw, "\(isa) \(cs): AUTO's weight gradient on 32 -> 24 channels")
+                    let im2col = check.gradients(CNN_CONV_IM2COL), auto = check.gradients(CNN_CONV_AUTO)
+                    for tile in [CNN_CONV_WINOGRAD_2X2, CNN_CONV_WINOGRAD_4X4] {
+                        let g = check.gradients(tile)
+                        let name = "\(String(cString: cnn_conv_algorithm_name(tile))) \(isa) \(cs)"
+                        #expect(g.dx != im2col.dx, "\(name): the data gradient did not run Winograd")
+                        #expect(g.dw != im2col.dw, "\(name): the weight gradient did not run Winograd")
+                        #expect(convRelativeError(g.dx, check.dxRef) <= 1e-4, "\(name) data")
+                        #expect(convRelativeError(g.dw, check.dwRef) <= 1e-4, "\(name) weight")
+                        if tile == pick { #expect(auto.dw == g.dw, "\(name): AUTO's weight gradient") }
+                    }
                     #expect(auto.dx == im2col.dx, "\(isa) \(cs): AUTO's data gradient on 24 -> 32 channels")
-                    #expect(convRelativeError(f2.dx, dxRef) <= 1e-4, "\(isa) \(cs) data")
-                    #expect(convRelativeError(f2.dw, dwRef) <= 1e-4, "\(isa) \(cs) weight")
-                    #expect(convRelativeError(im2col.dw, dwRef) <= convBackwardBound, "\(isa) \(cs) weight, GEMM")
+                    #expect(convRelativeError(im2col.dw, check.dwRef) <= convBackwardBound, "\(isa) \(cs) weight, GEMM")
                 }
             }
         }
-        // 64 -> 32 channels: the flipped shape has 32 input channels, and AUTO's data gradient runs F(2x2, 5x5).
+        // 64 -> 32 channels: the flipped shape has 32 input channels, and AUTO's data gradient runs
+        // the tile AUTO picks for it.
         let cs = ConvCase("5x5 64 -> 32", n: 1, c: 32, h: 12, w: 12, k: 64, r: 5, s: 5, pad: (2, 2))
         var shape = cs.shape
+        var flipped = ConvCase("flipped", n: 1, c: 64, h: 12, w: 12, k: 32, r: 5, s: 5, pad: (2, 2)).shape
+        let pick = cnn_conv_auto_algorithm(&flipped)
+        #expect([CNN_CONV_WINOGRAD_2X2, CNN_CONV_WINOGRAD_4X4].contains(pick))
         let w = rng.floats(cs.wCount), dy = rng.floats(cs.yCount)
-        var auto = [Float](repeating: .nan, count: cs.xCount), f2 = auto, im2col = auto
+        var auto = [Float](repeating: .nan, count: cs.xCount), tile = auto, im2col = auto
         #expect(cnn_conv2d_backward_data_for(CNN_CONV_AUTO, &shape, dy, w, &auto) == CNN_OK)
-        #expect(cnn_conv2d_backward_data_for(CNN_CONV_WINOGRAD_2X2, &shape, dy, w, &f2) == CNN_OK)
+        #expect(cnn_conv2d_backward_data_for(pick, &shape, dy, w, &tile) == CNN_OK)
         #expect(cnn_conv2d_backward_data_for(CNN_CONV_IM2COL, &shape, dy, w, &im2col) == CNN_OK)
-        #expect(auto == f2 && auto != im2col)
+        #expect(auto == tile && auto != im2col)
     }
 
     /// Central finite differences of L = sum(g * conv(x, w) + g * b) in double, independent of the C

@@ -20,11 +20,11 @@ import Testing
 
     // MARK: Transform tables
 
-    /// F(m x m, r x r) of every table: the three 3x3 tiles and F(2x2, 5x5).
-    static let tableSizes: [(m: Int32, r: Int32)] = [(2, 3), (4, 3), (6, 3), (2, 5)]
+    /// F(m x m, r x r) of every table: the three 3x3 tiles, F(2x2, 5x5) and F(4x4, 5x5).
+    static let tableSizes: [(m: Int32, r: Int32)] = [(2, 3), (4, 3), (6, 3), (2, 5), (4, 5)]
 
     /// Interpolation points of each table, in the tables' row order (infinity last): alpha - 1 finite
-    /// points, alpha = m + r - 1 (F(2x2, 5x5) shares F(4x4, 3x3)'s).
+    /// points, alpha = m + r - 1 (F(2x2, 5x5) shares F(4x4, 3x3)'s, F(4x4, 5x5) F(6x6, 3x3)'s).
     static func points(alpha: Int) -> [Double] {
         switch alpha {
         case 4: return [0, 1, -1]
@@ -53,7 +53,7 @@ import Testing
                 #expect(abs(t.g[j * rr + k] - d.g[j * rr + k] / s) <= 1e-12, "G[\(j)][\(k)]")
             }
         }
-        if r == 5 { #expect(t.bt == (try WinogradTables(m: 4)).bt, "F(2x2, 5x5) shares F(4x4)'s B^T") }
+        if r == 5 { #expect(t.bt == (try WinogradTables(m: m + 2)).bt, "F(\(m)x\(m), 5x5) shares F(\(m + 2)x\(m + 2))'s B^T") }
     }
 
     @Test(arguments: tableSizes)
@@ -84,7 +84,7 @@ import Testing
     @Test func otherTablesAreUnsupported() {
         var at = [Double](repeating: 0, count: 64), g = at, bt = at
         #expect(cnn_winograd_matrices(3, nil, nil, nil) == CNN_ERR_UNSUPPORTED)
-        #expect(cnn_winograd_tables(4, 5, &at, &g, &bt) == CNN_ERR_UNSUPPORTED)
+        #expect(cnn_winograd_tables(6, 5, &at, &g, &bt) == CNN_ERR_UNSUPPORTED)
         #expect(cnn_winograd_tables(2, 7, &at, &g, &bt) == CNN_ERR_UNSUPPORTED)
         #expect(cnn_winograd_tables(2, 5, nil, &g, &bt) == CNN_ERR_INVALID_ARGUMENT)
     }
@@ -228,9 +228,9 @@ import Testing
         var y = [Float](repeating: 0, count: 2 * 6 * 6 * 4)
         for (name, shape) in variants {
             var shape = shape
-            let st = cnn_winograd_conv2d(4, &shape, x, w, nil, nil, 0, &y)
+            let st = cnn_winograd_conv2d(6, &shape, x, w, nil, nil, 0, &y)
             #expect(st == CNN_ERR_UNSUPPORTED, "\(name)")
-            #expect(cnn_winograd_conv2d_workspace_bytes(4, &shape) == 0, "\(name)")
+            #expect(cnn_winograd_conv2d_workspace_bytes(6, &shape) == 0, "\(name)")
         }
         var shape = ok
         for m: Int32 in [0, 1, 3, 5, 8] {
@@ -273,40 +273,44 @@ import Testing
         (1, 32, 130, 130, 4, 2, 2),
     ]
 
-    @Test func f2x2With5x5MatchesReferenceOnEveryISA() throws {
-        var rng = WinogradRNG(seed: 55)
+    /// F(2x2, 5x5) and F(4x4, 5x5): bounds as F(4x4, 3x3) and F(6x6, 3x3), whose points they share.
+    @Test(arguments: [Int32(2), 4])
+    func fiveByFiveMatchesReferenceOnEveryISA(m: Int32) throws {
+        var rng = WinogradRNG(seed: 55 + UInt64(m))
         for isa in ComputeRuntime.supportedISAs {
             try ComputeRuntime.withISA(isa) {
                 for (index, s) in Self.shapes5x5.enumerated() {
                     let shape = WinogradTestShape(N: s.0, C: s.1, H: s.2, W: s.3, K: s.4, padH: s.5, padW: s.6, kernel: 5)
                     let epilogue = index % 8
-                    let err = try shape.relativeError(m: 2, bias: epilogue & 1 != 0, residual: epilogue & 2 != 0,
+                    let err = try shape.relativeError(m: m, bias: epilogue & 1 != 0, residual: epilogue & 2 != 0,
                                                       relu: epilogue & 4 != 0, rng: &rng)
-                    #expect(err <= Self.bound(4), "F(2x2, 5x5) \(isa) \(s): \(err)")
+                    #expect(err <= Self.bound(m + 2), "F(\(m)x\(m), 5x5) \(isa) \(s): \(err)")
                 }
             }
         }
     }
 
-    @Test func f2x2With5x5AccuracyOnRealisticShapes() throws {
+    @Test(arguments: [Int32(2), 4])
+    func fiveByFiveAccuracyOnRealisticShapes(m: Int32) throws {
         var rng = WinogradRNG(seed: 56)
         for shape in [WinogradTestShape(N: 1, C: 64, H: 27, W: 27, K: 16, padH: 2, padW: 2, kernel: 5),
                       WinogradTestShape(N: 1, C: 256, H: 14, W: 14, K: 16, padH: 2, padW: 2, kernel: 5)] {
-            let err = try shape.relativeError(m: 2, bias: false, residual: false, relu: false, rng: &rng)
-            print("winograd F(2x2,5x5) C=\(shape.C) \(shape.H)x\(shape.W) K=\(shape.K) "
+            let err = try shape.relativeError(m: m, bias: false, residual: false, relu: false, rng: &rng)
+            print("winograd F(\(m)x\(m),5x5) C=\(shape.C) \(shape.H)x\(shape.W) K=\(shape.K) "
                   + "[\(ComputeRuntime.activeISA)]: max|err|/max|y| = \(err)")
-            #expect(err <= Self.bound(4), "C=\(shape.C): \(err)")
+            #expect(err <= Self.bound(m + 2), "C=\(shape.C): \(err)")
         }
     }
 
-    @Test func f2x2With5x5IsForwardOnly() {
-        // F(2x2, 5x5) applies to the forward; 4x4 and 6x6 tiles, and 7x7 kernels, do not.
+    @Test func fiveByFiveTilesApply() {
+        // F(2x2, 5x5) and F(4x4, 5x5) apply; the 6x6 tile and 7x7 kernels do not.
         var s5 = WinogradTestShape(N: 1, C: 2, H: 6, W: 6, K: 2, padH: 2, padW: 2, kernel: 5).cShape
         #expect(cnn_conv_algorithm_applies(CNN_CONV_WINOGRAD_2X2, &s5) != 0)
-        #expect(cnn_conv_algorithm_applies(CNN_CONV_WINOGRAD_4X4, &s5) == 0)
+        #expect(cnn_conv_algorithm_applies(CNN_CONV_WINOGRAD_4X4, &s5) != 0)
         #expect(cnn_conv_algorithm_applies(CNN_CONV_WINOGRAD_6X6, &s5) == 0)
         #expect(cnn_winograd_conv2d_workspace_bytes(2, &s5) > 0)
-        #expect(cnn_winograd_conv2d_workspace_bytes(4, &s5) == 0)
+        #expect(cnn_winograd_conv2d_workspace_bytes(4, &s5) > 0)
+        #expect(cnn_winograd_conv2d_workspace_bytes(6, &s5) == 0)
         var s7 = WinogradTestShape(N: 1, C: 2, H: 8, W: 8, K: 2, padH: 3, padW: 3, kernel: 7).cShape
         #expect(cnn_conv_algorithm_applies(CNN_CONV_WINOGRAD_2X2, &s7) == 0)
         #expect(cnn_winograd_conv2d_workspace_bytes(2, &s7) == 0)

@@ -255,8 +255,8 @@ private func referenceConvolution(_ x: Tensor, _ w: Tensor, bias: Tensor, residu
         #expect(throws: CNNError.invalidArgument("Conv2d: groups 2 must divide input channels 3 and output channels 8")) {
             try Conv2d(inputChannels: 3, outputChannels: 8, kernelSize: 3, groups: 2)
         }
-        let five = try Conv2d(inputChannels: 3, outputChannels: 8, kernelSize: 5, algorithm: .winograd4x4)
-        #expect(throws: CNNError.unsupported("conv2d: algorithm winograd4x4 does not apply to N=1 C=3 H=8 W=8 K=8 5x5 s1 p0 d1 g1; applicable: direct, im2col, winograd2x2")) {
+        let five = try Conv2d(inputChannels: 3, outputChannels: 8, kernelSize: 5, algorithm: .winograd6x6)
+        #expect(throws: CNNError.unsupported("conv2d: algorithm winograd6x6 does not apply to N=1 C=3 H=8 W=8 K=8 5x5 s1 p0 d1 g1; applicable: direct, im2col, winograd2x2, winograd4x4")) {
             try five(Variable(try Tensor(zeros: [1, 3, 8, 8])))
         }
         #expect(throws: CNNError.invalidArgument("crossEntropy: label 3 at index 1 is outside 0..<3")) {
@@ -285,8 +285,8 @@ private func referenceConvolution(_ x: Tensor, _ w: Tensor, bias: Tensor, residu
         }
     }
 
-    /// A 5x5 layer on winograd2x2 runs F(2x2, 5x5) forward and for both gradients: each within
-    /// 1e-4 of the same layer on im2col, and different from it (so it did run); the bias gradient,
+    /// A 5x5 layer on winograd2x2 (winograd4x4) runs F(2x2, 5x5) (F(4x4, 5x5)) forward and for both
+    /// gradients: each within 1e-4 of the same layer on im2col, and different from it (so it did run); the bias gradient,
     /// a sum of dy, is the same bits.
     @Test func fiveByFiveWinogradForwardAndGradients() throws {
         GlobalGenerator.seed(25)
@@ -301,20 +301,23 @@ private func referenceConvolution(_ x: Tensor, _ w: Tensor, bias: Tensor, residu
             try Functional.sum(try Functional.multiply(y, y)).backward()
             return (y.value, input.gradient!, conv.weight.gradient!, conv.bias!.gradient!)
         }
-        let gemm = try run(.im2col), wino = try run(.winograd2x2)
-        let err = wino.y.maxAbsoluteDifference(gemm.y) / max(gemm.y.max(), -gemm.y.min())
-        #expect(err < 1e-4, "forward relative error \(err)")
-        #expect(err > 0, "F(2x2, 5x5) rounds differently from the GEMM: the forward did not run it")
-        // The gradients of one dy (twice F(2x2, 5x5)'s output), taken by each algorithm.
-        let dy = wino.y * 2
-        conv.algorithm = .im2col
-        conv.zeroGradients()
-        let input = Variable(x, requiresGradient: true)
-        try conv(input).backward(seed: dy)
-        let dxErr = wino.dx.maxAbsoluteDifference(input.gradient!) / max(input.gradient!.max(), -input.gradient!.min())
-        #expect(dxErr < 1e-4 && dxErr > 0, "data gradient relative difference \(dxErr)")
-        let dwErr = wino.dw.maxAbsoluteDifference(conv.weight.gradient!) / max(conv.weight.gradient!.max(), -conv.weight.gradient!.min())
-        #expect(dwErr < 1e-4 && dwErr > 0, "weight gradient relative difference \(dwErr)")
-        #expect(conv.bias!.gradient!.scalars == wino.db.scalars)
+        let gemm = try run(.im2col)
+        for tile in [ConvolutionAlgorithm.winograd2x2, .winograd4x4] {
+            let wino = try run(tile)
+            let err = wino.y.maxAbsoluteDifference(gemm.y) / max(gemm.y.max(), -gemm.y.min())
+            #expect(err < 1e-4, "forward relative error \(err)")
+            #expect(err > 0, "\(tile): rounds like the GEMM, so the forward did not run Winograd")
+            // The gradients of one dy (twice the Winograd output), taken by each algorithm.
+            let dy = wino.y * 2
+            conv.algorithm = .im2col
+            conv.zeroGradients()
+            let input = Variable(x, requiresGradient: true)
+            try conv(input).backward(seed: dy)
+            let dxErr = wino.dx.maxAbsoluteDifference(input.gradient!) / max(input.gradient!.max(), -input.gradient!.min())
+            #expect(dxErr < 1e-4 && dxErr > 0, "data gradient relative difference \(dxErr)")
+            let dwErr = wino.dw.maxAbsoluteDifference(conv.weight.gradient!) / max(conv.weight.gradient!.max(), -conv.weight.gradient!.min())
+            #expect(dwErr < 1e-4 && dwErr > 0, "weight gradient relative difference \(dwErr)")
+            #expect(conv.bias!.gradient!.scalars == wino.db.scalars)
+        }
     }
 }

@@ -206,8 +206,9 @@ struct InferenceZooTests {
     }
 
     static func checkFusedMaxPool() throws {
-        // F(2x2, 5x5) (winograd2x2 on a 5x5 kernel, padding 2) fuses the same way.
-        for (algorithm, kernel) in [(ConvolutionAlgorithm.winograd2x2, 3), (.winograd4x4, 3), (.winograd6x6, 3), (.winograd2x2, 5)] {
+        // F(2x2, 5x5) and F(4x4, 5x5) (on a 5x5 kernel, padding 2) fuse the same way.
+        for (algorithm, kernel) in [(ConvolutionAlgorithm.winograd2x2, 3), (.winograd4x4, 3), (.winograd6x6, 3),
+                                    (.winograd2x2, 5), (.winograd4x4, 5)] {
             for shape in [[1, 5, 14, 14], [2, 3, 13, 11], [1, 4, 9, 16]] {
                 let net = Sequential(
                     try Conv2d(inputChannels: shape[1], outputChannels: 6, kernelSize: kernel, padding: kernel / 2, algorithm: algorithm),

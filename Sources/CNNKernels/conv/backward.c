@@ -107,10 +107,10 @@ static int five_by_five_shape(const conv_geom *g) {
 }
 
 /* The tile of a 5x5 gradient whose transforms are those of the forward convolution s: 2 for
- * winograd2x2, and for AUTO where AUTO picks F(2x2, 5x5) for s; else 0 (the GEMM path). */
+ * winograd2x2, 4 for winograd4x4, and for AUTO the tile AUTO picks for s; else 0 (the GEMM path). */
 static int five_by_five_tile(cnn_conv_algorithm algorithm, const cnn_conv_shape *s) {
-    if (algorithm == CNN_CONV_WINOGRAD_2X2) return 2;
-    return algorithm == CNN_CONV_AUTO && cnn_conv_auto_algorithm(s) == CNN_CONV_WINOGRAD_2X2 ? 2 : 0;
+    const cnn_conv_algorithm a = algorithm == CNN_CONV_AUTO ? cnn_conv_auto_algorithm(s) : algorithm;
+    return a == CNN_CONV_WINOGRAD_2X2 ? 2 : a == CNN_CONV_WINOGRAD_4X4 ? 4 : 0;
 }
 
 /* The Winograd tile (2, 4 or 6) AUTO picks for the forward convolution s, else 0. */

@@ -81,10 +81,10 @@ static int applies(cnn_conv_algorithm a, const conv_geom *g) {
         /* Any stride; dilation is irrelevant for a 1x1 kernel. */
         return g->R == 1 && g->S == 1 && g->ph == 0 && g->pw == 0;
     case CNN_CONV_WINOGRAD_2X2:
-        /* F(2x2, 3x3), or F(2x2, 5x5) on a 5x5 kernel. */
+    case CNN_CONV_WINOGRAD_4X4:
+        /* F(m x m, 3x3), or F(m x m, 5x5) on a 5x5 kernel. */
         return (g->R == 3 || g->R == 5) && g->S == g->R && g->sh == 1 && g->sw == 1 && g->dh == 1 &&
                g->dw == 1 && g->G == 1;
-    case CNN_CONV_WINOGRAD_4X4:
     case CNN_CONV_WINOGRAD_6X6:
         return g->R == 3 && g->S == 3 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 &&
                g->G == 1;
@@ -127,9 +127,13 @@ static int dense_form(const conv_geom *g, conv_geom *d, int64_t *r0, int64_t *s0
  *    55): direct, on its padded copy. `cnn bench conv`, batch 1: the stem 1.18-1.19 ms against
  *    im2col's 1.30, AlexNet's conv1 1.04-1.06 against 1.18 (AVX2: 2.13 / 1.67 against 2.42 /
  *    2.17; portable: 5.2 / 5.4 against 7.4 / 6.6).
- *  - 5x5 stride 1, dilation 1, groups 1, at least 32 input and 16 output channels, at least 16
- *    tiles of which half the area is real outputs: F(2x2, 5x5) (WINOGRAD_2X2 on a 5x5 kernel), 36
- *    multiplications per 2x2 outputs against direct's 100. Zen 4 class, C harness, 2 threads, both
+ *  - 5x5 stride 1, dilation 1, groups 1, at least 32 input and 16 output channels: F(2x2, 5x5) or
+ *    F(4x4, 5x5) (WINOGRAD_2X2 / WINOGRAD_4X4 on a 5x5 kernel; 36 and 64 multiplications per 4 and
+ *    16 outputs against direct's 100 and 400), whichever has the lower estimate among the usable
+ *    ones (as for 3x3, below), else the rules that follow. F(4x4, 5x5) / F(2x2, 5x5), same harness:
+ *    AlexNet's conv2 0.55-0.57 (0.55-0.57 reversed), with caches flushed 0.55 (0.66); 32 -> 96 at
+ *    28x28 0.57 (0.59), 48 -> 128 at 14x14 0.58 (0.66), 128 -> 256 at 14x14 0.60 (0.59); AVX2 0.57-0.59,
+ *    portable 0.57-0.62. F(2x2, 5x5) against direct, Zen 4 class, C harness, 2 threads, both
  *    algorithms called in turn 30 times, median per-call ratio F(2x2, 5x5) / direct, then with the
  *    order reversed: AlexNet's conv2 (64 -> 192 at 27x27) 0.61 (0.59), 32 -> 96 at 28x28 0.92
  *    (0.93), 48 -> 128 at 14x14 0.83 (0.86), 128 -> 256 at 14x14 0.56 (0.58); the AVX2 variant on
@@ -158,6 +162,29 @@ static int dense_form(const conv_geom *g, conv_geom *d, int64_t *r0, int64_t *s0
  *    thread, 0.49 against 1.04 on two.
  *  - everything else (first layers with C = 3, grouped, small strided planes): im2col + GEMM.
  */
+/* The Winograd tile (the first `count` of 2, 4, 6) with the lowest estimated time, or IM2COL when
+ * none is usable. A tile m is usable with at least 16 tiles (one vector of lanes) and when at least
+ * half of the tile area is real outputs: a tile computes m x m outputs whether or not they exist
+ * (ResNet-18's layer4 at CIFAR size, 1x1 outputs, batch 64: 64 F(4x4) tiles, 7.0 ms, against
+ * im2col's 1.96 ms, 2 threads). */
+static cnn_conv_algorithm best_winograd_tile(const conv_geom *g, const cnn_conv_shape *s, int count) {
+    static const cnn_conv_algorithm tiles[3] = {CNN_CONV_WINOGRAD_2X2, CNN_CONV_WINOGRAD_4X4, CNN_CONV_WINOGRAD_6X6};
+    const int64_t pq = g->N * g->P * g->Q;
+    cnn_conv_algorithm best = CNN_CONV_IM2COL;
+    double best_ns = __builtin_inf();
+    for (int i = 0; i < count; i++) {
+        const int64_t m = 2 * (i + 1);
+        const int64_t n = g->N * ((g->P + m - 1) / m) * ((g->Q + m - 1) / m);
+        if (n < 16 || 2 * pq < n * m * m) continue;
+        const double ns = cnn_winograd_estimate_ns((int)m, s);
+        if (ns < best_ns) {
+            best_ns = ns;
+            best = tiles[i];
+        }
+    }
+    return best;
+}
+
 static cnn_conv_algorithm auto_algorithm(const conv_geom *g, const cnn_conv_shape *s) {
     /* Depthwise: the direct loop. A single-channel image (LeNet's conv1) is not depthwise: there
      * im2col + GEMM measured 0.55 ms against direct's 1.35 ms (lenet5.conv1.batch64, 1 thread). */
@@ -169,37 +196,16 @@ static cnn_conv_algorithm auto_algorithm(const conv_geom *g, const cnn_conv_shap
     int64_t r0, s0;
     if (dense_form(g, &d, &r0, &s0)) return CNN_CONV_IM2COL;
     if (applies(CNN_CONV_WINOGRAD_2X2, g) && g->R == 5 && g->C >= 32 && g->K >= 16) {
-        /* F(2x2, 5x5), under the same usable-tile rule as the 3x3 tiles below. */
-        const int64_t count = g->N * ((g->P + 1) / 2) * ((g->Q + 1) / 2);
-        if (count >= 16 && 2 * g->N * g->P * g->Q >= count * 4) return CNN_CONV_WINOGRAD_2X2;
+        /* F(2x2, 5x5) or F(4x4, 5x5), by the estimate, under the usable-tile rule of the 3x3 tiles. */
+        const cnn_conv_algorithm best = best_winograd_tile(g, s, 2);
+        if (best != CNN_CONV_IM2COL) return best;
     }
     if (g->G == 1 && g->Kg >= 16 && g->R * g->S >= 25) { /* large kernels, a full channel vector */
         const int strided = g->sh > 1 || g->sw > 1;
         if (strided && 5 * g->Q >= 4 * ((g->Q + 27) / 28 * 28)) return CNN_CONV_DIRECT;
         if (!strided && g->dh == 1 && g->dw == 1) return CNN_CONV_DIRECT;
     }
-    if (applies(CNN_CONV_WINOGRAD_4X4, g) && g->C >= 16 && g->K >= 16) {
-        /* A tile m is usable with at least 16 tiles (one vector of lanes) and when at least half
-         * of the tile area is real outputs: a tile computes m x m outputs whether or not they
-         * exist (ResNet-18's layer4 at CIFAR size, 1x1 outputs, batch 64: 64 F(4x4) tiles, 7.0 ms,
-         * against im2col's 1.96 ms, 2 threads). */
-        const int64_t pq = g->N * g->P * g->Q;
-        static const cnn_conv_algorithm tiles[3] = {CNN_CONV_WINOGRAD_2X2, CNN_CONV_WINOGRAD_4X4,
-                                                    CNN_CONV_WINOGRAD_6X6};
-        cnn_conv_algorithm best = CNN_CONV_IM2COL;
-        double best_ns = __builtin_inf();
-        for (int i = 0; i < 3; i++) {
-            const int64_t m = 2 * (i + 1);
-            const int64_t count = g->N * ((g->P + m - 1) / m) * ((g->Q + m - 1) / m);
-            if (count < 16 || 2 * pq < count * m * m) continue;
-            const double ns = cnn_winograd_estimate_ns((int)m, s);
-            if (ns < best_ns) {
-                best_ns = ns;
-                best = tiles[i];
-            }
-        }
-        return best;
-    }
+    if (applies(CNN_CONV_WINOGRAD_6X6, g) && g->C >= 16 && g->K >= 16) return best_winograd_tile(g, s, 3);
     return CNN_CONV_IM2COL;
 }
 

@@ -1,6 +1,6 @@
-/* Winograd convolution F(m x m, 3x3) for m = 2, 4, 6, and F(2x2, 5x5) (Lavin & Gray, "Fast
- * Algorithms for Convolutional Neural Networks", 2016): 3x3 or 5x5 kernels, stride 1, dilation 1,
- * groups 1, any padding; the data and weight gradients through the same transforms.
+/* Winograd convolution F(m x m, 3x3) for m = 2, 4, 6, and F(m x m, 5x5) for m = 2, 4 (Lavin & Gray,
+ * "Fast Algorithms for Convolutional Neural Networks", 2016): 3x3 or 5x5 kernels, stride 1,
+ * dilation 1, groups 1, any padding; the data and weight gradients through the same transforms.
  *
  * x is (N, C, H, W), w is (K, C, r, r), y is (N, K, P, Q) with P = H + 2*pad_h - (r - 1), Q
  * likewise. The output is cut into m x m tiles (edge tiles clipped); tile t reads the alpha x alpha
@@ -14,7 +14,8 @@
  *   F(2x2): 0, 1, -1, inf
  *   F(4x4): 0, 1, -1, 2, -2, inf
  *   F(6x6): 0, 1, -1, 2, -2, 1/2, -1/2, inf
- *   F(2x2, 5x5): F(4x4)'s points, alpha = 6, and so F(4x4)'s B^T and input transform
+ *   F(2x2, 5x5) and F(4x4, 5x5): F(4x4)'s and F(6x6)'s points (alpha = 6 and 8), and so their
+ *   B^T and input transforms
  * Small points keep the entries of A^T (powers p^i) and B^T (coefficients of prod (x - p_l)) close
  * to 1: the float32 error grows with their magnitude. Pairs +-p make A^T and B^T share rows up to
  * sign, and the reciprocal pair +-1/2 (instead of +-3, as in NNPACK and ncnn) keeps F(6x6)'s largest
@@ -133,6 +134,25 @@ static const float wino_at25[2][6] = {
     {0, 1, -1, 2, -2, 1},
 };
 
+/* F(4x4, 5x5), alpha = 8: F(6x6)'s points, so B^T is wino_bt6, and G scaled row by row as wino_g6
+ * (row 0 negated with B^T's). */
+static const double wino_g45[8][5] = {
+    {1, 0, 0, 0, 0},
+    {-2.0 / 9, -2.0 / 9, -2.0 / 9, -2.0 / 9, -2.0 / 9},
+    {-2.0 / 9, 2.0 / 9, -2.0 / 9, 2.0 / 9, -2.0 / 9},
+    {1.0 / 90, 1.0 / 45, 2.0 / 45, 4.0 / 45, 8.0 / 45},
+    {1.0 / 90, -1.0 / 45, 2.0 / 45, -4.0 / 45, 8.0 / 45},
+    {32.0 / 45, 16.0 / 45, 8.0 / 45, 4.0 / 45, 2.0 / 45},
+    {32.0 / 45, -16.0 / 45, 8.0 / 45, -4.0 / 45, 2.0 / 45},
+    {0, 0, 0, 0, 1},
+};
+static const float wino_at45[4][8] = {
+    {1, 1, 1, 1, 1, 1, 1, 0},
+    {0, 1, -1, 2, -2, 0.5f, -0.5f, 0},
+    {0, 1, 1, 4, 4, 0.25f, 0.25f, 0},
+    {0, 1, -1, 8, -8, 0.125f, -0.125f, 1},
+};
+
 /* A (alpha x m), the transposes of the A^T tables above, for the weight gradient's transform of an
  * output-gradient tile: U = A dy A^T. */
 static const float wino_a2[4][2] = {
@@ -156,6 +176,16 @@ static const float wino_a25[6][2] = {
     {1, 2},
     {1, -2},
     {0, 1},
+};
+static const float wino_a45[8][4] = {
+    {1, 0, 0, 0},
+    {1, 1, 1, 1},
+    {1, -1, 1, -1},
+    {1, 2, 4, 8},
+    {1, -2, 4, -8},
+    {1, 0.5f, 0.25f, 0.125f},
+    {1, -0.5f, 0.25f, -0.125f},
+    {0, 0, 0, 1},
 };
 static const float wino_a6[8][6] = {
     {1, 0, 0, 0, 0, 0},
@@ -214,8 +244,8 @@ struct cnn_winograd_weights {
 
 /* ---- Shape checks ------------------------------------------------------------------------- */
 
-/* F(m x m, r x r) for m = 2, 4, 6 with r = 3, and m = 2 with r = 5. */
-static int wino_tile_supported(int m, int64_t r) { return r == 3 ? m == 2 || m == 4 || m == 6 : r == 5 && m == 2; }
+/* F(m x m, r x r) for m = 2, 4, 6 with r = 3, and m = 2, 4 with r = 5. */
+static int wino_tile_supported(int m, int64_t r) { return (m == 2 || m == 4 || (m == 6 && r == 3)) && (r == 3 || r == 5); }
 
 static cnn_status wino_check(int m, const cnn_conv_shape *s) {
     if (!s) return CNN_ERR_INVALID_ARGUMENT;
@@ -234,8 +264,9 @@ static cnn_status wino_check(int m, const cnn_conv_shape *s) {
     return CNN_OK;
 }
 
-/* Row of the per-ISA kernel tables (wino_select): F(2x2), F(4x4), F(6x6) with 3x3, F(2x2, 5x5). */
-static int wino_variant(int m, int r) { return r == 5 ? 3 : m / 2 - 1; }
+/* Row of the per-ISA kernel tables (wino_select): F(2x2), F(4x4), F(6x6) with 3x3, then F(2x2, 5x5)
+ * and F(4x4, 5x5). */
+static int wino_variant(int m, int r) { return r == 5 ? 2 + m / 2 : m / 2 - 1; }
 
 /* ---- The per-ISA kernels of one F(m), chosen once per call (defined below) ------------------ */
 
@@ -605,6 +636,12 @@ WINO_INLINE void wino_gradient_tile(const int m, const int alpha, const float *a
     TARGET static void cnn_f32_winograd_gradient_f25__##ISA(const float *g, float *u, size_t us) { \
         wino_gradient_tile(2, 6, &wino_a25[0][0], g, u, us);                                       \
     }                                                                                              \
+    TARGET static void cnn_f32_winograd_output_f45__##ISA(const float *mm, size_t ms, float *o) { \
+        wino_output_tile(4, 8, &wino_at45[0][0], mm, ms, o);                                       \
+    }                                                                                              \
+    TARGET static void cnn_f32_winograd_gradient_f45__##ISA(const float *g, float *u, size_t us) { \
+        wino_gradient_tile(4, 8, &wino_a45[0][0], g, u, us);                                       \
+    }                                                                                              \
     TARGET static void cnn_f32_winograd_gradient_f2__##ISA(const float *g, float *u, size_t us) { \
         wino_gradient_tile(2, 4, &wino_a2[0][0], g, u, us);                                        \
     }                                                                                              \
@@ -740,6 +777,13 @@ WINO_INLINE void wino_weight_grad_body(const int alpha, const int r, const doubl
     }                                                                                              \
     TARGET static void wino_weight_grad_f25__##ISA(const float *mb, size_t mpos, int n, float *dw) { \
         wino_weight_grad_body(6, 5, &wino_g25[0][0], mb, mpos, n, dw);                             \
+    }                                                                                              \
+    TARGET static void wino_weight_panel_f45__##ISA(const wino_weight_src *src, int kvalid, int64_t c, \
+                                                    float *base, size_t ps) {                       \
+        wino_weight_panel_body(8, 5, &wino_g45[0][0], src, kvalid, c, base, ps);                   \
+    }                                                                                              \
+    TARGET static void wino_weight_grad_f45__##ISA(const float *mb, size_t mpos, int n, float *dw) { \
+        wino_weight_grad_body(8, 5, &wino_g45[0][0], mb, mpos, n, dw);                             \
     }                                                                                              \
     TARGET static void wino_weight_grad_f2__##ISA(const float *mb, size_t mpos, int n, float *dw) {  \
         wino_weight_grad_body(4, 3, &wino_g2[0][0], mb, mpos, n, dw);                              \
@@ -1139,10 +1183,15 @@ WINO_INLINE void wino_gather_avx512_body(const int m, const int alpha, const win
     }
 WINO_GATHER_AVX512(2)
 WINO_GATHER_AVX512(4)
-/* F(2x2, 5x5): 6 x 6 patches 2 apart, 16 lanes in a window of 2 * 15 + 6 floats. */
+/* F(2x2, 5x5): 6 x 6 patches 2 apart, 16 lanes in a window of 2 * 15 + 6 floats; F(4x4, 5x5): 8 x 8
+ * patches 4 apart, 8 lanes in a window of 4 * 7 + 8. */
 CNN_TARGET_AVX512 static void wino_gather_f25__avx512(const wino_plan *p, const cnn_conv_shape *s, const float *x,
                                                       int64_t c, const wino_tile *tab, float *d) {
     wino_gather_avx512_body(2, 6, p, s, x, c, tab, d);
+}
+CNN_TARGET_AVX512 static void wino_gather_f45__avx512(const wino_plan *p, const cnn_conv_shape *s, const float *x,
+                                                      int64_t c, const wino_tile *tab, float *d) {
+    wino_gather_avx512_body(4, 8, p, s, x, c, tab, d);
 }
 
 /* The AVX-512 gather of F(6x6) by transposition. Lane l's patch row is the 8 floats from its first
@@ -1397,17 +1446,17 @@ WINO_INLINE void wino_gather_gradient_channels_body(const int m, const wino_plan
         const wino_tile *e, float *g) {                                                            \
         wino_gather_gradient_channels_body(M, p, s, cl, cp, n0, c0, e, g);                         \
     }
-/* F(2x2, 5x5): 6 x 6 input patches, 2 x 2 output-gradient tiles. */
-#define WINO_GATHER_CHANNELS_F25(ISA, TARGET)                                                      \
-    TARGET static void wino_gather_channels_f25__##ISA(const wino_plan *p, const cnn_conv_shape *s, \
-                                                       const float *cl, int64_t cp, int64_t n0,     \
-                                                       int64_t c0, const wino_tile *e, float *d) {   \
+/* F(m x m, 5x5): alpha x alpha input patches (the output-gradient tiles are F(m x m, 3x3)'s). */
+#define WINO_GATHER_CHANNELS_R5(NAME, ALPHA, ISA, TARGET)                                          \
+    TARGET static void wino_gather_channels_##NAME##__##ISA(const wino_plan *p, const cnn_conv_shape *s, \
+                                                            const float *cl, int64_t cp, int64_t n0, \
+                                                            int64_t c0, const wino_tile *e, float *d) { \
         CNN_UNUSED(p);                                                                             \
-        wino_gather_channels_body(6, s, cl, cp, n0, c0, e, d);                                     \
+        wino_gather_channels_body(ALPHA, s, cl, cp, n0, c0, e, d);                                 \
     }
 #define WINO_GATHER_CHANNELS_ISA(ISA, TARGET)                                                      \
     WINO_GATHER_CHANNELS(2, ISA, TARGET) WINO_GATHER_CHANNELS(4, ISA, TARGET) WINO_GATHER_CHANNELS(6, ISA, TARGET) \
-    WINO_GATHER_CHANNELS_F25(ISA, TARGET)
+    WINO_GATHER_CHANNELS_R5(f25, 6, ISA, TARGET) WINO_GATHER_CHANNELS_R5(f45, 8, ISA, TARGET)
 WINO_GATHER_CHANNELS_ISA(generic, )
 #if CNN_X86
 WINO_GATHER_CHANNELS_ISA(avx2, CNN_TARGET_AVX2)
@@ -1429,6 +1478,8 @@ WINO_GATHER_CHANNELS_ISA(avx512, CNN_TARGET_AVX512)
 #define wino_gather_f6__avx2 wino_gather
 #define wino_gather_f25__generic wino_gather
 #define wino_gather_f25__avx2 wino_gather
+#define wino_gather_f45__generic wino_gather
+#define wino_gather_f45__avx2 wino_gather
 
 /* One table per ISA, indexed by wino_variant. */
 #define WINO_KERNEL_ROW(M, ISA)                                                                    \
@@ -1438,18 +1489,20 @@ WINO_GATHER_CHANNELS_ISA(avx512, CNN_TARGET_AVX512)
      wino_gather_f##M##__##ISA,               wino_scatter_f##M##__##ISA,                          \
      cnn_f32_winograd_pool_f##M##__##ISA,                                                           \
      wino_gather_channels_f##M##__##ISA,      wino_gather_gradient_channels_f##M##__##ISA}
-/* F(2x2, 5x5): F(4x4)'s input transform (same points), F(2x2)'s scatter, pool and output-gradient
- * gather (same tile), its own output, gradient and weight transforms. */
-#define WINO_KERNEL_ROW_F25(ISA)                                                                   \
-    {cnn_f32_winograd_input_f4__##ISA,        cnn_f32_winograd_output_f25__##ISA,                  \
-     cnn_f32_winograd_gemm_8x32__##ISA,       cnn_f32_winograd_gradient_f25__##ISA,                \
-     wino_weight_panel_f25__##ISA,            wino_weight_grad_f25__##ISA,                         \
-     wino_gather_f25__##ISA,                  wino_scatter_f2__##ISA,                              \
-     cnn_f32_winograd_pool_f2__##ISA,                                                               \
-     wino_gather_channels_f25__##ISA,         wino_gather_gradient_channels_f2__##ISA}
+/* F(M x M, 5x5) (M = 2, 4): the input transform of the 3x3 tile with the same alpha (same points,
+ * IN = 4 or 6), F(M x M, 3x3)'s scatter, pool and output-gradient gather (same tile), its own
+ * output, gradient and weight transforms. */
+#define WINO_KERNEL_ROW_R5(M, IN, ISA)                                                             \
+    {cnn_f32_winograd_input_f##IN##__##ISA,   cnn_f32_winograd_output_f##M##5__##ISA,              \
+     cnn_f32_winograd_gemm_8x32__##ISA,       cnn_f32_winograd_gradient_f##M##5__##ISA,            \
+     wino_weight_panel_f##M##5__##ISA,        wino_weight_grad_f##M##5__##ISA,                     \
+     wino_gather_f##M##5__##ISA,              wino_scatter_f##M##__##ISA,                          \
+     cnn_f32_winograd_pool_f##M##__##ISA,                                                           \
+     wino_gather_channels_f##M##5__##ISA,     wino_gather_gradient_channels_f##M##__##ISA}
 #define WINO_KERNEL_TABLE(ISA)                                                                     \
-    static const wino_kernels wino_kernels__##ISA[4] = {                                          \
-        WINO_KERNEL_ROW(2, ISA), WINO_KERNEL_ROW(4, ISA), WINO_KERNEL_ROW(6, ISA), WINO_KERNEL_ROW_F25(ISA)};
+    static const wino_kernels wino_kernels__##ISA[5] = {                                          \
+        WINO_KERNEL_ROW(2, ISA), WINO_KERNEL_ROW(4, ISA), WINO_KERNEL_ROW(6, ISA),                 \
+        WINO_KERNEL_ROW_R5(2, 4, ISA), WINO_KERNEL_ROW_R5(4, 6, ISA)};
 
 WINO_KERNEL_TABLE(generic)
 #if CNN_X86
@@ -1757,9 +1810,11 @@ cnn_status cnn_winograd_tables(int m, int r, double *at, double *g, double *bt) 
     if (!wino_tile_supported(m, r)) return CNN_ERR_UNSUPPORTED;
     if (!at || !g || !bt) return CNN_ERR_INVALID_ARGUMENT;
     const int alpha = m + r - 1;
-    const float *A = r == 5 ? &wino_at25[0][0] : m == 2 ? &wino_at2[0][0] : m == 4 ? &wino_at4[0][0] : &wino_at6[0][0];
+    const float *A = r == 5 ? (m == 2 ? &wino_at25[0][0] : &wino_at45[0][0])
+                            : m == 2 ? &wino_at2[0][0] : m == 4 ? &wino_at4[0][0] : &wino_at6[0][0];
     const float *B = alpha == 4 ? &wino_bt2[0][0] : alpha == 6 ? &wino_bt4[0][0] : &wino_bt6[0][0];
-    const double *G = r == 5 ? &wino_g25[0][0] : m == 2 ? &wino_g2[0][0] : m == 4 ? &wino_g4[0][0] : &wino_g6[0][0];
+    const double *G = r == 5 ? (m == 2 ? &wino_g25[0][0] : &wino_g45[0][0])
+                             : m == 2 ? &wino_g2[0][0] : m == 4 ? &wino_g4[0][0] : &wino_g6[0][0];
     for (int i = 0; i < m * alpha; i++) at[i] = A[i];
     for (int i = 0; i < alpha * r; i++) g[i] = G[i];
     for (int i = 0; i < alpha * alpha; i++) bt[i] = B[i];

@@ -1,6 +1,6 @@
 /* Private interface between the convolution operator (conv.c) and the Winograd kernels
- * (winograd.c). Winograd F(m x m, 3x3) for m = 2, 4, 6, and F(2x2, 5x5): stride 1, dilation 1,
- * groups 1. The kernel size comes from the shape. */
+ * (winograd.c). Winograd F(m x m, 3x3) for m = 2, 4, 6, and F(m x m, 5x5) for m = 2, 4: stride 1,
+ * dilation 1, groups 1. The kernel size comes from the shape. */
 #ifndef CNN_CONV_WINOGRAD_H
 #define CNN_CONV_WINOGRAD_H
 
@@ -9,7 +9,7 @@
 /* Opaque transformed weights: U = G g G^T for every (k, c), laid out for the batched GEMMs. */
 typedef struct cnn_winograd_weights cnn_winograd_weights;
 
-/* m: output tile size (2, 4 or 6; 2 for a 5x5 kernel). NULL with *status set on failure. */
+/* m: output tile size (2, 4 or 6; 2 or 4 for a 5x5 kernel). NULL with *status set on failure. */
 cnn_winograd_weights *cnn_winograd_weights_create(int m, const cnn_conv_shape *s, const float *w,
                                                   cnn_status *status);
 void cnn_winograd_weights_destroy(cnn_winograd_weights *u);
@@ -30,14 +30,14 @@ cnn_status cnn_winograd_forward(const cnn_winograd_weights *u, const cnn_conv_sh
 cnn_status cnn_winograd_forward_maxpool2x2(const cnn_winograd_weights *u, const cnn_conv_shape *s,
                                            const float *x, const float *bias, int relu, float *y);
 
-/* dx = the data gradient of a 3x3 (or, with m = 2, 5x5) stride-1 convolution with weights w
+/* dx = the data gradient of a 3x3 (or, with m = 2 or 4, 5x5) stride-1 convolution with weights w
  * (C', K', R, R), computed as the forward convolution fs (K = C', C = K') of dy with the rotated,
  * channel-swapped kernel, whose transform is taken straight from w. Takes workspace slots 1 and 4
  * to 6 of the calling thread. */
 cnn_status cnn_winograd_backward_data(int m, const cnn_conv_shape *fs, const float *dy, const float *w,
                                       float *dx);
 
-/* dw (K, C, R, R) += the weight gradient of the convolution s (3x3, or 5x5 with m = 2; stride 1,
+/* dw (K, C, R, R) += the weight gradient of the convolution s (3x3, or 5x5 with m = 2, 4; stride 1,
  * dilation 1, one group) for input x and output gradient dy, through F(m x m, R x R)'s transforms
  * (see winograd.c).
  * Takes workspace slots 2 to 5 of the calling thread and calls cnn_sgemm. */

@@ -9,15 +9,15 @@ extern "C" {
 #endif
 
 /** Convolution algorithms. AUTO picks by a shape heuristic (see conv/conv.c for the machine it was
- *  profiled on). WINOGRAD_* apply to 3x3, stride 1, dilation 1, groups 1 only; WINOGRAD_2X2 also to
- *  5x5 kernels under the same conditions, as F(2x2, 5x5). */
+ *  profiled on). WINOGRAD_* apply to 3x3, stride 1, dilation 1, groups 1 only; WINOGRAD_2X2 and
+ *  WINOGRAD_4X4 also to 5x5 kernels under the same conditions, as F(2x2, 5x5) and F(4x4, 5x5). */
 typedef enum cnn_conv_algorithm {
     CNN_CONV_AUTO = 0,
     CNN_CONV_DIRECT = 1,
     CNN_CONV_IM2COL = 2,
     CNN_CONV_GEMM1X1 = 3,
     CNN_CONV_WINOGRAD_2X2 = 4, /* F(2x2, 3x3), or F(2x2, 5x5) on a 5x5 kernel */
-    CNN_CONV_WINOGRAD_4X4 = 5, /* F(4x4, 3x3) */
+    CNN_CONV_WINOGRAD_4X4 = 5, /* F(4x4, 3x3), or F(4x4, 5x5) on a 5x5 kernel */
     CNN_CONV_WINOGRAD_6X6 = 6, /* F(6x6, 3x3) */
 } cnn_conv_algorithm;
 #define CNN_CONV_ALGORITHM_COUNT 7
@@ -95,10 +95,10 @@ cnn_status cnn_conv2d_backward_weight(const cnn_conv_shape *shape, const float *
  *  these with CNN_CONV_AUTO). AUTO and the Winograd algorithms take the Winograd transforms on
  *  3x3, stride-1, dilation-1, single-group layers (AUTO with the tile AUTO picks, the others with
  *  their own; the data gradient needs padding at most 2); on such 5x5 layers both gradients run
- *  F(2x2, 5x5) for WINOGRAD_2X2, and for AUTO where AUTO picks it (for the flipped shape in the
- *  data gradient, which needs padding at most 4); direct, im2col and gemm1x1 take the GEMM path,
- *  whose results do not depend on how the batch is split. CNN_ERR_INVALID_ARGUMENT for an unknown
- *  algorithm. */
+ *  F(2x2, 5x5) for WINOGRAD_2X2, F(4x4, 5x5) for WINOGRAD_4X4, and for AUTO the tile AUTO picks
+ *  (for the flipped shape in the data gradient, which needs padding at most 4); direct, im2col
+ *  and gemm1x1 take the GEMM path, whose results do not depend on how the batch is split.
+ *  CNN_ERR_INVALID_ARGUMENT for an unknown algorithm. */
 cnn_status cnn_conv2d_backward_data_for(cnn_conv_algorithm forward_algorithm, const cnn_conv_shape *shape,
                                         const float *dy, const float *weight, float *dx);
 cnn_status cnn_conv2d_backward_weight_for(cnn_conv_algorithm forward_algorithm, const cnn_conv_shape *shape,
@@ -110,10 +110,10 @@ cnn_status cnn_conv2d_backward_data_reference(const cnn_conv_shape *shape, const
                                               const float *weight, float *dx);
 cnn_status cnn_conv2d_backward_weight_reference(const cnn_conv_shape *shape, const float *x,
                                                 const float *dy, float *dw, float *db);
-/** Test entry for the Winograd kernels F(m x m, 3x3), m = 2, 4 or 6, and F(2x2, 5x5) (m = 2 on a
- *  5x5 shape): transforms the weights, runs one forward pass y = relu?(conv(x) + bias + residual)
- *  and frees the transformed weights. CNN_ERR_UNSUPPORTED unless 3x3 (or 5x5 with m = 2), stride
- *  1, dilation 1, groups 1. Use a plan for real work. */
+/** Test entry for the Winograd kernels F(m x m, 3x3), m = 2, 4 or 6, and F(m x m, 5x5), m = 2 or
+ *  4 (on a 5x5 shape): transforms the weights, runs one forward pass y = relu?(conv(x) + bias +
+ *  residual) and frees the transformed weights. CNN_ERR_UNSUPPORTED unless 3x3 (or 5x5 with m = 2
+ *  or 4), stride 1, dilation 1, groups 1. Use a plan for real work. */
 cnn_status cnn_winograd_conv2d(int m, const cnn_conv_shape *shape, const float *x, const float *w,
                                const float *bias, const float *residual, int relu, float *y);
 
@@ -123,9 +123,9 @@ cnn_status cnn_winograd_conv2d(int m, const cnn_conv_shape *shape, const float *
  *  CNN_ERR_UNSUPPORTED for m other than 2, 4, 6. */
 cnn_status cnn_winograd_matrices(int m, double *at, double *g, double *bt);
 /** Test entry: the same for F(m x m, r x r) (alpha = m + r - 1, g is alpha x r): r = 3 with m = 2, 4,
- *  6, or r = 5 with m = 2; CNN_ERR_UNSUPPORTED otherwise. */
+ *  6, or r = 5 with m = 2, 4; CNN_ERR_UNSUPPORTED otherwise. */
 cnn_status cnn_winograd_tables(int m, int r, double *at, double *g, double *bt);
-/** Test entry: the peak per-call workspace bytes of Winograd F(m x m, 3x3) (or F(2x2, 5x5)) on
+/** Test entry: the peak per-call workspace bytes of Winograd F(m x m, 3x3) (or F(m x m, 5x5)) on
  *  `shape` (0 if the shape does not apply). */
 size_t cnn_winograd_conv2d_workspace_bytes(int m, const cnn_conv_shape *shape);
 
